@@ -1,0 +1,235 @@
+#include "actors/job_worker.hpp"
+
+#include "adapters/process/process_runner.hpp"
+#include "adapters/process/process_table.hpp"
+#include "messages/errors.hpp"
+
+#include <caf/all.hpp>
+
+#include <csignal>
+#include <cstring>
+#include <sys/wait.h>
+
+namespace troupe {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// How often the group is checked while leftovers are being stopped.
+constexpr auto leftover_poll = 20ms;
+/// After SIGKILL, how long to wait for the tree to vanish before giving up
+/// (a process stuck in uninterruptible sleep cannot be killed).
+constexpr auto after_kill_limit = 10s;
+
+enum class stop_reason { none, timeout, cancel, leftovers };
+
+struct job_state {
+  std::shared_ptr<process_runner> runner;
+  job_listener_actor listener;
+  job_spec spec;
+  caf::typed_response_promise<job_result> rp;
+  job_result result;
+  std::chrono::steady_clock::time_point t0;
+  std::chrono::steady_clock::time_point killed_at;
+  int32_t pid = 0;
+  bool started = false;
+  bool leader_exited = false;
+  bool finalizing = false;
+  bool killed = false;
+  stop_reason reason = stop_reason::none;
+  static inline const char* name = "job_worker";
+};
+
+using self_ptr = job_worker_actor::stateful_pointer<job_state>;
+
+std::string seconds_text(caf::timespan d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms % 1000 == 0)
+    return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// Decides the result from how the leader ended and why we stopped it.
+void classify(job_state& st, const process_exit& info) {
+  auto& r = st.result;
+  int ws = info.wait_status;
+  if (WIFEXITED(ws))
+    r.exit_code = WEXITSTATUS(ws);
+  else if (WIFSIGNALED(ws))
+    r.signal = WTERMSIG(ws);
+  r.cpu_seconds = info.cpu_seconds;
+  r.max_rss_bytes = info.max_rss_bytes;
+  auto how = [&] {
+    if (r.signal)
+      return std::string("ended by signal ") + std::to_string(*r.signal) + " ("
+             + ::strsignal(*r.signal) + ")";
+    return "exited with code " + std::to_string(r.exit_code ? *r.exit_code : -1);
+  };
+  switch (st.reason) {
+    case stop_reason::timeout:
+      r.status = stage_status::timed_out;
+      r.failure = failure_code::timeout;
+      r.error = "timed out after " + seconds_text(st.spec.timeout) + "; "
+                + (st.killed ? "SIGKILL after " + seconds_text(st.spec.grace) + " grace"
+                             : std::string("stopped by SIGTERM"))
+                + "; leader " + how();
+      return;
+    case stop_reason::cancel:
+      r.status = stage_status::cancelled;
+      r.failure = failure_code::cancelled;
+      r.error = "cancelled; leader " + how();
+      return;
+    case stop_reason::none:
+    case stop_reason::leftovers:
+      break;
+  }
+  if (r.exit_code && *r.exit_code == 0) {
+    r.status = stage_status::succeeded;
+  } else if (r.exit_code) {
+    r.status = stage_status::failed;
+    r.failure = failure_code::exit_nonzero;
+    r.error = how();
+  } else {
+    r.status = stage_status::failed;
+    r.failure = failure_code::signaled;
+    r.error = how();
+  }
+}
+
+void finalize(self_ptr self) {
+  auto& st = self->state;
+  if (st.finalizing)
+    return;
+  st.finalizing = true;
+  auto me = caf::actor_cast<job_worker_actor>(self);
+  auto pid = st.pid;
+  st.runner->sync_logs(pid, [me, pid] { caf::anon_send(me, synced_atom_v, pid); });
+}
+
+// SIGTERM to the tree now, SIGKILL after the grace period.
+void stop_tree(self_ptr self, stop_reason why) {
+  auto& st = self->state;
+  if (st.reason != stop_reason::none)
+    return;
+  st.reason = why;
+  signal_tree(st.pid, SIGTERM);
+  self->delayed_send(self, st.spec.grace, kill_atom_v);
+}
+
+// After the leader exited: wait for the rest of the tree, stopping it.
+void check_tree(self_ptr self) {
+  auto& st = self->state;
+  auto live = live_tree(st.pid);
+  if (live.empty()) {
+    finalize(self);
+    return;
+  }
+  if (st.killed && std::chrono::steady_clock::now() - st.killed_at > after_kill_limit) {
+    st.result.error += (st.result.error.empty() ? "" : "; ")
+                       + std::to_string(live.size())
+                       + " process(es) survived SIGKILL (uninterruptible?)";
+    finalize(self);
+    return;
+  }
+  if (st.reason == stop_reason::none) {
+    st.result.leftovers_killed = static_cast<int32_t>(live.size());
+    stop_tree(self, stop_reason::leftovers);
+  }
+  self->delayed_send(self, leftover_poll, poll_atom_v);
+}
+
+} // namespace
+
+job_worker_actor::behavior_type job_worker(self_ptr self,
+                                           std::shared_ptr<process_runner> runner,
+                                           job_listener_actor listener) {
+  self->state.runner = std::move(runner);
+  self->state.listener = std::move(listener);
+  return {
+    [=](start_atom, job_spec& spec) -> caf::result<job_result> {
+      auto& st = self->state;
+      if (st.started)
+        return caf::make_error(errc::bad_state, "job_worker runs one job");
+      st.started = true;
+      st.spec = std::move(spec);
+      st.result.name = st.spec.name;
+      st.result.started_at = caf::make_timestamp();
+      st.t0 = std::chrono::steady_clock::now();
+      auto me = caf::actor_cast<job_worker_actor>(self);
+      spawn_request req{st.spec.argv, st.spec.cwd, st.spec.env, st.spec.stdout_path,
+                        st.spec.stderr_path};
+      auto pid = st.runner->spawn(req, [me](const process_exit& info) {
+        caf::anon_send(me, exited_atom_v, info);
+      });
+      if (!pid) {
+        auto& r = st.result;
+        r.status = stage_status::failed;
+        r.failure = failure_code::spawn_failed;
+        r.error = pid.error().context().empty()
+                    ? self->system().render(pid.error())
+                    : pid.error().context().get_as<std::string>(0);
+        r.finished_at = caf::make_timestamp();
+        r.duration = std::chrono::steady_clock::now() - st.t0;
+        self->quit();
+        return r;
+      }
+      st.pid = *pid;
+      st.result.pid = *pid;
+      if (st.listener)
+        self->send(st.listener, spawned_atom_v, st.spec.name, *pid);
+      if (st.spec.timeout.count() > 0)
+        self->delayed_send(self, st.spec.timeout, timeout_atom_v);
+      st.rp = self->make_response_promise<job_result>();
+      return st.rp;
+    },
+    [=](cancel_atom) {
+      auto& st = self->state;
+      if (st.pid == 0 || st.finalizing)
+        return;
+      stop_tree(self, stop_reason::cancel);
+      if (st.leader_exited)
+        check_tree(self);
+    },
+    [=](timeout_atom) {
+      auto& st = self->state;
+      if (st.leader_exited || st.finalizing)
+        return;
+      stop_tree(self, stop_reason::timeout);
+    },
+    [=](kill_atom) {
+      auto& st = self->state;
+      if (st.finalizing)
+        return;
+      st.killed = true;
+      st.killed_at = std::chrono::steady_clock::now();
+      signal_tree(st.pid, SIGKILL);
+    },
+    [=](exited_atom, const process_exit& info) {
+      auto& st = self->state;
+      st.leader_exited = true;
+      classify(st, info);
+      check_tree(self);
+    },
+    [=](poll_atom) {
+      if (!self->state.finalizing)
+        check_tree(self);
+    },
+    [=](synced_atom, int32_t) {
+      auto& st = self->state;
+      // Logs are complete and durable: the tree is gone and they are fsynced.
+      st.result.finished_at = caf::make_timestamp();
+      st.result.duration = std::chrono::steady_clock::now() - st.t0;
+      st.rp.deliver(st.result);
+      self->quit();
+    },
+  };
+}
+
+job_worker_actor spawn_job_worker(caf::actor_system& sys,
+                                  std::shared_ptr<process_runner> runner,
+                                  job_listener_actor listener) {
+  return sys.spawn(job_worker, std::move(runner), std::move(listener));
+}
+
+} // namespace troupe

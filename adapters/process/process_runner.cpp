@@ -1,0 +1,287 @@
+#include "adapters/process/process_runner.hpp"
+
+#include "messages/errors.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+extern char** environ;
+
+namespace troupe {
+
+namespace {
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+double seconds_of(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+} // namespace
+
+struct process_runner::impl {
+  struct watched {
+    int pidfd = -1;
+    exit_callback on_exit;
+  };
+  struct logs {
+    int out = -1;
+    int err = -1;
+  };
+
+  bool adopt_orphans;
+  int ep = -1;
+  int wake = -1;
+  std::atomic<bool> stop{false};
+  std::mutex mtx;  // guards everything below
+  std::unordered_map<int32_t, watched> by_pid;
+  std::unordered_map<int32_t, logs> open_logs;
+  std::deque<std::function<void()>> tasks;
+  std::thread thread;
+
+  explicit impl(bool adopt) : adopt_orphans(adopt) {
+    if (adopt_orphans)
+      ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    ep = ::epoll_create1(EPOLL_CLOEXEC);
+    wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, wake, &ev);
+    thread = std::thread([this] { loop(); });
+  }
+
+  ~impl() {
+    stop = true;
+    poke();
+    thread.join();
+    for (auto& [pid, l] : open_logs) {
+      ::close(l.out);
+      ::close(l.err);
+    }
+    for (auto& [pid, w] : by_pid)
+      ::close(w.pidfd);
+    ::close(ep);
+    ::close(wake);
+  }
+
+  void poke() {
+    uint64_t one = 1;
+    (void) !::write(wake, &one, sizeof one);
+  }
+
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      tasks.push_back(std::move(f));
+    }
+    poke();
+  }
+
+  // Reaps `pid` (known to be a zombie) and reports it if it is watched.
+  // Called on the runner's thread with `mtx` held; callbacks run unlocked.
+  void reap(int32_t pid, std::unique_lock<std::mutex>& lock) {
+    int status = 0;
+    rusage ru{};
+    if (::wait4(pid, &status, WNOHANG, &ru) != pid)
+      return;
+    auto it = by_pid.find(pid);
+    if (it == by_pid.end())
+      return;  // an adopted orphan: reaped, nothing to report
+    auto w = std::move(it->second);
+    by_pid.erase(it);
+    ::epoll_ctl(ep, EPOLL_CTL_DEL, w.pidfd, nullptr);
+    ::close(w.pidfd);
+    process_exit info;
+    info.pid = pid;
+    info.wait_status = status;
+    info.cpu_seconds = seconds_of(ru.ru_utime) + seconds_of(ru.ru_stime);
+    info.max_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
+    lock.unlock();
+    w.on_exit(info);
+    lock.lock();
+  }
+
+  // Reaps every child that has exited: the watched ones reported, adopted
+  // orphans silently (only when adopting). WNOWAIT peeks without reaping, so
+  // a watched child is always reaped here with its rusage.
+  void sweep() {
+    std::unique_lock<std::mutex> lock{mtx};
+    if (!adopt_orphans) {
+      std::vector<int32_t> ready;
+      for (auto& [pid, w] : by_pid) {
+        siginfo_t si{};
+        if (::waitid(P_PID, static_cast<id_t>(pid), &si,
+                     WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+          ready.push_back(pid);
+      }
+      for (auto pid : ready)
+        reap(pid, lock);
+      return;
+    }
+    for (;;) {
+      siginfo_t si{};
+      lock.unlock();
+      int rc = ::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+      lock.lock();
+      if (rc != 0 || si.si_pid == 0)
+        return;
+      reap(si.si_pid, lock);
+    }
+  }
+
+  void loop() {
+    epoll_event evs[32];
+    while (!stop) {
+      // A timeout so that adopted orphans are reaped even though no pidfd
+      // of ours fires for them.
+      int n = ::epoll_wait(ep, evs, 32, adopt_orphans ? 500 : -1);
+      for (int i = 0; i < n; ++i) {
+        if (evs[i].data.fd == wake) {
+          uint64_t v;
+          (void) !::read(wake, &v, sizeof v);
+        }
+      }
+      sweep();
+      std::deque<std::function<void()>> todo;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        todo.swap(tasks);
+      }
+      for (auto& f : todo)
+        f();
+    }
+  }
+};
+
+process_runner::process_runner(bool adopt_orphans)
+  : impl_(std::make_unique<impl>(adopt_orphans)) {
+}
+
+process_runner::~process_runner() = default;
+
+caf::expected<int32_t> process_runner::spawn(const spawn_request& req,
+                                             exit_callback on_exit) {
+  if (req.argv.empty() || req.argv[0].empty())
+    return caf::make_error(errc::bad_input, "empty command");
+  struct stat st{};
+  if (::stat(req.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return caf::make_error(errc::os_error, "working directory '" + req.cwd
+                                             + "' does not exist or is not a directory");
+  auto open_log = [](const std::string& path) {
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  };
+  int out = open_log(req.stdout_path);
+  if (out < 0)
+    return caf::make_error(errc::os_error, "cannot open log '" + req.stdout_path
+                                             + "': " + errno_text(errno));
+  int err = open_log(req.stderr_path);
+  if (err < 0) {
+    int e = errno;
+    ::close(out);
+    return caf::make_error(errc::os_error, "cannot open log '" + req.stderr_path
+                                             + "': " + errno_text(e));
+  }
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out, 1);
+  posix_spawn_file_actions_adddup2(&fa, err, 2);
+  posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, dflt;
+  sigemptyset(&none);
+  sigemptyset(&dflt);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2})
+    sigaddset(&dflt, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &dflt);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
+                                    | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> argv;
+  for (auto& a : req.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : req.env)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t pid = 0;
+  int rc = 0;
+  {
+    // Held across spawn and registration: the sweep must not reap a child
+    // that exits before it is registered as watched.
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    bool search = req.argv[0].find('/') == std::string::npos;
+    rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    if (rc == 0) {
+      int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      impl_->by_pid[pid] = impl::watched{pidfd, std::move(on_exit)};
+      impl_->open_logs[pid] = impl::logs{out, err};
+      if (pidfd >= 0) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = pidfd;
+        ::epoll_ctl(impl_->ep, EPOLL_CTL_ADD, pidfd, &ev);
+      }
+    }
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    ::close(out);
+    ::close(err);
+    return caf::make_error(errc::os_error, "cannot start '" + req.argv[0]
+                                             + "': " + errno_text(rc));
+  }
+  impl_->poke();  // in case it already exited before the pidfd was added
+  return static_cast<int32_t>(pid);
+}
+
+void process_runner::sync_logs(int32_t pid, done_callback done) {
+  auto* self = impl_.get();
+  impl_->post([self, pid, done = std::move(done)] {
+    impl::logs l;
+    {
+      std::lock_guard<std::mutex> guard{self->mtx};
+      auto it = self->open_logs.find(pid);
+      if (it != self->open_logs.end()) {
+        l = it->second;
+        self->open_logs.erase(it);
+      }
+    }
+    for (int fd : {l.out, l.err}) {
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+    done();
+  });
+}
+
+} // namespace troupe

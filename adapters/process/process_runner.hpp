@@ -1,0 +1,61 @@
+// process_runner: starts stage processes and tells when they end, without
+// ever blocking the caller. One thread waits on the kernel (pidfd + epoll),
+// reaps with wait4 for status and rusage, fsyncs log files, and runs the
+// caller's callbacks there (callbacks typically caf::anon_send to an actor).
+//
+// Each process gets its own process group (pgid == pid), an empty signal mask
+// and default dispositions (the parent blocks SIGINT/SIGTERM for its signal
+// thread; children must not inherit that), stdin from /dev/null, and stdout /
+// stderr straight into files that the runner keeps open until sync_logs.
+#pragma once
+
+#include "messages/job_worker.hpp"
+
+#include <caf/expected.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct spawn_request {
+  std::vector<std::string> argv;  // argv[0] searched in PATH when it has no '/'
+  std::string cwd;
+  std::vector<std::string> env;   // "KEY=value"
+  std::string stdout_path;
+  std::string stderr_path;
+};
+
+class process_runner {
+public:
+  using exit_callback = std::function<void(const process_exit&)>;
+  using done_callback = std::function<void()>;
+
+  /// With `adopt_orphans`, the process becomes a child subreaper
+  /// (PR_SET_CHILD_SUBREAPER): grandchildren whose parent died reparent to us
+  /// instead of PID 1, stay visible, and are reaped by the runner's thread,
+  /// so no zombie of a stage outlives it. The runner then reaps *every* child
+  /// of the process: do not combine it with system()/popen() elsewhere.
+  explicit process_runner(bool adopt_orphans);
+  ~process_runner();
+
+  process_runner(const process_runner&) = delete;
+  process_runner& operator=(const process_runner&) = delete;
+
+  /// Opens the log files, spawns, and watches the process; `on_exit` runs on
+  /// the runner's thread once the leader has exited and been reaped.
+  /// Errors: errc::os_error with what failed (log file, cwd, exec).
+  caf::expected<int32_t> spawn(const spawn_request& req, exit_callback on_exit);
+
+  /// fsyncs and closes `pid`'s log files on the runner's thread, then calls
+  /// `done` there. Call after the whole process tree has ended.
+  void sync_logs(int32_t pid, done_callback done);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace troupe

@@ -1,0 +1,30 @@
+// troupe's one error enum: `caf::error` values of category "troupe" mean a
+// request could not be served. A stage that failed is *not* an error: it is a
+// normal job_result whose failure code says what happened.
+#pragma once
+
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace troupe {
+
+enum class errc : uint8_t {
+  /// Input that cannot be used: a pipeline file, a CLI flag, a message field.
+  /// The context names the place (file:line, key, flag).
+  bad_input = 1,
+  /// The operating system refused an operation we needed (open, mkdir,
+  /// posix_spawn, rename); the context carries the path and strerror.
+  os_error,
+  /// A request arrived in a state that cannot serve it (start twice, say).
+  bad_state,
+};
+
+std::string to_string(errc x);
+
+} // namespace troupe
+
+CAF_ERROR_CODE_ENUM(troupe::errc, "troupe")

@@ -1,0 +1,108 @@
+// job_worker: runs one job (one stage's process tree) on its node and
+// reports a typed result. Spawned per job by the run_supervisor; it quits
+// after replying.
+//
+// Lifecycle of the process tree it owns:
+//
+//   spawn ──▶ running ──(leader exits)──────────────▶ leftovers? ──▶ sync logs ──▶ reply
+//                │                                      │ yes: SIGTERM group,
+//                └─(timeout | cancel)─▶ SIGTERM group   │      SIGKILL after grace
+//                                        └─ SIGKILL after grace
+#pragma once
+
+#include "messages/status.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timestamp.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// Everything a node needs to run one stage's process.
+struct job_spec {
+  std::string run_id;
+  std::string name;               // the stage name
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH if it has no '/'
+  std::string cwd;                // absolute
+  std::vector<std::string> env;   // the complete environment, "KEY=value"
+  caf::timespan timeout{0};       // 0: none
+  caf::timespan grace{0};         // SIGTERM -> SIGKILL
+  std::string stdout_path;        // absolute; created or truncated
+  std::string stderr_path;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
+  return f(caf::meta::type_name("troupe::job_spec"), x.run_id, x.name, x.argv,
+           x.cwd, x.env, x.timeout, x.grace, x.stdout_path, x.stderr_path);
+}
+
+/// What the process adapter reports when a watched leader exits.
+struct process_exit {
+  int32_t pid = 0;
+  int32_t wait_status = 0;  // as from wait4: WIFEXITED etc.
+  double cpu_seconds = 0;   // rusage user + system (leader and its reaped children)
+  int64_t max_rss_bytes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
+  return f(caf::meta::type_name("troupe::process_exit"), x.pid, x.wait_status,
+           x.cpu_seconds, x.max_rss_bytes);
+}
+
+/// The outcome of one job. A failed stage is a normal result.
+struct job_result {
+  std::string name;
+  stage_status status = stage_status::pending;
+  failure_code failure = failure_code::none;
+  caf::optional<int32_t> exit_code;
+  caf::optional<int32_t> signal;
+  std::string error;  // human text; empty on success
+  int32_t pid = 0;
+  caf::timestamp started_at;
+  caf::timestamp finished_at;
+  caf::timespan duration{0};  // monotonic
+  double cpu_seconds = 0;
+  int64_t max_rss_bytes = 0;
+  int32_t leftovers_killed = 0;  // group members still alive after the leader exited
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_result& x) {
+  return f(caf::meta::type_name("troupe::job_result"), x.name, x.status,
+           x.failure, x.exit_code, x.signal, x.error, x.pid, x.started_at,
+           x.finished_at, x.duration, x.cpu_seconds, x.max_rss_bytes,
+           x.leftovers_killed);
+}
+
+/// interface job_listener {
+///   (spawned_atom, std::string stage, int32_t pid) -> void  // the leader runs
+/// }
+using job_listener_actor =
+  caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t>>;
+
+/// interface job_worker {
+///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying
+///   (cancel_atom) -> void                 // stop the tree (SIGTERM, SIGKILL after grace)
+///   internal: (exited_atom, process_exit)  from the process adapter's thread
+///             (synced_atom, int32_t)       logs fsynced and closed (pid)
+///             (timeout_atom) (kill_atom) (poll_atom)  own timers
+/// }
+using job_worker_actor = caf::typed_actor<
+  caf::replies_to<start_atom, job_spec>::with<job_result>,
+  caf::reacts_to<cancel_atom>,
+  caf::reacts_to<exited_atom, process_exit>,
+  caf::reacts_to<synced_atom, int32_t>,
+  caf::reacts_to<timeout_atom>,
+  caf::reacts_to<kill_atom>,
+  caf::reacts_to<poll_atom>>;
+
+} // namespace troupe

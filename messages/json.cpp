@@ -1,0 +1,218 @@
+#include "messages/json.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace troupe {
+
+using json = nlohmann::ordered_json;
+
+std::string to_string(run_status x) {
+  switch (x) {
+    case run_status::running: return "running";
+    case run_status::succeeded: return "succeeded";
+    case run_status::failed: return "failed";
+    case run_status::timed_out: return "timed_out";
+    case run_status::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string to_string(stage_status x) {
+  switch (x) {
+    case stage_status::pending: return "pending";
+    case stage_status::running: return "running";
+    case stage_status::succeeded: return "succeeded";
+    case stage_status::failed: return "failed";
+    case stage_status::timed_out: return "timed_out";
+    case stage_status::skipped: return "skipped";
+    case stage_status::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string to_string(failure_code x) {
+  switch (x) {
+    case failure_code::none: return "none";
+    case failure_code::exit_nonzero: return "exit_nonzero";
+    case failure_code::signaled: return "signaled";
+    case failure_code::timeout: return "timeout";
+    case failure_code::spawn_failed: return "spawn_failed";
+    case failure_code::cancelled: return "cancelled";
+    case failure_code::lost: return "lost";
+  }
+  return "unknown";
+}
+
+bool is_terminal(stage_status x) {
+  return x != stage_status::pending && x != stage_status::running;
+}
+
+std::string iso8601(caf::timestamp ts) {
+  using namespace std::chrono;
+  auto since = ts.time_since_epoch();
+  auto secs = duration_cast<seconds>(since);
+  auto ms = duration_cast<milliseconds>(since - secs).count();
+  if (ms < 0) {
+    secs -= seconds{1};
+    ms += 1000;
+  }
+  std::time_t t = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+namespace {
+
+double seconds_of(caf::timespan x) {
+  return std::chrono::duration<double>(x).count();
+}
+
+template <class T>
+json opt(const caf::optional<T>& x) {
+  return x ? json(*x) : json(nullptr);
+}
+
+json opt_ts(const caf::optional<caf::timestamp>& x) {
+  return x ? json(iso8601(*x)) : json(nullptr);
+}
+
+} // namespace
+
+void to_json(json& j, const host_figures& x) {
+  j = json{{"cpu_percent", x.cpu_percent},
+           {"mem_total_bytes", x.mem_total_bytes},
+           {"mem_used_bytes", x.mem_used_bytes},
+           {"load1", x.load1}};
+}
+
+void to_json(json& j, const tree_figures& x) {
+  j = json{{"pids", x.pids},
+           {"rss_bytes", x.rss_bytes},
+           {"cpu_seconds", x.cpu_seconds}};
+}
+
+void to_json(json& j, const gpu_figures& x) {
+  j = json{{"index", x.index},
+           {"name", x.name},
+           {"uuid", x.uuid},
+           {"util_percent", x.util_percent},
+           {"mem_total_bytes", x.mem_total_bytes},
+           {"mem_used_bytes", x.mem_used_bytes},
+           {"temperature_c", x.temperature_c}};
+}
+
+void to_json(json& j, const top_process& x) {
+  j = json{{"pid", x.pid},
+           {"name", x.name},
+           {"rss_bytes", x.rss_bytes},
+           {"cpu_percent", x.cpu_percent}};
+}
+
+void to_json(json& j, const snapshot& x) {
+  j = json{{"ts", iso8601(x.ts)},    {"run_id", x.run_id},
+           {"stage", x.stage},       {"phase", x.phase},
+           {"host", x.host},         {"process", opt(x.process)},
+           {"gpus", x.gpus},         {"top", x.top}};
+}
+
+void to_json(json& j, const host_info& x) {
+  j = json{{"hostname", x.hostname},
+           {"kernel", x.kernel},
+           {"cpu_model", x.cpu_model},
+           {"cores", x.cores},
+           {"pus", x.pus},
+           {"numa_nodes", x.numa_nodes},
+           {"mem_total_bytes", x.mem_total_bytes},
+           {"gpus", x.gpus}};
+}
+
+void to_json(json& j, const run_options& x) {
+  j = json{{"pipeline_file", x.pipeline_file},
+           {"output_dir", x.output_dir},
+           {"enabled", x.enabled},
+           {"sample_interval_s", seconds_of(x.sample_interval)},
+           {"grace_s", seconds_of(x.grace)}};
+}
+
+void to_json(json& j, const stage_record& x) {
+  const auto& r = x.resources;
+  auto top_of = [](const caf::optional<snapshot>& s) {
+    return s ? json(s->top) : json(nullptr);
+  };
+  j = json{
+    {"name", x.name},
+    {"kind", x.kind},
+    {"command", x.command},
+    {"optional", x.optional},
+    {"enabled", x.enabled},
+    {"timeout_s", seconds_of(x.timeout)},
+    {"status", to_string(x.status)},
+    {"started_at", opt_ts(x.started_at)},
+    {"finished_at", opt_ts(x.finished_at)},
+    {"duration_s", x.started_at ? json(seconds_of(x.duration)) : json(nullptr)},
+    {"exit_code", opt(x.exit_code)},
+    {"signal", opt(x.signal)},
+    {"failure_code",
+     x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+    {"error", x.error.empty() ? json(nullptr) : json(x.error)},
+    {"pid", x.pid == 0 ? json(nullptr) : json(x.pid)},
+    {"leftovers_killed", x.leftovers_killed},
+    {"stdout_log", x.stdout_log.empty() ? json(nullptr) : json(x.stdout_log)},
+    {"stderr_log", x.stderr_log.empty() ? json(nullptr) : json(x.stderr_log)},
+    {"resources",
+     {{"before", opt(r.before)},
+      {"after", opt(r.after)},
+      {"peak_rss_bytes", r.peak_rss_bytes},
+      {"cpu_seconds", r.cpu_seconds},
+      {"samples", r.samples}}},
+    {"top_processes", {{"before", top_of(r.before)}, {"after", top_of(r.after)}}},
+  };
+}
+
+void to_json(json& j, const run_record& x) {
+  double cpu = 0;
+  int64_t peak = 0;
+  int32_t executed = 0;
+  for (const auto& s : x.stages) {
+    cpu += s.resources.cpu_seconds;
+    peak = std::max(peak, s.resources.peak_rss_bytes);
+    if (s.started_at)
+      ++executed;
+  }
+  json wall = x.finished_at ? json(seconds_of(*x.finished_at - x.started_at))
+                            : json(nullptr);
+  j = json{{"run_id", x.run_id},
+           {"pipeline", x.pipeline},
+           {"status", to_string(x.status)},
+           {"started_at", iso8601(x.started_at)},
+           {"finished_at", opt_ts(x.finished_at)},
+           {"run_dir", x.run_dir},
+           {"host", x.host},
+           {"options", x.options},
+           {"stages", x.stages},
+           {"totals",
+            {{"cpu_seconds", cpu},
+             {"peak_rss_bytes", peak},
+             {"wall_seconds", wall},
+             {"stages_executed", executed}}}};
+}
+
+std::string trace_line(const snapshot& x) {
+  return json(x).dump();
+}
+
+std::string metadata_document(const run_record& x) {
+  return json(x).dump(2) + "\n";
+}
+
+} // namespace troupe

@@ -1,0 +1,35 @@
+// The one JSON codec (ordered: keys keep the order written here): metadata.json and resource_trace.jsonl are written
+// from these functions, and later the API and `--json` output will be too.
+#pragma once
+
+#include "messages/resource_sampler.hpp"
+#include "messages/run.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <caf/timestamp.hpp>
+
+#include <string>
+
+namespace troupe {
+
+/// UTC, ISO-8601 with milliseconds: 2026-11-23T09:14:03.127Z.
+std::string iso8601(caf::timestamp ts);
+
+void to_json(nlohmann::ordered_json& j, const host_figures& x);
+void to_json(nlohmann::ordered_json& j, const tree_figures& x);
+void to_json(nlohmann::ordered_json& j, const gpu_figures& x);
+void to_json(nlohmann::ordered_json& j, const top_process& x);
+void to_json(nlohmann::ordered_json& j, const snapshot& x);
+void to_json(nlohmann::ordered_json& j, const host_info& x);
+void to_json(nlohmann::ordered_json& j, const run_options& x);
+void to_json(nlohmann::ordered_json& j, const stage_record& x);
+void to_json(nlohmann::ordered_json& j, const run_record& x);
+
+/// One line of resource_trace.jsonl, without the newline.
+std::string trace_line(const snapshot& x);
+
+/// The whole metadata.json document, pretty-printed, with a final newline.
+std::string metadata_document(const run_record& x);
+
+} // namespace troupe

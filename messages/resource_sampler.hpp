@@ -1,0 +1,131 @@
+// resource_sampler: host and process-tree figures, on request and at an
+// interval. One per node; the structs here are also the lines of
+// resource_trace.jsonl (see docs/pipelines.md).
+#pragma once
+
+#include "messages/type_ids.hpp"
+
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+#include <caf/timestamp.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/replies_to.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// Whole-host figures at one instant.
+struct host_figures {
+  double cpu_percent = 0;      // all cores, 0..100, since the previous sample
+  int64_t mem_total_bytes = 0;
+  int64_t mem_used_bytes = 0;  // MemTotal - MemAvailable
+  double load1 = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, host_figures& x) {
+  return f(caf::meta::type_name("troupe::host_figures"), x.cpu_percent,
+           x.mem_total_bytes, x.mem_used_bytes, x.load1);
+}
+
+/// A stage's process tree: its process group plus every descendant of its
+/// leader (a descendant that left the group with setpgid is still counted).
+struct tree_figures {
+  std::vector<int32_t> pids;
+  int64_t rss_bytes = 0;   // sum over the tree
+  double cpu_seconds = 0;  // user + system of the live members
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tree_figures& x) {
+  return f(caf::meta::type_name("troupe::tree_figures"), x.pids, x.rss_bytes,
+           x.cpu_seconds);
+}
+
+struct gpu_figures {
+  int32_t index = 0;
+  std::string name;
+  std::string uuid;
+  double util_percent = 0;
+  int64_t mem_total_bytes = 0;
+  int64_t mem_used_bytes = 0;
+  double temperature_c = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_figures& x) {
+  return f(caf::meta::type_name("troupe::gpu_figures"), x.index, x.name,
+           x.uuid, x.util_percent, x.mem_total_bytes, x.mem_used_bytes,
+           x.temperature_c);
+}
+
+struct top_process {
+  int32_t pid = 0;
+  std::string name;
+  int64_t rss_bytes = 0;
+  double cpu_percent = 0;  // of one core, since the previous sample
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, top_process& x) {
+  return f(caf::meta::type_name("troupe::top_process"), x.pid, x.name,
+           x.rss_bytes, x.cpu_percent);
+}
+
+/// One line of resource_trace.jsonl.
+struct snapshot {
+  caf::timestamp ts;
+  std::string run_id;
+  std::string stage;
+  std::string phase;  // before | sample | after
+  host_figures host;
+  caf::optional<tree_figures> process;  // none for `before`
+  std::vector<gpu_figures> gpus;
+  std::vector<top_process> top;  // top 5 of the host by RSS
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot& x) {
+  return f(caf::meta::type_name("troupe::snapshot"), x.ts, x.run_id, x.stage,
+           x.phase, x.host, x.process, x.gpus, x.top);
+}
+
+/// What to sample: `pgid` 0 means host only (the `before` phase).
+struct sample_request {
+  std::string run_id;
+  std::string stage;
+  std::string phase;
+  int32_t pgid = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sample_request& x) {
+  return f(caf::meta::type_name("troupe::sample_request"), x.run_id, x.stage,
+           x.phase, x.pgid);
+}
+
+/// interface sample_sink {
+///   (sample_atom, snapshot) -> void   // a periodic sample of a watched tree
+/// }
+using sample_sink_actor =
+  caf::typed_actor<caf::reacts_to<sample_atom, snapshot>>;
+
+/// interface resource_sampler {
+///   (snapshot_atom, sample_request) -> snapshot      // now, once
+///   (watch_atom, sample_request, timespan, sample_sink_actor) -> void
+///        // every `timespan`, send (sample_atom, snapshot) to the sink,
+///        // until unwatch; a new watch replaces the previous one
+///   (unwatch_atom) -> void
+///   (tick_atom, uint64_t) -> void                     // internal timer
+/// }
+using resource_sampler_actor = caf::typed_actor<
+  caf::replies_to<snapshot_atom, sample_request>::with<snapshot>,
+  caf::reacts_to<watch_atom, sample_request, caf::timespan, sample_sink_actor>,
+  caf::reacts_to<unwatch_atom>,
+  caf::reacts_to<tick_atom, uint64_t>>;
+
+} // namespace troupe
+

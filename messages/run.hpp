@@ -1,0 +1,136 @@
+// A run as recorded in metadata.json: the run, its host and options, and one
+// record per stage in pipeline order. The run_supervisor owns the live copy;
+// the artifact_writer receives a copy at every transition.
+#pragma once
+
+#include "messages/resource_sampler.hpp"
+#include "messages/status.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+#include <caf/timestamp.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// The machine a run ran on (hostname, kernel, hwloc topology, memory).
+struct host_info {
+  std::string hostname;
+  std::string kernel;
+  std::string cpu_model;
+  int32_t cores = 0;       // physical cores (hwloc)
+  int32_t pus = 0;         // hardware threads (hwloc)
+  int32_t numa_nodes = 0;  // (hwloc)
+  int64_t mem_total_bytes = 0;
+  int32_t gpus = 0;        // NVML devices seen at start; 0 without NVML
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, host_info& x) {
+  return f(caf::meta::type_name("troupe::host_info"), x.hostname, x.kernel,
+           x.cpu_model, x.cores, x.pus, x.numa_nodes, x.mem_total_bytes,
+           x.gpus);
+}
+
+/// The options `troupe run` was given, as recorded.
+struct run_options {
+  std::string pipeline_file;  // absolute
+  std::string output_dir;
+  std::vector<std::string> enabled;
+  caf::timespan sample_interval{0};  // 0: no periodic samples
+  caf::timespan grace{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_options& x) {
+  return f(caf::meta::type_name("troupe::run_options"), x.pipeline_file,
+           x.output_dir, x.enabled, x.sample_interval, x.grace);
+}
+
+struct stage_resources {
+  caf::optional<snapshot> before;
+  caf::optional<snapshot> after;
+  int64_t peak_rss_bytes = 0;  // max of sampled tree RSS and rusage max RSS
+  double cpu_seconds = 0;      // max of rusage and the last sampled tree CPU
+  int32_t samples = 0;         // periodic samples taken
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_resources& x) {
+  return f(caf::meta::type_name("troupe::stage_resources"), x.before, x.after,
+           x.peak_rss_bytes, x.cpu_seconds, x.samples);
+}
+
+struct stage_record {
+  std::string name;
+  std::string kind;     // exec
+  std::string command;  // for people: the argv joined, or the shell line
+  bool optional = false;
+  bool enabled = true;
+  caf::timespan timeout{0};
+  stage_status status = stage_status::pending;
+  failure_code failure = failure_code::none;
+  caf::optional<caf::timestamp> started_at;
+  caf::optional<caf::timestamp> finished_at;
+  caf::timespan duration{0};
+  caf::optional<int32_t> exit_code;
+  caf::optional<int32_t> signal;
+  std::string error;
+  int32_t pid = 0;
+  int32_t leftovers_killed = 0;
+  std::string stdout_log;  // relative to the run folder
+  std::string stderr_log;
+  stage_resources resources;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_record& x) {
+  return f(caf::meta::type_name("troupe::stage_record"), x.name, x.kind,
+           x.command, x.optional, x.enabled, x.timeout, x.status, x.failure,
+           x.started_at, x.finished_at, x.duration, x.exit_code, x.signal,
+           x.error, x.pid, x.leftovers_killed, x.stdout_log, x.stderr_log,
+           x.resources);
+}
+
+struct run_record {
+  std::string run_id;
+  std::string pipeline;  // the pipeline's name
+  std::string run_dir;   // absolute
+  run_status status = run_status::running;
+  caf::timestamp started_at;
+  caf::optional<caf::timestamp> finished_at;
+  host_info host;
+  run_options options;
+  std::vector<stage_record> stages;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_record& x) {
+  return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
+           x.run_dir, x.status, x.started_at, x.finished_at, x.host, x.options,
+           x.stages);
+}
+
+/// What a run_supervisor tells its listener (the CLI's progress display).
+struct progress_event {
+  enum class kind_t : uint8_t { stage_started, stage_finished, run_finished };
+  kind_t kind = kind_t::stage_started;
+  int32_t index = 0;  // stage index; -1 for run_finished
+  int32_t total = 0;  // stages in the pipeline
+  stage_record stage; // for stage events
+  run_status run = run_status::running;
+  int32_t exit_code = 0;  // for run_finished: what `troupe run` exits with
+  std::vector<stage_record> stages;  // for run_finished: every stage's final record
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, progress_event& x) {
+  return f(caf::meta::type_name("troupe::progress_event"), x.kind, x.index,
+           x.total, x.stage, x.run, x.exit_code, x.stages);
+}
+
+} // namespace troupe

@@ -1,0 +1,30 @@
+// run_supervisor: drives one run's stages in order, owns the run record,
+// asks the sampler for before/after snapshots, hands the record and trace
+// lines to the artifact_writer, and decides fail-fast and cancellation.
+#pragma once
+
+#include "messages/job_worker.hpp"
+#include "messages/resource_sampler.hpp"
+#include "messages/run.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+namespace troupe {
+
+/// interface run_supervisor {
+///   (start_atom) -> void           // run every stage; progress goes to the
+///                                  // listener, ending with run_finished, after
+///                                  // which the supervisor quits
+///   (cancel_atom) -> void          // stop the running stage, record `cancelled`
+///   (sample_atom, snapshot) -> void  // periodic samples (sample_sink)
+///   (spawned_atom, std::string, int32_t) -> void  // a stage's leader runs (job_listener)
+/// }
+using run_supervisor_actor = caf::typed_actor<
+  caf::reacts_to<start_atom>,
+  caf::reacts_to<cancel_atom>,
+  caf::reacts_to<sample_atom, snapshot>,
+  caf::reacts_to<spawned_atom, std::string, int32_t>>;
+
+} // namespace troupe

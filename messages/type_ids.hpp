@@ -1,0 +1,58 @@
+// The project's one CAF type-ID block: every message struct and atom, so that
+// each can cross the network under the same name on both ends.
+// A second block (troupe_handles) holds typed handles that travel in messages.
+#pragma once
+
+#include <caf/type_id.hpp>
+
+namespace troupe {
+struct host_figures;
+struct tree_figures;
+struct gpu_figures;
+struct top_process;
+struct snapshot;
+struct sample_request;
+struct job_spec;
+struct job_result;
+struct process_exit;
+struct host_info;
+struct run_options;
+struct stage_resources;
+struct stage_record;
+struct run_record;
+struct progress_event;
+} // namespace troupe
+
+CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(troupe, (troupe::host_figures))
+  CAF_ADD_TYPE_ID(troupe, (troupe::tree_figures))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_figures))
+  CAF_ADD_TYPE_ID(troupe, (troupe::top_process))
+  CAF_ADD_TYPE_ID(troupe, (troupe::snapshot))
+  CAF_ADD_TYPE_ID(troupe, (troupe::sample_request))
+  CAF_ADD_TYPE_ID(troupe, (troupe::job_spec))
+  CAF_ADD_TYPE_ID(troupe, (troupe::job_result))
+  CAF_ADD_TYPE_ID(troupe, (troupe::process_exit))
+  CAF_ADD_TYPE_ID(troupe, (troupe::host_info))
+  CAF_ADD_TYPE_ID(troupe, (troupe::run_options))
+  CAF_ADD_TYPE_ID(troupe, (troupe::stage_resources))
+  CAF_ADD_TYPE_ID(troupe, (troupe::stage_record))
+  CAF_ADD_TYPE_ID(troupe, (troupe::run_record))
+  CAF_ADD_TYPE_ID(troupe, (troupe::progress_event))
+  CAF_ADD_ATOM(troupe, troupe, start_atom, "start")
+  CAF_ADD_ATOM(troupe, troupe, cancel_atom, "cancel")
+  CAF_ADD_ATOM(troupe, troupe, exited_atom, "exited")
+  CAF_ADD_ATOM(troupe, troupe, synced_atom, "synced")
+  CAF_ADD_ATOM(troupe, troupe, timeout_atom, "timeout")
+  CAF_ADD_ATOM(troupe, troupe, kill_atom, "kill")
+  CAF_ADD_ATOM(troupe, troupe, poll_atom, "poll")
+  CAF_ADD_ATOM(troupe, troupe, snapshot_atom, "snapshot")
+  CAF_ADD_ATOM(troupe, troupe, watch_atom, "watch")
+  CAF_ADD_ATOM(troupe, troupe, unwatch_atom, "unwatch")
+  CAF_ADD_ATOM(troupe, troupe, tick_atom, "tick")
+  CAF_ADD_ATOM(troupe, troupe, sample_atom, "sample")
+  CAF_ADD_ATOM(troupe, troupe, metadata_atom, "metadata")
+  CAF_ADD_ATOM(troupe, troupe, trace_atom, "trace")
+  CAF_ADD_ATOM(troupe, troupe, sync_atom, "sync")
+  CAF_ADD_ATOM(troupe, troupe, spawned_atom, "spawned")
+CAF_END_TYPE_ID_BLOCK(troupe)

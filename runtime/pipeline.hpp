@@ -1,0 +1,53 @@
+// Pipeline files (YAML): parsing and validation. Everything is checked before
+// anything runs; each problem names the file, line, column and key.
+// The format is documented in docs/pipelines.md.
+#pragma once
+
+#include <caf/expected.hpp>
+#include <caf/timestamp.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct stage_def {
+  std::string name;
+  std::string description;
+  std::vector<std::string> run;  // argv form, or empty
+  std::string shell;             // shell form, or empty
+  bool optional = false;
+  caf::timespan timeout{0};      // resolved: stage, else defaults, else built-in
+  std::string cwd;               // absolute, resolved against the pipeline's folder
+  std::map<std::string, std::string> env;  // defaults.env overlaid by the stage's
+  int line = 0;                  // 1-based, where the stage starts
+
+  /// The argv troupe executes: `run` (a relative program path with a '/' made
+  /// absolute against the pipeline's folder), or /bin/sh -c `shell`.
+  std::vector<std::string> argv(const std::string& pipeline_dir) const;
+  /// For people: the argv joined, or the shell line.
+  std::string command() const;
+};
+
+struct pipeline_def {
+  std::string name;
+  std::string description;
+  std::string file;  // absolute
+  std::string dir;   // absolute folder of `file`
+  std::vector<stage_def> stages;
+};
+
+/// The timeout of a stage when neither it nor `defaults` sets one.
+inline constexpr caf::timespan builtin_timeout = std::chrono::hours(1);
+
+/// Reads and validates `path`. Errors: errc::bad_input, whose context is
+/// one line per problem ("canary.yaml:12:5: stages[1].tmeout: unknown key ...").
+caf::expected<pipeline_def> load_pipeline(const std::string& path);
+
+/// The same on text already read; `file` is used in messages and to resolve
+/// relative paths (its folder).
+caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::string& file);
+
+} // namespace troupe

@@ -1,0 +1,88 @@
+#include "runtime/progress.hpp"
+
+#include "runtime/duration.hpp"
+
+namespace troupe {
+
+namespace {
+
+std::string pad(std::string s, size_t width) {
+  if (s.size() < width)
+    s.append(width - s.size(), ' ');
+  return s;
+}
+
+std::string clock_text(std::chrono::steady_clock::duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+} // namespace
+
+progress_display::progress_display(std::FILE* out, bool tty)
+  : out_(out), tty_(tty), run_start_(std::chrono::steady_clock::now()) {
+}
+
+void progress_display::clear_status() {
+  if (tty_ && status_shown_) {
+    std::fputs("\r\033[K", out_);
+    status_shown_ = false;
+  }
+}
+
+void progress_display::line(const std::string& text) {
+  clear_status();
+  std::fputs(text.c_str(), out_);
+  std::fputc('\n', out_);
+  std::fflush(out_);
+  tick();
+}
+
+void progress_display::tick() {
+  if (!tty_ || running_.empty())
+    return;
+  auto now = std::chrono::steady_clock::now();
+  std::fprintf(out_, "\r\033[K  %s running %s (run %s)", running_.c_str(),
+               clock_text(now - stage_start_).c_str(), clock_text(now - run_start_).c_str());
+  std::fflush(out_);
+  status_shown_ = true;
+}
+
+void progress_display::on_event(const progress_event& ev) {
+  using kind = progress_event::kind_t;
+  auto tag = "[" + std::to_string(ev.index + 1) + "/" + std::to_string(ev.total) + "]";
+  switch (ev.kind) {
+    case kind::stage_started:
+      running_ = tag + " " + ev.stage.name;
+      stage_start_ = std::chrono::steady_clock::now();
+      line(tag + " " + pad(ev.stage.name, 18) + " started   " + ev.stage.command);
+      break;
+    case kind::stage_finished: {
+      running_.clear();
+      auto text = tag + " " + pad(ev.stage.name, 18) + " " + pad(to_string(ev.stage.status), 9)
+                  + " " + pad(format_duration(ev.stage.duration), 8);
+      if (!ev.stage.error.empty())
+        text += " " + ev.stage.error;
+      line(text);
+      break;
+    }
+    case kind::run_finished: {
+      running_.clear();
+      for (size_t i = 0; i < ev.stages.size(); ++i) {
+        const auto& s = ev.stages[i];
+        if (s.status == stage_status::skipped)
+          line("[" + std::to_string(i + 1) + "/" + std::to_string(ev.total) + "] "
+               + pad(s.name, 18) + " skipped   " + s.error);
+      }
+      line("run " + to_string(ev.run) + " in "
+           + format_duration(std::chrono::steady_clock::now() - run_start_) + " (exit "
+           + std::to_string(ev.exit_code) + ")");
+      break;
+    }
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,37 @@
+// progress: what `troupe run` shows while a run is live. One line per stage
+// start and end; on a TTY also a status line with the elapsed time that is
+// redrawn in place.
+#pragma once
+
+#include "messages/run.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace troupe {
+
+class progress_display {
+public:
+  progress_display(std::FILE* out, bool tty);
+
+  void on_event(const progress_event& ev);
+
+  /// Redraws the status line (TTY only); call a few times a second.
+  void tick();
+
+  /// Prints a line, keeping the status line below it (TTY).
+  void line(const std::string& text);
+
+private:
+  void clear_status();
+
+  std::FILE* out_;
+  bool tty_;
+  bool status_shown_ = false;
+  std::string running_;  // "[2/7] normalize"
+  std::chrono::steady_clock::time_point run_start_;
+  std::chrono::steady_clock::time_point stage_start_;
+};
+
+} // namespace troupe

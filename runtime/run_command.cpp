@@ -1,0 +1,255 @@
+#include "runtime/run_command.hpp"
+
+#include "actors/artifact_writer.hpp"
+#include "actors/resource_sampler.hpp"
+#include "actors/run_supervisor.hpp"
+#include "actors/running_order.hpp"
+#include "adapters/artifacts/run_folder.hpp"
+#include "adapters/process/process_runner.hpp"
+#include "adapters/sampling/gpu_source.hpp"
+#include "adapters/sampling/topology.hpp"
+#include "runtime/duration.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/pipeline.hpp"
+#include "runtime/progress.hpp"
+#include "runtime/system.hpp"
+
+#include <caf/all.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <thread>
+
+extern char** environ;
+
+namespace troupe {
+
+namespace {
+
+std::string error_text(const caf::error& err) {
+  if (!err.context().empty() && err.context().match_element<std::string>(0))
+    return err.context().get_as<std::string>(0);
+  return caf::to_string(err);
+}
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr)
+    return false;
+  std::string s = v;
+  return s == "1" || s == "true" || s == "yes";
+}
+
+std::vector<std::string> stage_environment(const stage_def& s,
+                                           const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos)
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto& [k, v] : s.env)
+    env[k] = v;
+  for (auto& [k, v] : extra)
+    env[k] = v;
+  std::vector<std::string> result;
+  for (auto& [k, v] : env)
+    result.push_back(k + "=" + v);
+  return result;
+}
+
+void print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
+  std::printf("dry run of '%s' (%s): %zu stage(s); nothing is executed\n", p.name.c_str(),
+              p.file.c_str(), p.stages.size());
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const auto& s = p.stages[i];
+    bool runs = !s.optional || enabled.count(s.name) > 0;
+    std::printf("  %2zu. %-18s %s\n", i + 1, s.name.c_str(),
+                runs ? "would run" : "skipped (optional, not enabled)");
+    if (!runs)
+      continue;
+    std::string argv;
+    for (auto& a : s.argv(p.dir))
+      argv += (argv.empty() ? "" : " ") + a;
+    std::printf("      %s\n      cwd %s, timeout %s\n", argv.c_str(), s.cwd.c_str(),
+                format_duration(s.timeout).c_str());
+  }
+}
+
+// SIGINT/SIGTERM arrive here (blocked everywhere else) and become a cancel.
+class signal_forwarder {
+public:
+  explicit signal_forwarder(run_supervisor_actor target) {
+    thread_ = std::thread([this, target] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      timespec tick{0, 100 * 1000 * 1000};
+      int seen = 0;
+      while (!stop_) {
+        int sig = ::sigtimedwait(&set, nullptr, &tick);
+        if (sig <= 0)
+          continue;
+        if (seen++ == 0)
+          std::fprintf(stderr, "\ntroupe: %s received, stopping the running stage\n",
+                       ::strsignal(sig));
+        else
+          std::fprintf(stderr, "\ntroupe: already stopping (SIGKILL follows the grace period)\n");
+        caf::anon_send(target, cancel_atom_v);
+      }
+    });
+  }
+  ~signal_forwarder() {
+    stop_ = true;
+    thread_.join();
+  }
+
+private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+} // namespace
+
+int run_command(const run_command_options& opts) {
+  auto loaded = load_pipeline(opts.pipeline);
+  if (!loaded) {
+    std::fprintf(stderr, "troupe: invalid pipeline\n%s\n", error_text(loaded.error()).c_str());
+    return exit_code::usage;
+  }
+  auto& p = *loaded;
+  std::set<std::string> enabled;
+  for (auto& name : opts.enable) {
+    bool known = false;
+    for (auto& s : p.stages)
+      known = known || s.name == name;
+    if (!known) {
+      std::fprintf(stderr, "troupe: --enable %s: no stage of that name in %s\n", name.c_str(),
+                   opts.pipeline.c_str());
+      return exit_code::usage;
+    }
+    enabled.insert(name);
+  }
+  auto interval = parse_duration(opts.sample_interval);
+  if (!interval) {
+    std::fprintf(stderr, "troupe: --sample-interval '%s' is not a duration (e.g. 500ms, 1s)\n",
+                 opts.sample_interval.c_str());
+    return exit_code::usage;
+  }
+  auto grace = parse_duration(opts.grace);
+  if (!grace) {
+    std::fprintf(stderr, "troupe: --grace '%s' is not a duration (e.g. 5s)\n",
+                 opts.grace.c_str());
+    return exit_code::usage;
+  }
+  if (opts.dry_run || env_flag("DRY_RUN")) {
+    print_plan(p, enabled);
+    return exit_code::ok;
+  }
+
+  // Before any thread exists: SIGINT/SIGTERM go to the forwarder alone.
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto now = caf::make_timestamp();
+  auto run_dir = create_run_folder(opts.output, now);
+  if (!run_dir) {
+    std::fprintf(stderr, "troupe: %s\n", error_text(run_dir.error()).c_str());
+    return exit_code::internal;
+  }
+  auto gpus = open_nvml();
+
+  run_plan plan;
+  auto& rec = plan.record;
+  rec.run_id = make_run_id(now);
+  rec.pipeline = p.name;
+  rec.run_dir = *run_dir;
+  rec.started_at = now;
+  rec.host = read_host_info();
+  rec.host.gpus = static_cast<int32_t>(gpus->read().size());
+  rec.options.pipeline_file = p.file;
+  rec.options.output_dir = opts.output;
+  rec.options.enabled.assign(enabled.begin(), enabled.end());
+  rec.options.sample_interval = *interval;
+  rec.options.grace = *grace;
+  plan.sample_interval = *interval;
+  for (auto& s : p.stages) {
+    stage_record sr;
+    sr.name = s.name;
+    sr.kind = "exec";
+    sr.command = s.command();
+    sr.optional = s.optional;
+    sr.enabled = !s.optional || enabled.count(s.name) > 0;
+    sr.timeout = s.timeout;
+    sr.stdout_log = "logs/" + s.name + ".stdout.log";
+    sr.stderr_log = "logs/" + s.name + ".stderr.log";
+    rec.stages.push_back(sr);
+    job_spec js;
+    js.run_id = rec.run_id;
+    js.name = s.name;
+    js.argv = s.argv(p.dir);
+    js.cwd = s.cwd;
+    js.env = stage_environment(s, {{"TROUPE_RUN_ID", rec.run_id},
+                                   {"TROUPE_RUN_DIR", *run_dir},
+                                   {"TROUPE_STAGE", s.name},
+                                   {"TROUPE_PIPELINE_DIR", p.dir}});
+    js.timeout = s.timeout;
+    js.grace = *grace;
+    js.stdout_path = *run_dir + "/" + sr.stdout_log;
+    js.stderr_path = *run_dir + "/" + sr.stderr_log;
+    plan.jobs.push_back(std::move(js));
+  }
+
+  bool tty = ::isatty(STDOUT_FILENO) == 1;
+  progress_display display{stdout, tty};
+  std::printf("%s\n", run_dir->c_str());
+  display.line("run " + rec.run_id + " of '" + p.name + "': " + std::to_string(p.stages.size())
+               + " stage(s)");
+
+  int code = exit_code::internal;
+  {
+    caf::actor_system_config cfg;
+    register_types(cfg);
+    configure_scheduler(cfg);
+    caf::actor_system sys{cfg};
+    caf::scoped_actor self{sys};
+    auto runner = std::make_shared<process_runner>(true);
+    auto sampler = spawn_resource_sampler(sys, gpus);
+    auto writer = spawn_artifact_writer(sys, *run_dir);
+    auto sup = spawn_run_supervisor(sys, std::move(plan),
+                                    run_supervisor_deps{runner, sampler, writer,
+                                                        caf::actor{self}});
+    {
+      signal_forwarder signals{sup};
+      self->send(sup, start_atom_v);
+      bool done = false;
+      self->receive_while([&] { return !done; })(
+        [&](progress_event& ev) {
+          display.on_event(ev);
+          if (ev.kind == progress_event::kind_t::run_finished) {
+            code = ev.exit_code;
+            done = true;
+          }
+        },
+        caf::after(std::chrono::milliseconds(250)) >> [&] { display.tick(); });
+    }
+    self->send_exit(sampler, caf::exit_reason::user_shutdown);
+    self->send_exit(writer, caf::exit_reason::user_shutdown);
+  }
+  std::printf("%s/metadata.json\n", run_dir->c_str());
+  return code;
+}
+
+} // namespace troupe

@@ -1,0 +1,22 @@
+// `troupe run FILE`: load the pipeline, create the run folder, start the
+// actors, show progress, forward SIGINT/SIGTERM as a cancel, and return the
+// exit code (see running_order.hpp's exit_code).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct run_command_options {
+  std::string pipeline;
+  std::string output = "output/running_order";
+  std::vector<std::string> enable;
+  bool dry_run = false;
+  std::string sample_interval = "1s";
+  std::string grace = "5s";
+};
+
+int run_command(const run_command_options& opts);
+
+} // namespace troupe

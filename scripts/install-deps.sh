@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs troupe's build and test dependencies from Debian 12 packages.
+# Idempotent: packages already present are skipped, so a second run is quick.
+# Needs root (or sudo) for apt-get; nothing is downloaded outside apt.
+set -euo pipefail
+
+packages=(
+  build-essential cmake make pkg-config ccache
+  libcaf-dev libssl-dev           # actors (CAF 0.17)
+  libyaml-cpp-dev                 # pipeline files
+  nlohmann-json3-dev              # metadata.json, resource_trace.jsonl
+  libcli11-dev                    # the troupe CLI
+  libhwloc-dev                    # host topology
+  libgtest-dev libgmock-dev       # tests
+  libbenchmark-dev                # bench/
+  python3 procps                  # example stages; ps/pgrep used by tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
