@@ -166,9 +166,7 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
         auto& r = st.result;
         r.status = stage_status::failed;
         r.failure = failure_code::spawn_failed;
-        r.error = pid.error().context().empty()
-                    ? self->system().render(pid.error())
-                    : pid.error().context().get_as<std::string>(0);
+        r.error = describe(pid.error());
         r.finished_at = caf::make_timestamp();
         r.duration = std::chrono::steady_clock::now() - st.t0;
         self->quit();

@@ -1,5 +1,7 @@
 #include "messages/errors.hpp"
 
+#include <caf/message.hpp>
+
 namespace troupe {
 
 std::string to_string(errc x) {
@@ -9,6 +11,13 @@ std::string to_string(errc x) {
     case errc::bad_state: return "bad_state";
   }
   return "unknown";
+}
+
+std::string describe(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return caf::to_string(err);
 }
 
 } // namespace troupe

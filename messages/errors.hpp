@@ -25,6 +25,10 @@ enum class errc : uint8_t {
 
 std::string to_string(errc x);
 
+/// For people: an error's text context when it has one (what our adapters
+/// and parsers put there), else CAF's rendering of the error.
+std::string describe(const caf::error& err);
+
 } // namespace troupe
 
 CAF_ERROR_CODE_ENUM(troupe::errc, "troupe")

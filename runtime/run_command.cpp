@@ -8,6 +8,7 @@
 #include "adapters/process/process_runner.hpp"
 #include "adapters/sampling/gpu_source.hpp"
 #include "adapters/sampling/topology.hpp"
+#include "messages/errors.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/pipeline.hpp"
@@ -31,12 +32,6 @@ extern char** environ;
 namespace troupe {
 
 namespace {
-
-std::string error_text(const caf::error& err) {
-  if (!err.context().empty() && err.context().match_element<std::string>(0))
-    return err.context().get_as<std::string>(0);
-  return caf::to_string(err);
-}
 
 bool env_flag(const char* name) {
   const char* v = std::getenv(name);
@@ -122,7 +117,7 @@ private:
 int run_command(const run_command_options& opts) {
   auto loaded = load_pipeline(opts.pipeline);
   if (!loaded) {
-    std::fprintf(stderr, "troupe: invalid pipeline\n%s\n", error_text(loaded.error()).c_str());
+    std::fprintf(stderr, "troupe: invalid pipeline\n%s\n", describe(loaded.error()).c_str());
     return exit_code::usage;
   }
   auto& p = *loaded;
@@ -166,7 +161,7 @@ int run_command(const run_command_options& opts) {
   auto now = caf::make_timestamp();
   auto run_dir = create_run_folder(opts.output, now);
   if (!run_dir) {
-    std::fprintf(stderr, "troupe: %s\n", error_text(run_dir.error()).c_str());
+    std::fprintf(stderr, "troupe: %s\n", describe(run_dir.error()).c_str());
     return exit_code::internal;
   }
   auto gpus = open_nvml();

@@ -122,9 +122,10 @@ std::vector<int32_t> live_tree(int32_t pgid) {
 int signal_tree(int32_t pgid, int sig) {
   if (pgid <= 0)
     return 0;
-  ::kill(-pgid, sig);
+  // Scan first: after SIGKILL the tree may be gone before a second look.
   auto table = scan_processes();
   auto tree = tree_of(table, pgid);
+  ::kill(-pgid, sig);
   for (auto* p : tree)
     if (p->pgrp != pgid)
       ::kill(p->pid, sig);

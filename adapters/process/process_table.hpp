@@ -35,7 +35,7 @@ std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table,
 std::vector<int32_t> live_tree(int32_t pgid);
 
 /// Sends `sig` to the group `pgid` and to each live tree member outside it.
-/// Returns how many live processes the tree had.
+/// Returns how many live processes the tree had just before.
 int signal_tree(int32_t pgid, int sig);
 
 /// Clock ticks per second and page size, read once.

@@ -1,0 +1,133 @@
+// process_runner: real processes, real files, its own reaper thread.
+#include "adapters/process/process_runner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct ProcessRunnerTest : ::testing::Test {
+  std::string dir;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::optional<process_exit> exit_info;
+
+  ProcessRunnerTest() {
+    char tmpl[] = "/tmp/troupe-runner-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~ProcessRunnerTest() override {
+    std::system(("rm -rf " + dir).c_str());
+  }
+  spawn_request request(std::vector<std::string> argv) {
+    return spawn_request{std::move(argv), dir, {"PATH=/usr/bin:/bin", "X=42"},
+                         dir + "/out.log", dir + "/err.log"};
+  }
+  process_runner::exit_callback on_exit() {
+    return [this](const process_exit& e) {
+      std::lock_guard<std::mutex> guard{mtx};
+      exit_info = e;
+      cv.notify_all();
+    };
+  }
+  bool wait_exit(std::chrono::milliseconds limit = 5s) {
+    std::unique_lock<std::mutex> lock{mtx};
+    return cv.wait_for(lock, limit, [this] { return exit_info.has_value(); });
+  }
+  std::string read(const std::string& name) {
+    std::ifstream in(dir + "/" + name);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+} // namespace
+
+TEST_F(ProcessRunnerTest, RunsInItsOwnGroupWithLogsEnvAndCwd) {
+  process_runner runner{false};
+  auto pid = runner.spawn(
+    request({"/bin/sh", "-c", "echo $X; pwd; echo oops >&2; ps -o pgid= -p $$; exit 3"}),
+    on_exit());
+  ASSERT_TRUE(pid);
+  ASSERT_TRUE(wait_exit());
+  EXPECT_EQ(exit_info->pid, *pid);
+  EXPECT_TRUE(WIFEXITED(exit_info->wait_status));
+  EXPECT_EQ(WEXITSTATUS(exit_info->wait_status), 3);
+  std::mutex m;
+  std::condition_variable c;
+  bool synced = false;
+  runner.sync_logs(*pid, [&] {
+    std::lock_guard<std::mutex> g{m};
+    synced = true;
+    c.notify_all();
+  });
+  std::unique_lock<std::mutex> lock{m};
+  ASSERT_TRUE(c.wait_for(lock, 5s, [&] { return synced; }));
+  std::istringstream out(read("out.log"));
+  std::string x, cwd, pgid;
+  std::getline(out, x);
+  std::getline(out, cwd);
+  std::getline(out, pgid);
+  EXPECT_EQ(x, "42");
+  EXPECT_EQ(cwd, dir);
+  EXPECT_EQ(std::stoi(pgid), *pid) << "leader of its own process group";
+  EXPECT_EQ(read("err.log"), "oops\n");
+}
+
+TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  process_runner runner{false};
+  auto pid = runner.spawn(request({"sleep", "30"}), on_exit());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(pid);
+  ::kill(*pid, SIGTERM);
+  ASSERT_TRUE(wait_exit());
+  EXPECT_TRUE(WIFSIGNALED(exit_info->wait_status));
+  EXPECT_EQ(WTERMSIG(exit_info->wait_status), SIGTERM);
+}
+
+TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
+  process_runner runner{false};
+  auto missing = runner.spawn(request({"no-such-program-troupe"}), on_exit());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(caf::to_string(missing.error()).find("cannot start 'no-such-program-troupe'"),
+            std::string::npos);
+  auto req = request({"true"});
+  req.cwd = dir + "/absent";
+  auto bad_cwd = runner.spawn(req, on_exit());
+  ASSERT_FALSE(bad_cwd);
+  EXPECT_NE(caf::to_string(bad_cwd.error()).find("working directory"), std::string::npos);
+  req = request({"true"});
+  req.stdout_path = dir + "/absent/out.log";
+  auto bad_log = runner.spawn(req, on_exit());
+  ASSERT_FALSE(bad_log);
+  EXPECT_NE(caf::to_string(bad_log.error()).find("cannot open log"), std::string::npos);
+}
+
+TEST_F(ProcessRunnerTest, ReportsRusage) {
+  process_runner runner{false};
+  // ~0.3 s of CPU in the leader itself.
+  auto pid = runner.spawn(
+    request({"/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"}), on_exit());
+  ASSERT_TRUE(pid);
+  ASSERT_TRUE(wait_exit(20s));
+  EXPECT_GT(exit_info->cpu_seconds, 0.05);
+  EXPECT_GT(exit_info->max_rss_bytes, 100 * 1024);
+}
