@@ -16,6 +16,7 @@ struct writer_state {
   line_appender trace;
   bool trace_open = false;
   int32_t failures = 0;
+  metadata_renderer renderer;
   static inline const char* name = "artifact_writer";
 };
 
@@ -34,7 +35,7 @@ artifact_writer_actor::behavior_type artifact_writer(self_ptr self, std::string 
   return {
     [=](metadata_atom, const run_record& rec) {
       report(self, write_atomically(self->state.run_dir + "/metadata.json",
-                                    metadata_document(rec)));
+                                    self->state.renderer.render(rec)));
     },
     [=](trace_atom, const snapshot& snap) {
       auto& st = self->state;

@@ -34,6 +34,7 @@ struct job_state {
   std::chrono::steady_clock::time_point killed_at;
   int32_t pid = 0;
   bool started = false;
+  bool cancel_requested = false;  // before the leader was launched
   bool leader_exited = false;
   bool finalizing = false;
   bool killed = false;
@@ -159,31 +160,47 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       auto me = caf::actor_cast<job_worker_actor>(self);
       spawn_request req{st.spec.argv, st.spec.cwd, st.spec.env, st.spec.stdout_path,
                         st.spec.stderr_path};
-      auto pid = st.runner->spawn(req, [me](const process_exit& info) {
-        caf::anon_send(me, exited_atom_v, info);
-      });
-      if (!pid) {
-        auto& r = st.result;
-        r.status = stage_status::failed;
-        r.failure = failure_code::spawn_failed;
-        r.error = describe(pid.error());
-        r.finished_at = caf::make_timestamp();
-        r.duration = std::chrono::steady_clock::now() - st.t0;
-        self->quit();
-        return r;
-      }
-      st.pid = *pid;
-      st.result.pid = *pid;
-      if (st.listener)
-        self->send(st.listener, spawned_atom_v, st.spec.name, *pid);
-      if (st.spec.timeout.count() > 0)
-        self->delayed_send(self, st.spec.timeout, timeout_atom_v);
+      st.runner->spawn(
+        std::move(req),
+        [me](caf::expected<int32_t> pid) {
+          if (pid)
+            caf::anon_send(me, launched_atom_v, *pid);
+          else
+            caf::anon_send(me, launch_failed_atom_v, describe(pid.error()));
+        },
+        [me](const process_exit& info) { caf::anon_send(me, exited_atom_v, info); });
       st.rp = self->make_response_promise<job_result>();
       return st.rp;
     },
+    [=](launched_atom, int32_t pid) {
+      auto& st = self->state;
+      st.pid = pid;
+      st.result.pid = pid;
+      if (st.listener)
+        self->send(st.listener, spawned_atom_v, st.spec.name, pid);
+      if (st.cancel_requested)
+        stop_tree(self, stop_reason::cancel);
+      else if (st.spec.timeout.count() > 0)
+        self->delayed_send(self, st.spec.timeout, timeout_atom_v);
+    },
+    [=](launch_failed_atom, std::string& why) {
+      auto& st = self->state;
+      auto& r = st.result;
+      r.status = stage_status::failed;
+      r.failure = failure_code::spawn_failed;
+      r.error = std::move(why);
+      r.finished_at = caf::make_timestamp();
+      r.duration = std::chrono::steady_clock::now() - st.t0;
+      st.rp.deliver(r);
+      self->quit();
+    },
     [=](cancel_atom) {
       auto& st = self->state;
-      if (st.pid == 0 || st.finalizing)
+      if (st.pid == 0) {
+        st.cancel_requested = true;  // acted on when the leader is launched
+        return;
+      }
+      if (st.finalizing)
         return;
       stop_tree(self, stop_reason::cancel);
       if (st.leader_exited)

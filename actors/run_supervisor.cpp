@@ -109,7 +109,8 @@ void launch(self_ptr self, size_t i) {
   }
   st.order->stage_started(i, caf::make_timestamp());
   st.current = i;
-  persist(self);
+  // metadata.json is rewritten once the leader runs (with its pid), or with
+  // the result if it could not be started: one write for both transitions.
   notify(self, progress_event::kind_t::stage_started, i);
   auto listener = caf::actor_cast<job_listener_actor>(self);
   st.worker = spawn_job_worker(self->system(), st.deps.runner, listener);

@@ -15,6 +15,7 @@ std::optional<size_t> running_order::next() {
     if (s.status == stage_status::pending && !s.enabled) {
       s.status = stage_status::skipped;
       s.error = "optional stage not enabled (use --enable " + s.name + ")";
+      ++s.revision;
       ++cursor_;
       continue;
     }
@@ -29,18 +30,25 @@ void running_order::stage_started(size_t i, caf::timestamp now) {
   auto& s = record_.stages.at(i);
   s.status = stage_status::running;
   s.started_at = now;
+  ++s.revision;
 }
 
 void running_order::stage_spawned(size_t i, int32_t pid) {
-  record_.stages.at(i).pid = pid;
+  auto& s = record_.stages.at(i);
+  s.pid = pid;
+  ++s.revision;
 }
 
 void running_order::stage_before(size_t i, snapshot snap) {
-  record_.stages.at(i).resources.before = std::move(snap);
+  auto& s = record_.stages.at(i);
+  s.resources.before = std::move(snap);
+  ++s.revision;
 }
 
 void running_order::stage_sample(size_t i, const snapshot& snap) {
-  auto& r = record_.stages.at(i).resources;
+  auto& s = record_.stages.at(i);
+  ++s.revision;
+  auto& r = s.resources;
   ++r.samples;
   if (snap.process) {
     r.peak_rss_bytes = std::max(r.peak_rss_bytes, snap.process->rss_bytes);
@@ -49,13 +57,16 @@ void running_order::stage_sample(size_t i, const snapshot& snap) {
 }
 
 void running_order::stage_after(size_t i, snapshot snap) {
-  record_.stages.at(i).resources.after = std::move(snap);
+  auto& s = record_.stages.at(i);
+  s.resources.after = std::move(snap);
+  ++s.revision;
 }
 
 void running_order::stage_finished(size_t i, const job_result& r) {
   auto& s = record_.stages.at(i);
   if (s.status != stage_status::running)
     return;
+  ++s.revision;
   s.status = r.status;
   s.failure = r.failure;
   s.exit_code = r.exit_code;
@@ -84,6 +95,7 @@ void running_order::cancel() {
 void running_order::skip_pending(const std::string& why) {
   for (auto& s : record_.stages) {
     if (s.status == stage_status::pending) {
+      ++s.revision;
       s.status = stage_status::skipped;
       if (s.error.empty())
         s.error = s.enabled ? why : "optional stage not enabled (use --enable " + s.name + ")";

@@ -4,7 +4,9 @@
 //
 // Lifecycle of the process tree it owns:
 //
-//   spawn ──▶ running ──(leader exits)──────────────▶ leftovers? ──▶ sync logs ──▶ reply
+//   spawn ─(launch_failed)─▶ reply spawn_failed
+//     │
+//     └(launched)─▶ running ──(leader exits)──────────────▶ leftovers? ──▶ sync logs ──▶ reply
 //                │                                      │ yes: SIGTERM group,
 //                └─(timeout | cancel)─▶ SIGTERM group   │      SIGKILL after grace
 //                                        └─ SIGKILL after grace
@@ -92,13 +94,18 @@ using job_listener_actor =
 /// interface job_worker {
 ///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying
 ///   (cancel_atom) -> void                 // stop the tree (SIGTERM, SIGKILL after grace)
-///   internal: (exited_atom, process_exit)  from the process adapter's thread
-///             (synced_atom, int32_t)       logs fsynced and closed (pid)
+///   internal, from the process adapter's thread:
+///             (launched_atom, int32_t)           the leader runs (pid)
+///             (launch_failed_atom, std::string)  it could not be started
+///             (exited_atom, process_exit)        the leader exited and was reaped
+///             (synced_atom, int32_t)             logs fsynced and closed (pid)
 ///             (timeout_atom) (kill_atom) (poll_atom)  own timers
 /// }
 using job_worker_actor = caf::typed_actor<
   caf::replies_to<start_atom, job_spec>::with<job_result>,
   caf::reacts_to<cancel_atom>,
+  caf::reacts_to<launched_atom, int32_t>,
+  caf::reacts_to<launch_failed_atom, std::string>,
   caf::reacts_to<exited_atom, process_exit>,
   caf::reacts_to<synced_atom, int32_t>,
   caf::reacts_to<timeout_atom>,

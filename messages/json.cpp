@@ -144,6 +144,50 @@ void to_json(json& j, const run_options& x) {
            {"grace_s", seconds_of(x.grace)}};
 }
 
+namespace {
+
+// A before/after snapshot inside a stage record: the run, stage and phase
+// are implied, and the top processes are in the record's top_processes.
+json embedded(const caf::optional<snapshot>& s) {
+  if (!s)
+    return nullptr;
+  return json{{"ts", iso8601(s->ts)},
+              {"host", s->host},
+              {"process", opt(s->process)},
+              {"gpus", s->gpus}};
+}
+
+json stage_totals(const run_record& x) {
+  double cpu = 0;
+  int64_t peak = 0;
+  int32_t executed = 0;
+  for (const auto& s : x.stages) {
+    cpu += s.resources.cpu_seconds;
+    peak = std::max(peak, s.resources.peak_rss_bytes);
+    if (s.started_at)
+      ++executed;
+  }
+  json wall = x.finished_at ? json(seconds_of(*x.finished_at - x.started_at))
+                            : json(nullptr);
+  return json{{"cpu_seconds", cpu},
+              {"peak_rss_bytes", peak},
+              {"wall_seconds", wall},
+              {"stages_executed", executed}};
+}
+
+json run_header(const run_record& x) {
+  return json{{"run_id", x.run_id},
+              {"pipeline", x.pipeline},
+              {"status", to_string(x.status)},
+              {"started_at", iso8601(x.started_at)},
+              {"finished_at", opt_ts(x.finished_at)},
+              {"run_dir", x.run_dir},
+              {"host", x.host},
+              {"options", x.options}};
+}
+
+} // namespace
+
 void to_json(json& j, const stage_record& x) {
   const auto& r = x.resources;
   auto top_of = [](const caf::optional<snapshot>& s) {
@@ -170,8 +214,8 @@ void to_json(json& j, const stage_record& x) {
     {"stdout_log", x.stdout_log.empty() ? json(nullptr) : json(x.stdout_log)},
     {"stderr_log", x.stderr_log.empty() ? json(nullptr) : json(x.stderr_log)},
     {"resources",
-     {{"before", opt(r.before)},
-      {"after", opt(r.after)},
+     {{"before", embedded(r.before)},
+      {"after", embedded(r.after)},
       {"peak_rss_bytes", r.peak_rss_bytes},
       {"cpu_seconds", r.cpu_seconds},
       {"samples", r.samples}}},
@@ -180,31 +224,9 @@ void to_json(json& j, const stage_record& x) {
 }
 
 void to_json(json& j, const run_record& x) {
-  double cpu = 0;
-  int64_t peak = 0;
-  int32_t executed = 0;
-  for (const auto& s : x.stages) {
-    cpu += s.resources.cpu_seconds;
-    peak = std::max(peak, s.resources.peak_rss_bytes);
-    if (s.started_at)
-      ++executed;
-  }
-  json wall = x.finished_at ? json(seconds_of(*x.finished_at - x.started_at))
-                            : json(nullptr);
-  j = json{{"run_id", x.run_id},
-           {"pipeline", x.pipeline},
-           {"status", to_string(x.status)},
-           {"started_at", iso8601(x.started_at)},
-           {"finished_at", opt_ts(x.finished_at)},
-           {"run_dir", x.run_dir},
-           {"host", x.host},
-           {"options", x.options},
-           {"stages", x.stages},
-           {"totals",
-            {{"cpu_seconds", cpu},
-             {"peak_rss_bytes", peak},
-             {"wall_seconds", wall},
-             {"stages_executed", executed}}}};
+  j = run_header(x);
+  j["stages"] = x.stages;
+  j["totals"] = stage_totals(x);
 }
 
 std::string trace_line(const snapshot& x) {
@@ -213,6 +235,37 @@ std::string trace_line(const snapshot& x) {
 
 std::string metadata_document(const run_record& x) {
   return json(x).dump(2) + "\n";
+}
+
+std::string metadata_renderer::render(const run_record& x) {
+  // The header with a placeholder where the stages go, then each stage's
+  // cached text, indented to its place: byte for byte what dump(2) gives.
+  static const std::string placeholder = "\"@@troupe-stages@@\"";
+  stages_.resize(x.stages.size());
+  std::string stages_text = "[";
+  for (size_t i = 0; i < x.stages.size(); ++i) {
+    auto& [rev, text] = stages_[i];
+    if (rev != x.stages[i].revision + 1) {
+      auto raw = json(x.stages[i]).dump(2);
+      text.clear();
+      text.reserve(raw.size() + raw.size() / 8);
+      text += "    ";
+      for (char c : raw) {
+        text += c;
+        if (c == '\n')
+          text += "    ";
+      }
+      rev = x.stages[i].revision + 1;
+    }
+    stages_text += (i == 0 ? "\n" : ",\n") + text;
+  }
+  stages_text += x.stages.empty() ? "]" : "\n  ]";
+  auto doc = run_header(x);
+  doc["stages"] = "@@troupe-stages@@";
+  doc["totals"] = stage_totals(x);
+  auto out = doc.dump(2);
+  out.replace(out.find(placeholder), placeholder.size(), stages_text);
+  return out + "\n";
 }
 
 } // namespace troupe

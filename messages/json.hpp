@@ -10,6 +10,8 @@
 #include <caf/timestamp.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace troupe {
 
@@ -31,5 +33,16 @@ std::string trace_line(const snapshot& x);
 
 /// The whole metadata.json document, pretty-printed, with a final newline.
 std::string metadata_document(const run_record& x);
+
+/// Renders metadata_document() for successive versions of one run, keeping
+/// each stage's text and re-rendering only the stages whose `revision`
+/// changed: a rewrite costs O(changed stages), not O(all stages).
+class metadata_renderer {
+public:
+  std::string render(const run_record& x);
+
+private:
+  std::vector<std::pair<uint32_t, std::string>> stages_;  // (revision + 1, text)
+};
 
 } // namespace troupe

@@ -85,6 +85,7 @@ struct stage_record {
   std::string stdout_log;  // relative to the run folder
   std::string stderr_log;
   stage_resources resources;
+  uint32_t revision = 0;  // bumped at every change: lets the writer re-render only what changed
 };
 
 template <class Inspector>
@@ -93,7 +94,7 @@ typename Inspector::result_type inspect(Inspector& f, stage_record& x) {
            x.command, x.optional, x.enabled, x.timeout, x.status, x.failure,
            x.started_at, x.finished_at, x.duration, x.exit_code, x.signal,
            x.error, x.pid, x.leftovers_killed, x.stdout_log, x.stderr_log,
-           x.resources);
+           x.resources, x.revision);
 }
 
 struct run_record {

@@ -6,6 +6,9 @@
 
 #include <caf/all.hpp>
 
+#include <cstdlib>
+#include <string>
+
 namespace troupe {
 
 void register_types(caf::actor_system_config& cfg) {
@@ -20,12 +23,21 @@ void register_types(caf::actor_system_config& cfg) {
 
 void configure_scheduler(caf::actor_system_config& cfg) {
   cfg.set("scheduler.max-threads", 2);
-  cfg.set("work-stealing.aggressive-poll-attempts", 10);
-  cfg.set("work-stealing.moderate-poll-attempts", 5);
-  cfg.set("work-stealing.moderate-sleep-duration",
-          caf::timespan{std::chrono::microseconds(500)});
-  cfg.set("work-stealing.relaxed-sleep-duration",
-          caf::timespan{std::chrono::milliseconds(10)});
+  const char* policy = std::getenv("TROUPE_SCHEDULER");
+  std::string p = policy != nullptr ? policy : "sharing";
+  if (p == "stealing") {
+    // Tuned work stealing: idle CPU ~1 %, but a worker in relaxed sleep
+    // takes up to relaxed-sleep-duration to notice a message from a thread
+    // outside CAF (the process reaper), which costs every stage.
+    cfg.set("work-stealing.aggressive-poll-attempts", 10);
+    cfg.set("work-stealing.moderate-poll-attempts", 5);
+    cfg.set("work-stealing.moderate-sleep-duration",
+            caf::timespan{std::chrono::microseconds(500)});
+    cfg.set("work-stealing.relaxed-sleep-duration",
+            caf::timespan{std::chrono::milliseconds(10)});
+  } else {
+    cfg.set("scheduler.policy", caf::atom("sharing"));
+  }
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
 }

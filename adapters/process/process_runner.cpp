@@ -52,9 +52,11 @@ struct process_runner::impl {
   int ep = -1;
   int wake = -1;
   std::atomic<bool> stop{false};
-  std::mutex mtx;  // guards everything below
+  // Touched only on the runner's thread.
   std::unordered_map<int32_t, watched> by_pid;
   std::unordered_map<int32_t, logs> open_logs;
+  // The queue of work posted from other threads.
+  std::mutex mtx;
   std::deque<std::function<void()>> tasks;
   std::thread thread;
 
@@ -98,8 +100,7 @@ struct process_runner::impl {
   }
 
   // Reaps `pid` (known to be a zombie) and reports it if it is watched.
-  // Called on the runner's thread with `mtx` held; callbacks run unlocked.
-  void reap(int32_t pid, std::unique_lock<std::mutex>& lock) {
+  void reap(int32_t pid) {
     int status = 0;
     rusage ru{};
     if (::wait4(pid, &status, WNOHANG, &ru) != pid)
@@ -109,23 +110,23 @@ struct process_runner::impl {
       return;  // an adopted orphan: reaped, nothing to report
     auto w = std::move(it->second);
     by_pid.erase(it);
-    ::epoll_ctl(ep, EPOLL_CTL_DEL, w.pidfd, nullptr);
-    ::close(w.pidfd);
+    if (w.pidfd >= 0) {
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, w.pidfd, nullptr);
+      ::close(w.pidfd);
+    }
     process_exit info;
     info.pid = pid;
     info.wait_status = status;
     info.cpu_seconds = seconds_of(ru.ru_utime) + seconds_of(ru.ru_stime);
     info.max_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
-    lock.unlock();
     w.on_exit(info);
-    lock.lock();
   }
 
   // Reaps every child that has exited: the watched ones reported, adopted
   // orphans silently (only when adopting). WNOWAIT peeks without reaping, so
-  // a watched child is always reaped here with its rusage.
+  // a watched child is always reaped here, with its rusage. Spawning happens
+  // on this thread too, so no child can be reaped before it is registered.
   void sweep() {
-    std::unique_lock<std::mutex> lock{mtx};
     if (!adopt_orphans) {
       std::vector<int32_t> ready;
       for (auto& [pid, w] : by_pid) {
@@ -135,19 +136,18 @@ struct process_runner::impl {
           ready.push_back(pid);
       }
       for (auto pid : ready)
-        reap(pid, lock);
+        reap(pid);
       return;
     }
     for (;;) {
       siginfo_t si{};
-      lock.unlock();
-      int rc = ::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
-      lock.lock();
-      if (rc != 0 || si.si_pid == 0)
+      if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
         return;
-      reap(si.si_pid, lock);
+      reap(si.si_pid);
     }
   }
+
+  caf::expected<int32_t> start(const spawn_request& req, exit_callback on_exit);
 
   void loop() {
     epoll_event evs[32];
@@ -161,7 +161,6 @@ struct process_runner::impl {
           (void) !::read(wake, &v, sizeof v);
         }
       }
-      sweep();
       std::deque<std::function<void()>> todo;
       {
         std::lock_guard<std::mutex> guard{mtx};
@@ -169,6 +168,7 @@ struct process_runner::impl {
       }
       for (auto& f : todo)
         f();
+      sweep();
     }
   }
 };
@@ -179,8 +179,17 @@ process_runner::process_runner(bool adopt_orphans)
 
 process_runner::~process_runner() = default;
 
-caf::expected<int32_t> process_runner::spawn(const spawn_request& req,
-                                             exit_callback on_exit) {
+void process_runner::spawn(spawn_request req, started_callback on_started,
+                           exit_callback on_exit) {
+  auto* self = impl_.get();
+  impl_->post([self, req = std::move(req), on_started = std::move(on_started),
+               on_exit = std::move(on_exit)]() mutable {
+    on_started(self->start(req, std::move(on_exit)));
+  });
+}
+
+caf::expected<int32_t> process_runner::impl::start(const spawn_request& req,
+                                                   exit_callback on_exit) {
   if (req.argv.empty() || req.argv[0].empty())
     return caf::make_error(errc::bad_input, "empty command");
   struct stat st{};
@@ -230,24 +239,18 @@ caf::expected<int32_t> process_runner::spawn(const spawn_request& req,
   envp.push_back(nullptr);
 
   pid_t pid = 0;
-  int rc = 0;
-  {
-    // Held across spawn and registration: the sweep must not reap a child
-    // that exits before it is registered as watched.
-    std::lock_guard<std::mutex> guard{impl_->mtx};
-    bool search = req.argv[0].find('/') == std::string::npos;
-    rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
-                : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    if (rc == 0) {
-      int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-      impl_->by_pid[pid] = impl::watched{pidfd, std::move(on_exit)};
-      impl_->open_logs[pid] = impl::logs{out, err};
-      if (pidfd >= 0) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = pidfd;
-        ::epoll_ctl(impl_->ep, EPOLL_CTL_ADD, pidfd, &ev);
-      }
+  bool search = req.argv[0].find('/') == std::string::npos;
+  int rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                  : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  if (rc == 0) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    by_pid[pid] = watched{pidfd, std::move(on_exit)};
+    open_logs[pid] = logs{out, err};
+    if (pidfd >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = pidfd;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev);
     }
   }
   posix_spawn_file_actions_destroy(&fa);
@@ -258,7 +261,6 @@ caf::expected<int32_t> process_runner::spawn(const spawn_request& req,
     return caf::make_error(errc::os_error, "cannot start '" + req.argv[0]
                                              + "': " + errno_text(rc));
   }
-  impl_->poke();  // in case it already exited before the pidfd was added
   return static_cast<int32_t>(pid);
 }
 
@@ -266,13 +268,9 @@ void process_runner::sync_logs(int32_t pid, done_callback done) {
   auto* self = impl_.get();
   impl_->post([self, pid, done = std::move(done)] {
     impl::logs l;
-    {
-      std::lock_guard<std::mutex> guard{self->mtx};
-      auto it = self->open_logs.find(pid);
-      if (it != self->open_logs.end()) {
-        l = it->second;
-        self->open_logs.erase(it);
-      }
+    if (auto it = self->open_logs.find(pid); it != self->open_logs.end()) {
+      l = it->second;
+      self->open_logs.erase(it);
     }
     for (int fd : {l.out, l.err}) {
       if (fd >= 0) {

@@ -1,6 +1,7 @@
 // process_runner: starts stage processes and tells when they end, without
-// ever blocking the caller. One thread waits on the kernel (pidfd + epoll),
-// reaps with wait4 for status and rusage, fsyncs log files, and runs the
+// ever blocking the caller. One thread does everything that may block:
+// opening log files and posix_spawn, waiting on the kernel (pidfd + epoll),
+// reaping with wait4 for status and rusage, fsyncing log files; it runs the
 // caller's callbacks there (callbacks typically caf::anon_send to an actor).
 //
 // Each process gets its own process group (pgid == pid), an empty signal mask
@@ -30,6 +31,7 @@ struct spawn_request {
 
 class process_runner {
 public:
+  using started_callback = std::function<void(caf::expected<int32_t>)>;
   using exit_callback = std::function<void(const process_exit&)>;
   using done_callback = std::function<void()>;
 
@@ -44,10 +46,11 @@ public:
   process_runner(const process_runner&) = delete;
   process_runner& operator=(const process_runner&) = delete;
 
-  /// Opens the log files, spawns, and watches the process; `on_exit` runs on
-  /// the runner's thread once the leader has exited and been reaped.
-  /// Errors: errc::os_error with what failed (log file, cwd, exec).
-  caf::expected<int32_t> spawn(const spawn_request& req, exit_callback on_exit);
+  /// Returns at once. On the runner's thread: opens the log files, spawns,
+  /// and watches the process; then `on_started` gets the pid or an
+  /// errc::os_error naming what failed (log file, cwd, exec). `on_exit` runs
+  /// there once the leader has exited and been reaped.
+  void spawn(spawn_request req, started_callback on_started, exit_callback on_exit);
 
   /// fsyncs and closes `pid`'s log files on the runner's thread, then calls
   /// `done` there. Call after the whole process tree has ended.

@@ -116,3 +116,12 @@ TEST_F(JobWorkerTest, SpawnFailureIsAResult) {
   EXPECT_EQ(r.failure, failure_code::spawn_failed);
   EXPECT_NE(r.error.find("cannot start '/nonexistent/program'"), std::string::npos) << r.error;
 }
+
+TEST_F(JobWorkerTest, CancelBeforeTheLeaderIsLaunchedStillStopsIt) {
+  // The cancel is sent right behind the start: it usually arrives before the
+  // runner's thread reports the launch, and must not be lost.
+  auto r = run(spec("sleep 30"), [](job_worker_actor& w) { caf::anon_send(w, cancel_atom_v); });
+  EXPECT_EQ(r.status, stage_status::cancelled);
+  EXPECT_LT(r.duration, 5s);
+  EXPECT_TRUE(live_tree(r.pid).empty());
+}

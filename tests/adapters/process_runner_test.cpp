@@ -43,6 +43,22 @@ struct ProcessRunnerTest : ::testing::Test {
       cv.notify_all();
     };
   }
+  // Spawns and waits for the runner's answer.
+  caf::expected<int32_t> spawn(process_runner& runner, spawn_request req) {
+    std::mutex m;
+    std::condition_variable c;
+    std::optional<caf::expected<int32_t>> got;
+    runner.spawn(std::move(req),
+                 [&](caf::expected<int32_t> pid) {
+                   std::lock_guard<std::mutex> g{m};
+                   got = std::move(pid);
+                   c.notify_all();
+                 },
+                 on_exit());
+    std::unique_lock<std::mutex> lock{m};
+    c.wait(lock, [&] { return got.has_value(); });
+    return std::move(*got);
+  }
   bool wait_exit(std::chrono::milliseconds limit = 5s) {
     std::unique_lock<std::mutex> lock{mtx};
     return cv.wait_for(lock, limit, [this] { return exit_info.has_value(); });
@@ -59,9 +75,8 @@ struct ProcessRunnerTest : ::testing::Test {
 
 TEST_F(ProcessRunnerTest, RunsInItsOwnGroupWithLogsEnvAndCwd) {
   process_runner runner{false};
-  auto pid = runner.spawn(
-    request({"/bin/sh", "-c", "echo $X; pwd; echo oops >&2; ps -o pgid= -p $$; exit 3"}),
-    on_exit());
+  auto pid = spawn(runner,
+    request({"/bin/sh", "-c", "echo $X; pwd; echo oops >&2; ps -o pgid= -p $$; exit 3"}));
   ASSERT_TRUE(pid);
   ASSERT_TRUE(wait_exit());
   EXPECT_EQ(exit_info->pid, *pid);
@@ -94,7 +109,7 @@ TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, &old);
   process_runner runner{false};
-  auto pid = runner.spawn(request({"sleep", "30"}), on_exit());
+  auto pid = spawn(runner, request({"sleep", "30"}));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(pid);
   ::kill(*pid, SIGTERM);
@@ -105,18 +120,18 @@ TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
 
 TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
   process_runner runner{false};
-  auto missing = runner.spawn(request({"no-such-program-troupe"}), on_exit());
+  auto missing = spawn(runner, request({"no-such-program-troupe"}));
   ASSERT_FALSE(missing);
   EXPECT_NE(caf::to_string(missing.error()).find("cannot start 'no-such-program-troupe'"),
             std::string::npos);
   auto req = request({"true"});
   req.cwd = dir + "/absent";
-  auto bad_cwd = runner.spawn(req, on_exit());
+  auto bad_cwd = spawn(runner, req);
   ASSERT_FALSE(bad_cwd);
   EXPECT_NE(caf::to_string(bad_cwd.error()).find("working directory"), std::string::npos);
   req = request({"true"});
   req.stdout_path = dir + "/absent/out.log";
-  auto bad_log = runner.spawn(req, on_exit());
+  auto bad_log = spawn(runner, req);
   ASSERT_FALSE(bad_log);
   EXPECT_NE(caf::to_string(bad_log.error()).find("cannot open log"), std::string::npos);
 }
@@ -124,8 +139,8 @@ TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
 TEST_F(ProcessRunnerTest, ReportsRusage) {
   process_runner runner{false};
   // ~0.3 s of CPU in the leader itself.
-  auto pid = runner.spawn(
-    request({"/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"}), on_exit());
+  auto pid = spawn(runner,
+    request({"/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"}));
   ASSERT_TRUE(pid);
   ASSERT_TRUE(wait_exit(20s));
   EXPECT_GT(exit_info->cpu_seconds, 0.05);

@@ -55,3 +55,32 @@ TEST(JsonTest, MetadataHasStageRecordsAndTotals) {
   EXPECT_DOUBLE_EQ(j["totals"]["wall_seconds"].get<double>(), 3.0);
   EXPECT_EQ(j["totals"]["stages_executed"], 1);
 }
+
+TEST(JsonTest, IncrementalRendererMatchesAFullRenderAfterEveryChange) {
+  run_record r;
+  r.run_id = "r1";
+  for (auto name : {"a", "b", "c"}) {
+    stage_record s;
+    s.name = name;
+    r.stages.push_back(s);
+  }
+  metadata_renderer renderer;
+  EXPECT_EQ(renderer.render(r), metadata_document(r));
+  r.stages[0].status = stage_status::running;
+  r.stages[0].started_at = caf::timestamp{std::chrono::seconds(5)};
+  ++r.stages[0].revision;
+  EXPECT_EQ(renderer.render(r), metadata_document(r));
+  snapshot snap;
+  snap.top.push_back(top_process{1, "init", 4096, 0});
+  snap.process = tree_figures{{10, 11}, 8192, 0.5};
+  r.stages[1].resources.after = snap;
+  r.stages[1].error = "line one\nline two";
+  ++r.stages[1].revision;
+  r.status = run_status::failed;
+  EXPECT_EQ(renderer.render(r), metadata_document(r));
+  // A change without a revision bump is not seen: the cache is what it says.
+  r.stages[2].name = "renamed";
+  EXPECT_NE(renderer.render(r), metadata_document(r));
+  run_record empty;
+  EXPECT_EQ(metadata_renderer{}.render(empty), metadata_document(empty));
+}
