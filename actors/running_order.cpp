@@ -26,29 +26,28 @@ std::optional<size_t> running_order::next() {
   return std::nullopt;
 }
 
-void running_order::stage_started(size_t i, caf::timestamp now) {
+stage_record& running_order::touch(size_t i) {
   auto& s = record_.stages.at(i);
+  ++s.revision;
+  return s;
+}
+
+void running_order::stage_started(size_t i, caf::timestamp now) {
+  auto& s = touch(i);
   s.status = stage_status::running;
   s.started_at = now;
-  ++s.revision;
 }
 
 void running_order::stage_spawned(size_t i, int32_t pid) {
-  auto& s = record_.stages.at(i);
-  s.pid = pid;
-  ++s.revision;
+  touch(i).pid = pid;
 }
 
 void running_order::stage_before(size_t i, snapshot snap) {
-  auto& s = record_.stages.at(i);
-  s.resources.before = std::move(snap);
-  ++s.revision;
+  touch(i).resources.before = std::move(snap);
 }
 
 void running_order::stage_sample(size_t i, const snapshot& snap) {
-  auto& s = record_.stages.at(i);
-  ++s.revision;
-  auto& r = s.resources;
+  auto& r = touch(i).resources;
   ++r.samples;
   if (snap.process) {
     r.peak_rss_bytes = std::max(r.peak_rss_bytes, snap.process->rss_bytes);
@@ -57,16 +56,14 @@ void running_order::stage_sample(size_t i, const snapshot& snap) {
 }
 
 void running_order::stage_after(size_t i, snapshot snap) {
-  auto& s = record_.stages.at(i);
-  s.resources.after = std::move(snap);
-  ++s.revision;
+  touch(i).resources.after = std::move(snap);
 }
 
 void running_order::stage_finished(size_t i, const job_result& r) {
   auto& s = record_.stages.at(i);
   if (s.status != stage_status::running)
     return;
-  ++s.revision;
+  touch(i);
   s.status = r.status;
   s.failure = r.failure;
   s.exit_code = r.exit_code;

@@ -60,6 +60,8 @@ public:
 
 private:
   void skip_pending(const std::string& why);
+  /// Stage `i`, its revision bumped: every change goes through here.
+  stage_record& touch(size_t i);
 
   run_record record_;
   size_t cursor_ = 0;

@@ -5,10 +5,8 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <unistd.h>
-
-#include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -28,22 +26,6 @@ std::string join(const std::set<std::string>& keys) {
   for (auto& k : keys)
     out += (out.empty() ? "" : ", ") + k;
   return out;
-}
-
-std::string dir_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos)
-    return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string absolute(const std::string& path) {
-  if (!path.empty() && path[0] == '/')
-    return path;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd) == nullptr)
-    return path;
-  return std::string(cwd) + "/" + path;
 }
 
 // Collects problems; each names file:line:col and the key path.
@@ -180,8 +162,8 @@ std::string stage_def::command() const {
 caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::string& file) {
   static const std::regex stage_name_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
   pipeline_def def;
-  def.file = absolute(file);
-  def.dir = dir_of(def.file);
+  def.file = std::filesystem::absolute(file).lexically_normal().string();
+  def.dir = std::filesystem::path(def.file).parent_path().string();
   checker c{file};
   YAML::Node root;
   try {

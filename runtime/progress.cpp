@@ -35,7 +35,8 @@ void progress_display::clear_status() {
 
 void progress_display::line(const std::string& text) {
   clear_status();
-  std::fputs(text.c_str(), out_);
+  auto end = text.find_last_not_of(' ');
+  std::fwrite(text.data(), 1, end == std::string::npos ? 0 : end + 1, out_);
   std::fputc('\n', out_);
   std::fflush(out_);
   tick();

@@ -78,7 +78,7 @@ void print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
   }
 }
 
-// SIGINT/SIGTERM arrive here (blocked everywhere else) and become a cancel.
+// SIGINT/SIGTERM/SIGHUP arrive here (blocked everywhere else) and become a cancel.
 class signal_forwarder {
 public:
   explicit signal_forwarder(run_supervisor_actor target) {
@@ -87,6 +87,7 @@ public:
       sigemptyset(&set);
       sigaddset(&set, SIGINT);
       sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGHUP);
       timespec tick{0, 100 * 1000 * 1000};
       int seen = 0;
       while (!stop_) {
@@ -150,11 +151,12 @@ int run_command(const run_command_options& opts) {
     return exit_code::ok;
   }
 
-  // Before any thread exists: SIGINT/SIGTERM go to the forwarder alone.
+  // Before any thread exists: SIGINT/SIGTERM/SIGHUP go to the forwarder alone.
   sigset_t handled;
   sigemptyset(&handled);
   sigaddset(&handled, SIGINT);
   sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 

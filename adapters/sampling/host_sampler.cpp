@@ -10,15 +10,22 @@ namespace troupe {
 
 namespace {
 
-double read_uptime() {
-  double up = 0;
-  if (FILE* f = std::fopen("/proc/uptime", "re")) {
-    if (std::fscanf(f, "%lf", &up) != 1)
-      up = 0;
+// The first number of a one-line /proc file (uptime, loadavg); 0 if unreadable.
+double read_first_number(const char* path) {
+  double v = 0;
+  if (FILE* f = std::fopen(path, "re")) {
+    if (std::fscanf(f, "%lf", &v) != 1)
+      v = 0;
     std::fclose(f);
   }
-  return up;
+  return v;
 }
+
+double read_uptime() {
+  return read_first_number("/proc/uptime");
+}
+
+} // namespace
 
 void read_memory(host_figures& h) {
   FILE* f = std::fopen("/proc/meminfo", "re");
@@ -39,18 +46,6 @@ void read_memory(host_figures& h) {
   h.mem_total_bytes = total * 1024;
   h.mem_used_bytes = available >= 0 ? (total - available) * 1024 : 0;
 }
-
-double read_load1() {
-  double l = 0;
-  if (FILE* f = std::fopen("/proc/loadavg", "re")) {
-    if (std::fscanf(f, "%lf", &l) != 1)
-      l = 0;
-    std::fclose(f);
-  }
-  return l;
-}
-
-} // namespace
 
 host_sampler::host_sampler(std::shared_ptr<gpu_source> gpus)
   : gpus_(std::move(gpus)), last_cpu_(read_cpu_totals()), last_uptime_(read_uptime()) {
@@ -91,7 +86,7 @@ snapshot host_sampler::take(const sample_request& req) {
                          / static_cast<double>(cpu.total - last_cpu_.total);
   last_cpu_ = cpu;
   read_memory(s.host);
-  s.host.load1 = read_load1();
+  s.host.load1 = read_first_number("/proc/loadavg");
 
   const double hz = static_cast<double>(clock_ticks_per_second());
   const int64_t page = page_size_bytes();

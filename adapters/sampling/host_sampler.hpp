@@ -13,6 +13,10 @@
 
 namespace troupe {
 
+/// Fills mem_total_bytes and mem_used_bytes (MemTotal - MemAvailable) from
+/// /proc/meminfo.
+void read_memory(host_figures& h);
+
 class host_sampler {
 public:
   explicit host_sampler(std::shared_ptr<gpu_source> gpus);

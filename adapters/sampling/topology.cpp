@@ -1,5 +1,7 @@
 #include "adapters/sampling/topology.hpp"
 
+#include "adapters/sampling/host_sampler.hpp"
+
 #include <hwloc.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -21,16 +23,9 @@ host_info read_host_info() {
     h.kernel = std::string(u.sysname) + " " + u.release + " " + u.machine;
   // MemTotal from /proc, as the samples use: hwloc's figure can differ
   // (it reported 4.3 GB of a 25 GB VM here).
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string key; meminfo >> key;) {
-    long long kb = 0;
-    meminfo >> kb;
-    if (key == "MemTotal:") {
-      h.mem_total_bytes = kb * 1024;
-      break;
-    }
-    meminfo.ignore(256, '\n');
-  }
+  host_figures mem;
+  read_memory(mem);
+  h.mem_total_bytes = mem.mem_total_bytes;
   std::ifstream cpuinfo("/proc/cpuinfo");
   for (std::string line; std::getline(cpuinfo, line);) {
     if (line.rfind("model name", 0) == 0) {

@@ -314,8 +314,8 @@ stages:
   EXPECT_EQ(log, "from-defaults from-stage show\n" + tmp.path() + "/sub\n");
 }
 
-TEST_F(RunningOrder, SigintCancelsTheRunningStage) {
-  for (int sig : {SIGINT, SIGTERM}) {
+TEST_F(RunningOrder, SigintSigtermAndSighupCancelTheRunningStage) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     temp_dir local;
     auto p = local.write("p.yaml", R"(name: int
 stages:
