@@ -200,11 +200,11 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
         st.cancel_requested = true;  // acted on when the leader is launched
         return;
       }
-      if (st.finalizing)
+      // Once the leader has exited, its result stands and check_tree is
+      // already stopping any leftovers: nothing for a cancel to add.
+      if (st.leader_exited)
         return;
       stop_tree(self, stop_reason::cancel);
-      if (st.leader_exited)
-        check_tree(self);
     },
     [=](timeout_atom) {
       auto& st = self->state;

@@ -2,9 +2,11 @@
 
 #include "actors/job_worker.hpp"
 #include "actors/running_order.hpp"
+#include "adapters/process/process_table.hpp"
 
 #include <caf/all.hpp>
 
+#include <csignal>
 #include <optional>
 
 namespace troupe {
@@ -84,6 +86,10 @@ void stage_done(self_ptr self, size_t i, job_result result) {
   st.worker = nullptr;
   self->send(st.deps.sampler, unwatch_atom_v);
   auto pid = st.order->record().stages.at(i).pid;
+  // A worker that ended without a result left its tree unattended: stop it,
+  // so that no process of the stage outlives it here either.
+  if (result.failure == failure_code::lost && pid > 0)
+    signal_tree(pid, SIGKILL);
   auto record_it = [=](caf::optional<snapshot> snap) {
     auto& st = self->state;
     if (snap) {

@@ -229,12 +229,22 @@ void to_json(json& j, const run_record& x) {
   j["totals"] = stage_totals(x);
 }
 
+namespace {
+
+// Text from the host (process names from /proc, commands, error messages)
+// may hold invalid UTF-8: it is replaced by U+FFFD instead of throwing.
+std::string dump(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+} // namespace
+
 std::string trace_line(const snapshot& x) {
-  return json(x).dump();
+  return dump(json(x), -1);
 }
 
 std::string metadata_document(const run_record& x) {
-  return json(x).dump(2) + "\n";
+  return dump(json(x), 2) + "\n";
 }
 
 std::string metadata_renderer::render(const run_record& x) {
@@ -246,7 +256,7 @@ std::string metadata_renderer::render(const run_record& x) {
   for (size_t i = 0; i < x.stages.size(); ++i) {
     auto& [rev, text] = stages_[i];
     if (rev != x.stages[i].revision + 1) {
-      auto raw = json(x.stages[i]).dump(2);
+      auto raw = dump(json(x.stages[i]), 2);
       text.clear();
       text.reserve(raw.size() + raw.size() / 8);
       text += "    ";
@@ -263,7 +273,7 @@ std::string metadata_renderer::render(const run_record& x) {
   auto doc = run_header(x);
   doc["stages"] = "@@troupe-stages@@";
   doc["totals"] = stage_totals(x);
-  auto out = doc.dump(2);
+  auto out = dump(doc, 2);
   out.replace(out.find(placeholder), placeholder.size(), stages_text);
   return out + "\n";
 }

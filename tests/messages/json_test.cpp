@@ -84,3 +84,24 @@ TEST(JsonTest, IncrementalRendererMatchesAFullRenderAfterEveryChange) {
   run_record empty;
   EXPECT_EQ(metadata_renderer{}.render(empty), metadata_document(empty));
 }
+
+TEST(JsonTest, InvalidUtf8FromTheHostDoesNotBreakWriting) {
+  // Process names come from /proc and may be any bytes; a stage's command
+  // or error text too. They must never make a trace line or metadata throw.
+  snapshot s;
+  s.top.push_back(top_process{7, std::string("bad\xff\xfe name"), 1, 0});
+  std::string line;
+  ASSERT_NO_THROW(line = trace_line(s));
+  EXPECT_NO_THROW(nlohmann::json::parse(line));
+  run_record r;
+  stage_record st;
+  st.name = "a";
+  st.command = "printf '\xc3\x28'";
+  r.stages.push_back(st);
+  std::string doc;
+  ASSERT_NO_THROW(doc = metadata_document(r));
+  EXPECT_NO_THROW(nlohmann::json::parse(doc));
+  metadata_renderer renderer;
+  ASSERT_NO_THROW(doc = renderer.render(r));
+  EXPECT_EQ(doc, metadata_document(r));
+}
