@@ -33,6 +33,7 @@ struct job_state {
   std::chrono::steady_clock::time_point t0;
   std::chrono::steady_clock::time_point killed_at;
   int32_t pid = 0;
+  std::string cgroup;  // the job's cgroup, or "" (process group only)
   bool started = false;
   bool cancel_requested = false;  // before the leader was launched
   bool leader_exited = false;
@@ -114,14 +115,14 @@ void stop_tree(self_ptr self, stop_reason why) {
   if (st.reason != stop_reason::none)
     return;
   st.reason = why;
-  signal_tree(st.pid, SIGTERM);
+  signal_tree(st.pid, st.cgroup, SIGTERM);
   self->delayed_send(self, st.spec.grace, kill_atom_v);
 }
 
 // After the leader exited: wait for the rest of the tree, stopping it.
 void check_tree(self_ptr self) {
   auto& st = self->state;
-  auto live = live_tree(st.pid);
+  auto live = live_tree(st.pid, st.cgroup);
   if (live.empty()) {
     finalize(self);
     return;
@@ -162,22 +163,23 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
                         st.spec.stderr_path};
       st.runner->spawn(
         std::move(req),
-        [me](caf::expected<int32_t> pid) {
-          if (pid)
-            caf::anon_send(me, launched_atom_v, *pid);
+        [me](caf::expected<launched_process> p) {
+          if (p)
+            caf::anon_send(me, launched_atom_v, p->pid, p->cgroup);
           else
-            caf::anon_send(me, launch_failed_atom_v, describe(pid.error()));
+            caf::anon_send(me, launch_failed_atom_v, describe(p.error()));
         },
         [me](const process_exit& info) { caf::anon_send(me, exited_atom_v, info); });
       st.rp = self->make_response_promise<job_result>();
       return st.rp;
     },
-    [=](launched_atom, int32_t pid) {
+    [=](launched_atom, int32_t pid, std::string& cgroup) {
       auto& st = self->state;
       st.pid = pid;
+      st.cgroup = std::move(cgroup);
       st.result.pid = pid;
       if (st.listener)
-        self->send(st.listener, spawned_atom_v, st.spec.name, pid);
+        self->send(st.listener, spawned_atom_v, st.spec.name, pid, st.cgroup);
       if (st.cancel_requested)
         stop_tree(self, stop_reason::cancel);
       else if (st.spec.timeout.count() > 0)
@@ -218,7 +220,7 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
         return;
       st.killed = true;
       st.killed_at = std::chrono::steady_clock::now();
-      signal_tree(st.pid, SIGKILL);
+      signal_tree(st.pid, st.cgroup, SIGKILL);
     },
     [=](exited_atom, const process_exit& info) {
       auto& st = self->state;

@@ -18,6 +18,7 @@ struct supervisor_state {
   run_plan plan;
   run_supervisor_deps deps;
   std::optional<size_t> current;  // the stage being executed
+  std::string cgroup;             // its job cgroup, or ""
   job_worker_actor worker;
   bool started = false;
   bool finishing = false;
@@ -45,7 +46,7 @@ void notify(self_ptr self, progress_event::kind_t kind, size_t i) {
 
 sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t pgid) {
   const auto& rec = self->state.order->record();
-  return sample_request{rec.run_id, rec.stages.at(i).name, phase, pgid};
+  return sample_request{rec.run_id, rec.stages.at(i).name, phase, pgid, {}};
 }
 
 void step(self_ptr self);
@@ -89,7 +90,7 @@ void stage_done(self_ptr self, size_t i, job_result result) {
   // A worker that ended without a result left its tree unattended: stop it,
   // so that no process of the stage outlives it here either.
   if (result.failure == failure_code::lost && pid > 0)
-    signal_tree(pid, SIGKILL);
+    signal_tree(pid, st.cgroup, SIGKILL);
   auto record_it = [=](caf::optional<snapshot> snap) {
     auto& st = self->state;
     if (snap) {
@@ -101,8 +102,10 @@ void stage_done(self_ptr self, size_t i, job_result result) {
     notify(self, progress_event::kind_t::stage_finished, i);
     step(self);
   };
-  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v,
-                request_for(self, i, "after", pid))
+  auto after = request_for(self, i, "after", pid);
+  after.cgroup = std::move(st.cgroup);
+  st.cgroup.clear();
+  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, std::move(after))
     .then([=](snapshot& snap) { record_it(std::move(snap)); },
           [=](caf::error&) { record_it(caf::none); });
 }
@@ -198,16 +201,19 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       self->send(st.deps.writer, trace_atom_v, snap);
       st.order->stage_sample(*st.current, snap);
     },
-    [=](spawned_atom, const std::string& stage, int32_t pid) {
+    [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {
       auto& st = self->state;
       if (!st.current || st.order->record().stages.at(*st.current).name != stage)
         return;
       st.order->stage_spawned(*st.current, pid);
+      st.cgroup = std::move(cgroup);
       persist(self);
-      if (st.plan.sample_interval.count() > 0)
-        self->send(st.deps.sampler, watch_atom_v,
-                   request_for(self, *st.current, "sample", pid),
-                   st.plan.sample_interval, caf::actor_cast<sample_sink_actor>(self));
+      if (st.plan.sample_interval.count() > 0) {
+        auto req = request_for(self, *st.current, "sample", pid);
+        req.cgroup = st.cgroup;
+        self->send(st.deps.sampler, watch_atom_v, std::move(req), st.plan.sample_interval,
+                   caf::actor_cast<sample_sink_actor>(self));
+      }
     },
   };
 }

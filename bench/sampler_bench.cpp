@@ -32,7 +32,7 @@ pid_t spawn_stage_of_50() {
 void BM_SnapshotWithTreeOf50(benchmark::State& state) {
   auto pid = spawn_stage_of_50();
   troupe::host_sampler sampler{nullptr};
-  troupe::sample_request req{"bench", "stage", "sample", pid};
+  troupe::sample_request req{"bench", "stage", "sample", pid, {}};
   size_t pids = 0;
   for (auto _ : state) {
     auto snap = sampler.take(req);
@@ -41,7 +41,7 @@ void BM_SnapshotWithTreeOf50(benchmark::State& state) {
   }
   state.counters["tree_pids"] = static_cast<double>(pids);
   state.counters["host_pids"] = static_cast<double>(troupe::scan_processes().size());
-  troupe::signal_tree(pid, SIGKILL);
+  troupe::signal_tree(pid, "", SIGKILL);
   waitpid(pid, nullptr, 0);
 }
 BENCHMARK(BM_SnapshotWithTreeOf50)->Unit(benchmark::kMicrosecond)->MeasureProcessCPUTime();

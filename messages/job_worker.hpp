@@ -86,16 +86,17 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
 }
 
 /// interface job_listener {
-///   (spawned_atom, std::string stage, int32_t pid) -> void  // the leader runs
+///   (spawned_atom, std::string stage, int32_t pid, std::string cgroup) -> void
+///        // the leader runs; cgroup: its job cgroup on the node, or ""
 /// }
 using job_listener_actor =
-  caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t>>;
+  caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;
 
 /// interface job_worker {
 ///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying
 ///   (cancel_atom) -> void                 // stop the tree (SIGTERM, SIGKILL after grace)
 ///   internal, from the process adapter's thread:
-///             (launched_atom, int32_t)           the leader runs (pid)
+///             (launched_atom, int32_t, std::string)  the leader runs (pid, cgroup)
 ///             (launch_failed_atom, std::string)  it could not be started
 ///             (exited_atom, process_exit)        the leader exited and was reaped
 ///             (synced_atom, int32_t)             logs fsynced and closed (pid)
@@ -104,7 +105,7 @@ using job_listener_actor =
 using job_worker_actor = caf::typed_actor<
   caf::replies_to<start_atom, job_spec>::with<job_result>,
   caf::reacts_to<cancel_atom>,
-  caf::reacts_to<launched_atom, int32_t>,
+  caf::reacts_to<launched_atom, int32_t, std::string>,
   caf::reacts_to<launch_failed_atom, std::string>,
   caf::reacts_to<exited_atom, process_exit>,
   caf::reacts_to<synced_atom, int32_t>,

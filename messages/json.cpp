@@ -133,7 +133,8 @@ void to_json(json& j, const host_info& x) {
            {"pus", x.pus},
            {"numa_nodes", x.numa_nodes},
            {"mem_total_bytes", x.mem_total_bytes},
-           {"gpus", x.gpus}};
+           {"gpus", x.gpus},
+           {"process_tracking", x.process_tracking}};
 }
 
 void to_json(json& j, const run_options& x) {

@@ -31,8 +31,9 @@ typename Inspector::result_type inspect(Inspector& f, host_figures& x) {
            x.mem_total_bytes, x.mem_used_bytes, x.load1);
 }
 
-/// A stage's process tree: its process group plus every descendant of its
-/// leader (a descendant that left the group with setpgid is still counted).
+/// A stage's process tree: its process group, its job cgroup's members, and
+/// every descendant of these (one that left the group with setpgid or
+/// setsid is still counted while its parent lives, or always with a cgroup).
 struct tree_figures {
   std::vector<int32_t> pids;
   int64_t rss_bytes = 0;   // sum over the tree
@@ -93,18 +94,20 @@ typename Inspector::result_type inspect(Inspector& f, snapshot& x) {
            x.phase, x.host, x.process, x.gpus, x.top);
 }
 
-/// What to sample: `pgid` 0 means host only (the `before` phase).
+/// What to sample: `pgid` 0 means host only (the `before` phase); `cgroup`
+/// is the job's cgroup on this node, when it has one.
 struct sample_request {
   std::string run_id;
   std::string stage;
   std::string phase;
   int32_t pgid = 0;
+  std::string cgroup;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sample_request& x) {
   return f(caf::meta::type_name("troupe::sample_request"), x.run_id, x.stage,
-           x.phase, x.pgid);
+           x.phase, x.pgid, x.cgroup);
 }
 
 /// interface sample_sink {

@@ -27,13 +27,14 @@ struct host_info {
   int32_t numa_nodes = 0;  // (hwloc)
   int64_t mem_total_bytes = 0;
   int32_t gpus = 0;        // NVML devices seen at start; 0 without NVML
+  std::string process_tracking;  // how stage trees are tracked (cgroup v2 or process group)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, host_info& x) {
   return f(caf::meta::type_name("troupe::host_info"), x.hostname, x.kernel,
            x.cpu_model, x.cores, x.pus, x.numa_nodes, x.mem_total_bytes,
-           x.gpus);
+           x.gpus, x.process_tracking);
 }
 
 /// The options `troupe run` was given, as recorded.

@@ -19,12 +19,12 @@ namespace troupe {
 ///                                  // which the supervisor quits
 ///   (cancel_atom) -> void          // stop the running stage, record `cancelled`
 ///   (sample_atom, snapshot) -> void  // periodic samples (sample_sink)
-///   (spawned_atom, std::string, int32_t) -> void  // a stage's leader runs (job_listener)
+///   (spawned_atom, std::string, int32_t, std::string) -> void  // a leader runs (job_listener)
 /// }
 using run_supervisor_actor = caf::typed_actor<
   caf::reacts_to<start_atom>,
   caf::reacts_to<cancel_atom>,
   caf::reacts_to<sample_atom, snapshot>,
-  caf::reacts_to<spawned_atom, std::string, int32_t>>;
+  caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;
 
 } // namespace troupe

@@ -222,7 +222,8 @@ int run_command(const run_command_options& opts) {
     configure_scheduler(cfg);
     caf::actor_system sys{cfg};
     caf::scoped_actor self{sys};
-    auto runner = std::make_shared<process_runner>(true);
+    auto runner = std::make_shared<process_runner>(true, true);
+    plan.record.host.process_tracking = runner->tracking();
     auto sampler = spawn_resource_sampler(sys, gpus);
     auto writer = spawn_artifact_writer(sys, *run_dir);
     auto sup = spawn_run_supervisor(sys, std::move(plan),

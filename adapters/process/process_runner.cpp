@@ -1,5 +1,7 @@
 #include "adapters/process/process_runner.hpp"
 
+#include "adapters/process/cgroup_jobs.hpp"
+
 #include "messages/errors.hpp"
 
 #include <fcntl.h>
@@ -46,9 +48,12 @@ struct process_runner::impl {
   struct logs {
     int out = -1;
     int err = -1;
+    std::string cgroup;  // removed with the logs' sync
   };
 
   bool adopt_orphans;
+  std::unique_ptr<cgroup_jobs> cgroups;
+  std::string tracking;
   int ep = -1;
   int wake = -1;
   std::atomic<bool> stop{false};
@@ -60,9 +65,13 @@ struct process_runner::impl {
   std::deque<std::function<void()>> tasks;
   std::thread thread;
 
-  explicit impl(bool adopt) : adopt_orphans(adopt) {
+  impl(bool adopt, bool use_cgroups) : adopt_orphans(adopt) {
     if (adopt_orphans)
       ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    std::string why = "cgroups not requested";
+    if (use_cgroups)
+      cgroups = cgroup_jobs::open(why);
+    tracking = cgroups ? "cgroup v2 (" + cgroups->base() + ")" : "process group (" + why + ")";
     ep = ::epoll_create1(EPOLL_CLOEXEC);
     wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_event ev{};
@@ -147,7 +156,7 @@ struct process_runner::impl {
     }
   }
 
-  caf::expected<int32_t> start(const spawn_request& req, exit_callback on_exit);
+  caf::expected<launched_process> start(const spawn_request& req, exit_callback on_exit);
 
   void loop() {
     epoll_event evs[32];
@@ -173,8 +182,12 @@ struct process_runner::impl {
   }
 };
 
-process_runner::process_runner(bool adopt_orphans)
-  : impl_(std::make_unique<impl>(adopt_orphans)) {
+process_runner::process_runner(bool adopt_orphans, bool use_cgroups)
+  : impl_(std::make_unique<impl>(adopt_orphans, use_cgroups)) {
+}
+
+std::string process_runner::tracking() const {
+  return impl_->tracking;
 }
 
 process_runner::~process_runner() = default;
@@ -188,8 +201,8 @@ void process_runner::spawn(spawn_request req, started_callback on_started,
   });
 }
 
-caf::expected<int32_t> process_runner::impl::start(const spawn_request& req,
-                                                   exit_callback on_exit) {
+caf::expected<launched_process> process_runner::impl::start(const spawn_request& req,
+                                                            exit_callback on_exit) {
   if (req.argv.empty() || req.argv[0].empty())
     return caf::make_error(errc::bad_input, "empty command");
   struct stat st{};
@@ -239,13 +252,25 @@ caf::expected<int32_t> process_runner::impl::start(const spawn_request& req,
   envp.push_back(nullptr);
 
   pid_t pid = 0;
-  bool search = req.argv[0].find('/') == std::string::npos;
-  int rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
-                  : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  int rc = 0;
+  auto do_spawn = [&] {
+    bool search = req.argv[0].find('/') == std::string::npos;
+    rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
+                : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  };
+  std::string cgroup;
+  if (cgroups)
+    cgroup = cgroups->spawn_inside(do_spawn);
+  else
+    do_spawn();
+  if (rc != 0 && !cgroup.empty()) {
+    cgroups->remove(cgroup);
+    cgroup.clear();
+  }
   if (rc == 0) {
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     by_pid[pid] = watched{pidfd, std::move(on_exit)};
-    open_logs[pid] = logs{out, err};
+    open_logs[pid] = logs{out, err, cgroup};
     if (pidfd >= 0) {
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -261,7 +286,7 @@ caf::expected<int32_t> process_runner::impl::start(const spawn_request& req,
     return caf::make_error(errc::os_error, "cannot start '" + req.argv[0]
                                              + "': " + errno_text(rc));
   }
-  return static_cast<int32_t>(pid);
+  return launched_process{static_cast<int32_t>(pid), cgroup};
 }
 
 void process_runner::sync_logs(int32_t pid, done_callback done) {
@@ -278,6 +303,8 @@ void process_runner::sync_logs(int32_t pid, done_callback done) {
         ::close(fd);
       }
     }
+    if (!l.cgroup.empty())
+      self->cgroups->remove(l.cgroup);
     done();
   });
 }

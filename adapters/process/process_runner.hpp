@@ -29,9 +29,16 @@ struct spawn_request {
   std::string stderr_path;
 };
 
+/// A started leader: its pid (and process group) and, when troupe could
+/// create one, the job cgroup that holds its whole tree.
+struct launched_process {
+  int32_t pid = 0;
+  std::string cgroup;  // empty: tracked by process group only
+};
+
 class process_runner {
 public:
-  using started_callback = std::function<void(caf::expected<int32_t>)>;
+  using started_callback = std::function<void(caf::expected<launched_process>)>;
   using exit_callback = std::function<void(const process_exit&)>;
   using done_callback = std::function<void()>;
 
@@ -40,21 +47,28 @@ public:
   /// instead of PID 1, stay visible, and are reaped by the runner's thread,
   /// so no zombie of a stage outlives it. The runner then reaps *every* child
   /// of the process: do not combine it with system()/popen() elsewhere.
-  explicit process_runner(bool adopt_orphans);
+  ///
+  /// With `use_cgroups`, each job is started in a cgroup v2 of its own when
+  /// the host allows it (see cgroup_jobs.hpp); tracking() says which.
+  process_runner(bool adopt_orphans, bool use_cgroups);
   ~process_runner();
 
   process_runner(const process_runner&) = delete;
   process_runner& operator=(const process_runner&) = delete;
 
   /// Returns at once. On the runner's thread: opens the log files, spawns,
-  /// and watches the process; then `on_started` gets the pid or an
+  /// and watches the process; then `on_started` gets the leader or an
   /// errc::os_error naming what failed (log file, cwd, exec). `on_exit` runs
   /// there once the leader has exited and been reaped.
   void spawn(spawn_request req, started_callback on_started, exit_callback on_exit);
 
-  /// fsyncs and closes `pid`'s log files on the runner's thread, then calls
-  /// `done` there. Call after the whole process tree has ended.
+  /// fsyncs and closes `pid`'s log files on the runner's thread, removes its
+  /// job cgroup, then calls `done` there. Call after the whole tree has ended.
   void sync_logs(int32_t pid, done_callback done);
+
+  /// How process trees are tracked, for the record: "cgroup v2 (<path>)" or
+  /// "process group (<why cgroups are not used>)".
+  std::string tracking() const;
 
 private:
   struct impl;

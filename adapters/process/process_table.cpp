@@ -1,5 +1,7 @@
 #include "adapters/process/process_table.hpp"
 
+#include "adapters/process/cgroup_jobs.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -82,18 +84,19 @@ std::vector<proc_entry> scan_processes() {
   return result;
 }
 
-std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table,
-                                       int32_t pgid) {
+std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table, int32_t pgid,
+                                       const std::vector<int32_t>& also) {
   std::vector<const proc_entry*> result;
   if (pgid <= 0)
     return result;
+  std::unordered_set<int32_t> seeds(also.begin(), also.end());
   std::unordered_map<int32_t, std::vector<const proc_entry*>> children;
   std::unordered_set<int32_t> in;
   for (const auto& p : table)
     children[p.ppid].push_back(&p);
   std::vector<const proc_entry*> todo;
   for (const auto& p : table)
-    if (p.pgrp == pgid || p.pid == pgid)
+    if (p.pgrp == pgid || p.pid == pgid || seeds.count(p.pid) > 0)
       todo.push_back(&p);
   while (!todo.empty()) {
     auto* p = todo.back();
@@ -111,24 +114,34 @@ std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table,
   return result;
 }
 
-std::vector<int32_t> live_tree(int32_t pgid) {
+namespace {
+
+std::vector<int32_t> cgroup_members(const std::string& cgroup) {
+  return cgroup.empty() ? std::vector<int32_t>{} : cgroup_jobs::members(cgroup);
+}
+
+} // namespace
+
+std::vector<int32_t> live_tree(int32_t pgid, const std::string& cgroup) {
   auto table = scan_processes();
   std::vector<int32_t> pids;
-  for (auto* p : tree_of(table, pgid))
+  for (auto* p : tree_of(table, pgid, cgroup_members(cgroup)))
     pids.push_back(p->pid);
   return pids;
 }
 
-int signal_tree(int32_t pgid, int sig) {
+int signal_tree(int32_t pgid, const std::string& cgroup, int sig) {
   if (pgid <= 0)
     return 0;
   // Scan first: after SIGKILL the tree may be gone before a second look.
   auto table = scan_processes();
-  auto tree = tree_of(table, pgid);
+  auto tree = tree_of(table, pgid, cgroup_members(cgroup));
   ::kill(-pgid, sig);
   for (auto* p : tree)
     if (p->pgrp != pgid)
       ::kill(p->pid, sig);
+  if (!cgroup.empty())
+    cgroup_jobs::signal_all(cgroup, sig);
   return static_cast<int>(tree.size());
 }
 

@@ -26,17 +26,20 @@ std::vector<proc_entry> scan_processes();
 /// Parses one /proc/<pid>/stat line; false if it is malformed.
 bool parse_stat_line(const std::string& line, proc_entry& out);
 
-/// A stage's tree: members of process group `pgid` plus every descendant of
-/// the process `pgid` (its leader), zombies excluded. Sorted by pid.
-std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table,
-                                       int32_t pgid);
+/// A stage's tree: members of process group `pgid`, the process `pgid` (its
+/// leader), the processes in `also` (its cgroup's members, when it has one),
+/// and every descendant of all these; zombies excluded. Sorted by pid.
+std::vector<const proc_entry*> tree_of(const std::vector<proc_entry>& table, int32_t pgid,
+                                       const std::vector<int32_t>& also = {});
 
-/// Live (non-zombie) members of the tree of `pgid`, by a fresh scan.
-std::vector<int32_t> live_tree(int32_t pgid);
+/// Live (non-zombie) members of the tree of `pgid` (and of `cgroup`, a job
+/// cgroup's path, if not empty), by a fresh scan.
+std::vector<int32_t> live_tree(int32_t pgid, const std::string& cgroup = {});
 
-/// Sends `sig` to the group `pgid` and to each live tree member outside it.
+/// Sends `sig` to the group `pgid`, to each live tree member outside it, and
+/// to every member of `cgroup` (SIGKILL: cgroup.kill).
 /// Returns how many live processes the tree had just before.
-int signal_tree(int32_t pgid, int sig);
+int signal_tree(int32_t pgid, const std::string& cgroup, int sig);
 
 /// Clock ticks per second and page size, read once.
 long clock_ticks_per_second();

@@ -1,5 +1,6 @@
 #include "adapters/sampling/host_sampler.hpp"
 
+#include "adapters/process/cgroup_jobs.hpp"
 #include "adapters/process/process_table.hpp"
 
 #include <algorithm>
@@ -132,7 +133,9 @@ snapshot host_sampler::take(const sample_request& req) {
   if (req.pgid > 0) {
     tree_figures tree;
     uint64_t tree_ticks = 0;
-    for (auto* p : tree_of(table, req.pgid)) {
+    auto members = req.cgroup.empty() ? std::vector<int32_t>{}
+                                      : cgroup_jobs::members(req.cgroup);
+    for (auto* p : tree_of(table, req.pgid, members)) {
       tree.pids.push_back(p->pid);
       tree.rss_bytes += p->rss_pages * page;
       tree_ticks += p->cpu_ticks;

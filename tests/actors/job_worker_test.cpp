@@ -23,7 +23,7 @@ struct JobWorkerTest : ::testing::Test {
     configure_scheduler(cfg);
     return cfg;
   }
-  JobWorkerTest() : sys(prepare(cfg)), self(sys), runner(std::make_shared<process_runner>(false)) {
+  JobWorkerTest() : sys(prepare(cfg)), self(sys), runner(std::make_shared<process_runner>(false, false)) {
     char tmpl[] = "/tmp/troupe-worker-XXXXXX";
     dir = ::mkdtemp(tmpl);
   }

@@ -18,7 +18,7 @@ extern char** environ;
 
 TEST(HostSamplerTest, HostFiguresAndTopFive) {
   host_sampler s{nullptr};
-  auto snap = s.take(sample_request{"r", "st", "before", 0});
+  auto snap = s.take(sample_request{"r", "st", "before", 0, {}});
   EXPECT_EQ(snap.run_id, "r");
   EXPECT_EQ(snap.phase, "before");
   EXPECT_GT(snap.host.mem_total_bytes, 0);
@@ -47,7 +47,7 @@ TEST(HostSamplerTest, SeesAProcessGroupAndItsChildren) {
   host_sampler s{nullptr};
   caf::optional<tree_figures> tree;
   for (int i = 0; i < 100; ++i) {
-    tree = s.take(sample_request{"r", "st", "sample", pid}).process;
+    tree = s.take(sample_request{"r", "st", "sample", pid, {}}).process;
     if (tree && tree->pids.size() == 4)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -57,7 +57,7 @@ TEST(HostSamplerTest, SeesAProcessGroupAndItsChildren) {
   EXPECT_EQ(tree->pids.front(), pid);
   EXPECT_GT(tree->rss_bytes, 0);
   EXPECT_EQ(live_tree(pid).size(), 4u);
-  EXPECT_EQ(signal_tree(pid, SIGKILL), 4);
+  EXPECT_EQ(signal_tree(pid, "", SIGKILL), 4);
   ::waitpid(pid, nullptr, 0);
 }
 
@@ -65,7 +65,7 @@ TEST(HostSamplerTest, ReadsGpusThroughNvml) {
   auto gpus = open_nvml(TROUPE_FAKE_NVML);
   EXPECT_EQ(gpus->status(), "");
   host_sampler s{gpus};
-  auto snap = s.take(sample_request{"r", "st", "before", 0});
+  auto snap = s.take(sample_request{"r", "st", "before", 0, {}});
   ASSERT_EQ(snap.gpus.size(), 2u);
   EXPECT_EQ(snap.gpus[0].name, "Fake GPU A");
   EXPECT_EQ(snap.gpus[0].uuid, "GPU-fake-0");

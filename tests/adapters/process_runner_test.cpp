@@ -1,9 +1,11 @@
 // process_runner: real processes, real files, its own reaper thread.
 #include "adapters/process/process_runner.hpp"
+#include "adapters/process/process_table.hpp"
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 using namespace troupe;
 using namespace std::chrono_literals;
@@ -44,14 +47,18 @@ struct ProcessRunnerTest : ::testing::Test {
     };
   }
   // Spawns and waits for the runner's answer.
-  caf::expected<int32_t> spawn(process_runner& runner, spawn_request req) {
+  caf::expected<int32_t> spawn(process_runner& runner, spawn_request req,
+                               std::string* cgroup = nullptr) {
     std::mutex m;
     std::condition_variable c;
     std::optional<caf::expected<int32_t>> got;
     runner.spawn(std::move(req),
-                 [&](caf::expected<int32_t> pid) {
+                 [&](caf::expected<launched_process> p) {
                    std::lock_guard<std::mutex> g{m};
-                   got = std::move(pid);
+                   if (p && cgroup != nullptr)
+                     *cgroup = p->cgroup;
+                   got = p ? caf::expected<int32_t>{p->pid}
+                           : caf::expected<int32_t>{p.error()};
                    c.notify_all();
                  },
                  on_exit());
@@ -74,7 +81,7 @@ struct ProcessRunnerTest : ::testing::Test {
 } // namespace
 
 TEST_F(ProcessRunnerTest, RunsInItsOwnGroupWithLogsEnvAndCwd) {
-  process_runner runner{false};
+  process_runner runner{false, false};
   auto pid = spawn(runner,
     request({"/bin/sh", "-c", "echo $X; pwd; echo oops >&2; ps -o pgid= -p $$; exit 3"}));
   ASSERT_TRUE(pid);
@@ -108,7 +115,7 @@ TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, &old);
-  process_runner runner{false};
+  process_runner runner{false, false};
   auto pid = spawn(runner, request({"sleep", "30"}));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(pid);
@@ -119,7 +126,7 @@ TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
 }
 
 TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
-  process_runner runner{false};
+  process_runner runner{false, false};
   auto missing = spawn(runner, request({"no-such-program-troupe"}));
   ASSERT_FALSE(missing);
   EXPECT_NE(caf::to_string(missing.error()).find("cannot start 'no-such-program-troupe'"),
@@ -137,7 +144,7 @@ TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
 }
 
 TEST_F(ProcessRunnerTest, ReportsRusage) {
-  process_runner runner{false};
+  process_runner runner{false, false};
   // ~0.3 s of CPU in the leader itself.
   auto pid = spawn(runner,
     request({"/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"}));
@@ -145,4 +152,52 @@ TEST_F(ProcessRunnerTest, ReportsRusage) {
   ASSERT_TRUE(wait_exit(20s));
   EXPECT_GT(exit_info->cpu_seconds, 0.05);
   EXPECT_GT(exit_info->max_rss_bytes, 100 * 1024);
+}
+
+TEST_F(ProcessRunnerTest, CgroupHoldsAnEscapedDaemonUntilItIsKilled) {
+  process_runner runner{false, true};
+  if (runner.tracking().rfind("cgroup", 0) != 0)
+    GTEST_SKIP() << "no writable cgroup v2 here: " << runner.tracking();
+  std::string cgroup;
+  // The daemon leaves the process group (setsid) and is orphaned at once.
+  auto pid = spawn(runner,
+                   request({"/bin/sh", "-c", "(setsid sleep 300 & echo $! > d.pid); exit 0"}),
+                   &cgroup);
+  ASSERT_TRUE(pid);
+  ASSERT_FALSE(cgroup.empty());
+  ASSERT_TRUE(wait_exit());
+  int daemon = 0;
+  for (int i = 0; i < 100 && daemon == 0; ++i) {
+    std::ifstream in(dir + "/d.pid");
+    in >> daemon;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GT(daemon, 0);
+  EXPECT_EQ(live_tree(*pid, cgroup), std::vector<int32_t>{daemon})
+    << "the cgroup still sees the escaped daemon";
+  EXPECT_EQ(signal_tree(*pid, cgroup, SIGKILL), 1);
+  for (int i = 0; i < 100 && !live_tree(*pid, cgroup).empty(); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(live_tree(*pid, cgroup).empty());
+  std::mutex m;
+  std::condition_variable c;
+  bool synced = false;
+  runner.sync_logs(*pid, [&] {
+    std::lock_guard<std::mutex> g{m};
+    synced = true;
+    c.notify_all();
+  });
+  std::unique_lock<std::mutex> lock{m};
+  ASSERT_TRUE(c.wait_for(lock, 5s, [&] { return synced; }));
+  struct stat st{};
+  EXPECT_NE(::stat(cgroup.c_str(), &st), 0) << "job cgroup removed after the sync";
+}
+
+TEST_F(ProcessRunnerTest, CgroupsCanBeTurnedOff) {
+  ::setenv("TROUPE_CGROUP_ROOT", "off", 1);
+  process_runner runner{false, true};
+  ::unsetenv("TROUPE_CGROUP_ROOT");
+  EXPECT_EQ(runner.tracking(), "process group (disabled by TROUPE_CGROUP_ROOT=off)");
+  process_runner plain{false, false};
+  EXPECT_EQ(plain.tracking(), "process group (cgroups not requested)");
 }

@@ -413,3 +413,23 @@ stages:
                   "name: nos\nstages:\n  - name: long\n    run: [sleep, \"0.5\"]\n");
   ASSERT_EQ(none.exit_code, 0);
 }
+
+TEST_F(RunningOrder, ADoubleForkedDaemonDoesNotOutliveItsStage) {
+  // setsid + orphaned at once: outside the process group and no longer a
+  // descendant of the leader. Only a job cgroup still holds it.
+  auto r = run({"--grace", "1s"}, R"(name: daemon
+stages:
+  - name: start-daemon
+    shell: "(setsid sleep 300 & echo $! > $TROUPE_RUN_DIR/daemon.pid); echo started"
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = metadata();
+  auto tracking = m["host"]["process_tracking"].get<std::string>();
+  auto daemon = std::stoi(read_file(single_run_dir(out()) + "/daemon.pid"));
+  if (tracking.rfind("cgroup", 0) != 0) {
+    ::kill(daemon, SIGKILL);
+    GTEST_SKIP() << "process tracking here: " << tracking;
+  }
+  EXPECT_EQ(stage(m, "start-daemon")["leftovers_killed"], 1);
+  EXPECT_FALSE(alive(daemon)) << "daemon " << daemon << " survived its stage";
+}
