@@ -2,6 +2,8 @@
 
 #include "runtime/duration.hpp"
 
+#include <vector>
+
 namespace troupe {
 
 namespace {
@@ -20,10 +22,37 @@ std::string clock_text(std::chrono::steady_clock::duration d) {
   return buf;
 }
 
+// The last `n` lines of a file, reading at most its last 4 KiB.
+std::vector<std::string> tail_lines(const std::string& path, size_t n) {
+  std::vector<std::string> lines;
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
+  if (f == nullptr)
+    return lines;
+  std::fseek(f, 0, SEEK_END);
+  long size = std::ftell(f);
+  long from = size > 4096 ? size - 4096 : 0;
+  std::fseek(f, from, SEEK_SET);
+  std::string buf(static_cast<size_t>(size - from), '\0');
+  buf.resize(std::fread(buf.data(), 1, buf.size(), f));
+  std::fclose(f);
+  size_t pos = 0;
+  if (from > 0)  // drop the partial first line
+    pos = buf.find('\n') == std::string::npos ? buf.size() : buf.find('\n') + 1;
+  while (pos < buf.size()) {
+    auto nl = buf.find('\n', pos);
+    lines.push_back(buf.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    pos = nl == std::string::npos ? buf.size() : nl + 1;
+  }
+  if (lines.size() > n)
+    lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
+  return lines;
+}
+
 } // namespace
 
-progress_display::progress_display(std::FILE* out, bool tty)
-  : out_(out), tty_(tty), run_start_(std::chrono::steady_clock::now()) {
+progress_display::progress_display(std::FILE* out, bool tty, std::string run_dir)
+  : out_(out), tty_(tty), run_dir_(std::move(run_dir)),
+    run_start_(std::chrono::steady_clock::now()) {
 }
 
 void progress_display::clear_status() {
@@ -68,6 +97,13 @@ void progress_display::on_event(const progress_event& ev) {
       if (!ev.stage.error.empty())
         text += " " + ev.stage.error;
       line(text);
+      if (ev.stage.status != stage_status::succeeded && !ev.stage.stderr_log.empty()) {
+        auto tail = tail_lines(run_dir_ + "/" + ev.stage.stderr_log, 5);
+        if (!tail.empty())
+          line("      last lines of " + ev.stage.stderr_log + ":");
+        for (auto& l : tail)
+          line("      | " + l);
+      }
       break;
     }
     case kind::run_finished: {

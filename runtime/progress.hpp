@@ -1,6 +1,6 @@
 // progress: what `troupe run` shows while a run is live. One line per stage
-// start and end; on a TTY also a status line with the elapsed time that is
-// redrawn in place.
+// start and end (with the tail of its stderr when it did not succeed); on a
+// TTY also a status line with the elapsed time that is redrawn in place.
 #pragma once
 
 #include "messages/run.hpp"
@@ -13,7 +13,8 @@ namespace troupe {
 
 class progress_display {
 public:
-  progress_display(std::FILE* out, bool tty);
+  /// `run_dir`: where the stages' logs are (for the stderr tail).
+  progress_display(std::FILE* out, bool tty, std::string run_dir);
 
   void on_event(const progress_event& ev);
 
@@ -28,6 +29,7 @@ private:
 
   std::FILE* out_;
   bool tty_;
+  std::string run_dir_;
   bool status_shown_ = false;
   std::string running_;  // "[2/7] normalize"
   std::chrono::steady_clock::time_point run_start_;

@@ -210,7 +210,7 @@ int run_command(const run_command_options& opts) {
   }
 
   bool tty = ::isatty(STDOUT_FILENO) == 1;
-  progress_display display{stdout, tty};
+  progress_display display{stdout, tty, *run_dir};
   std::printf("%s\n", run_dir->c_str());
   display.line("run " + rec.run_id + " of '" + p.name + "': " + std::to_string(p.stages.size())
                + " stage(s)");

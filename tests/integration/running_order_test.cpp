@@ -228,6 +228,8 @@ stages:
   EXPECT_EQ(stage(m, "c")["status"], "skipped");
   EXPECT_FALSE(exists(single_run_dir(out()) + "/c-ran"));
   EXPECT_EQ(read_file(single_run_dir(out()) + "/logs/b.stderr.log"), "to-stderr\n");
+  EXPECT_NE(r.out.find("last lines of logs/b.stderr.log:\n      | to-stderr\n"), std::string::npos)
+    << "the failed stage's stderr tail is shown:\n" << r.out;
 }
 
 TEST_F(RunningOrder, DryRunRunsNothing) {
@@ -432,4 +434,22 @@ stages:
   }
   EXPECT_EQ(stage(m, "start-daemon")["leftovers_killed"], 1);
   EXPECT_FALSE(alive(daemon)) << "daemon " << daemon << " survived its stage";
+}
+
+TEST_F(RunningOrder, GpusAreRecordedThroughNvml) {
+  // The fake NVML library (two devices) stands in for libnvidia-ml: CI has no GPU.
+  auto r = run({"--sample-interval", "100ms"},
+               "name: gpu\nstages:\n  - name: a\n    run: [sleep, \"0.3\"]\n",
+               {std::string("TROUPE_NVML_LIBRARY=") + TROUPE_FAKE_NVML});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["host"]["gpus"], 2);
+  auto lines = trace();
+  ASSERT_GE(lines.size(), 3u);
+  for (const auto& l : lines) {
+    ASSERT_EQ(l["gpus"].size(), 2u) << l.dump();
+    EXPECT_EQ(l["gpus"][0]["name"], "Fake GPU A");
+    EXPECT_EQ(l["gpus"][1]["mem_used_bytes"], 2LL << 30);
+  }
+  EXPECT_EQ(stage(m, "a")["resources"]["after"]["gpus"].size(), 2u);
 }
