@@ -66,6 +66,19 @@ struct ProcessRunnerTest : ::testing::Test {
     c.wait(lock, [&] { return got.has_value(); });
     return std::move(*got);
   }
+  // Asks the runner to fsync and close the logs; true once it says done.
+  bool sync(process_runner& runner, int32_t pid) {
+    std::mutex m;
+    std::condition_variable c;
+    bool synced = false;
+    runner.sync_logs(pid, [&] {
+      std::lock_guard<std::mutex> g{m};
+      synced = true;
+      c.notify_all();
+    });
+    std::unique_lock<std::mutex> lock{m};
+    return c.wait_for(lock, 5s, [&] { return synced; });
+  }
   bool wait_exit(std::chrono::milliseconds limit = 5s) {
     std::unique_lock<std::mutex> lock{mtx};
     return cv.wait_for(lock, limit, [this] { return exit_info.has_value(); });
@@ -89,16 +102,7 @@ TEST_F(ProcessRunnerTest, RunsInItsOwnGroupWithLogsEnvAndCwd) {
   EXPECT_EQ(exit_info->pid, *pid);
   EXPECT_TRUE(WIFEXITED(exit_info->wait_status));
   EXPECT_EQ(WEXITSTATUS(exit_info->wait_status), 3);
-  std::mutex m;
-  std::condition_variable c;
-  bool synced = false;
-  runner.sync_logs(*pid, [&] {
-    std::lock_guard<std::mutex> g{m};
-    synced = true;
-    c.notify_all();
-  });
-  std::unique_lock<std::mutex> lock{m};
-  ASSERT_TRUE(c.wait_for(lock, 5s, [&] { return synced; }));
+  ASSERT_TRUE(sync(runner, *pid));
   std::istringstream out(read("out.log"));
   std::string x, cwd, pgid;
   std::getline(out, x);
@@ -179,16 +183,7 @@ TEST_F(ProcessRunnerTest, CgroupHoldsAnEscapedDaemonUntilItIsKilled) {
   for (int i = 0; i < 100 && !live_tree(*pid, cgroup).empty(); ++i)
     std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(live_tree(*pid, cgroup).empty());
-  std::mutex m;
-  std::condition_variable c;
-  bool synced = false;
-  runner.sync_logs(*pid, [&] {
-    std::lock_guard<std::mutex> g{m};
-    synced = true;
-    c.notify_all();
-  });
-  std::unique_lock<std::mutex> lock{m};
-  ASSERT_TRUE(c.wait_for(lock, 5s, [&] { return synced; }));
+  ASSERT_TRUE(sync(runner, *pid));
   struct stat st{};
   EXPECT_NE(::stat(cgroup.c_str(), &st), 0) << "job cgroup removed after the sync";
 }
