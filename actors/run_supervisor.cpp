@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <optional>
+#include <utility>
 
 namespace troupe {
 
@@ -44,9 +45,10 @@ void notify(self_ptr self, progress_event::kind_t kind, size_t i) {
   caf::anon_send(st.deps.listener, std::move(ev));
 }
 
-sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t pgid) {
+sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t pgid,
+                           std::string cgroup = {}) {
   const auto& rec = self->state.order->record();
-  return sample_request{rec.run_id, rec.stages.at(i).name, phase, pgid, {}};
+  return sample_request{rec.run_id, rec.stages.at(i).name, phase, pgid, std::move(cgroup)};
 }
 
 void step(self_ptr self);
@@ -102,9 +104,7 @@ void stage_done(self_ptr self, size_t i, job_result result) {
     notify(self, progress_event::kind_t::stage_finished, i);
     step(self);
   };
-  auto after = request_for(self, i, "after", pid);
-  after.cgroup = std::move(st.cgroup);
-  st.cgroup.clear();
+  auto after = request_for(self, i, "after", pid, std::exchange(st.cgroup, {}));
   self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, std::move(after))
     .then([=](snapshot& snap) { record_it(std::move(snap)); },
           [=](caf::error&) { record_it(caf::none); });
@@ -159,7 +159,8 @@ void step(self_ptr self) {
 run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
                                                    run_supervisor_deps deps) {
   auto& st = self->state;
-  st.order = std::make_unique<running_order>(plan.record);
+  // The record lives in running_order from here on; the plan keeps the jobs.
+  st.order = std::make_unique<running_order>(std::move(plan.record));
   st.plan = std::move(plan);
   st.deps = std::move(deps);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -209,10 +210,9 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       st.cgroup = std::move(cgroup);
       persist(self);
       if (st.plan.sample_interval.count() > 0) {
-        auto req = request_for(self, *st.current, "sample", pid);
-        req.cgroup = st.cgroup;
-        self->send(st.deps.sampler, watch_atom_v, std::move(req), st.plan.sample_interval,
-                   caf::actor_cast<sample_sink_actor>(self));
+        self->send(st.deps.sampler, watch_atom_v,
+                   request_for(self, *st.current, "sample", pid, st.cgroup),
+                   st.plan.sample_interval, caf::actor_cast<sample_sink_actor>(self));
       }
     },
   };

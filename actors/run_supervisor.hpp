@@ -20,7 +20,7 @@ class process_runner;
 
 /// Everything a run needs, built by runtime/ from a pipeline file.
 struct run_plan {
-  run_record record;           // all stages pending
+  run_record record;           // all stages pending; moved into the supervisor's running_order
   std::vector<job_spec> jobs;  // one per stage, same order
   caf::timespan sample_interval{0};
 };

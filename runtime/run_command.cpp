@@ -41,15 +41,23 @@ bool env_flag(const char* name) {
   return s == "1" || s == "true" || s == "yes";
 }
 
-std::vector<std::string> stage_environment(const stage_def& s,
-                                           const std::map<std::string, std::string>& extra) {
-  std::map<std::string, std::string> env;
+using env_map = std::map<std::string, std::string>;
+
+env_map own_environment() {
+  env_map env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
     auto eq = kv.find('=');
     if (eq != std::string::npos)
       env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  return env;
+}
+
+// troupe's environment, then the stage's (defaults.env already merged in),
+// then the TROUPE_* variables.
+std::vector<std::string> stage_environment(env_map env, const stage_def& s,
+                                           const env_map& extra) {
   for (auto& [k, v] : s.env)
     env[k] = v;
   for (auto& [k, v] : extra)
@@ -182,6 +190,7 @@ int run_command(const run_command_options& opts) {
   rec.options.sample_interval = *interval;
   rec.options.grace = *grace;
   plan.sample_interval = *interval;
+  const auto base_env = own_environment();
   for (auto& s : p.stages) {
     stage_record sr;
     sr.name = s.name;
@@ -198,7 +207,7 @@ int run_command(const run_command_options& opts) {
     js.name = s.name;
     js.argv = s.argv(p.dir);
     js.cwd = s.cwd;
-    js.env = stage_environment(s, {{"TROUPE_RUN_ID", rec.run_id},
+    js.env = stage_environment(base_env, s, {{"TROUPE_RUN_ID", rec.run_id},
                                    {"TROUPE_RUN_DIR", *run_dir},
                                    {"TROUPE_STAGE", s.name},
                                    {"TROUPE_PIPELINE_DIR", p.dir}});

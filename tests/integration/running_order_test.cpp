@@ -411,9 +411,17 @@ stages:
   EXPECT_GE(with_tree, 3) << "samples see the leader and its two sleeps";
   EXPECT_EQ(stage(m, "long")["resources"]["samples"], samples);
 
-  auto none = run({"--sample-interval", "0"},
-                  "name: nos\nstages:\n  - name: long\n    run: [sleep, \"0.5\"]\n");
-  ASSERT_EQ(none.exit_code, 0);
+  temp_dir other;
+  auto none = run_troupe({"run",
+                          other.write("p.yaml", "name: nos\nstages:\n  - name: long\n"
+                                                "    run: [sleep, \"0.5\"]\n"),
+                          "--output", other.path() + "/out", "--sample-interval", "0"},
+                         other.path());
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  auto none_lines = read_jsonl(single_run_dir(other.path() + "/out") + "/resource_trace.jsonl");
+  ASSERT_EQ(none_lines.size(), 2u) << "interval 0: only before and after";
+  EXPECT_EQ(none_lines[0]["phase"], "before");
+  EXPECT_EQ(none_lines[1]["phase"], "after");
 }
 
 TEST_F(RunningOrder, ADoubleForkedDaemonDoesNotOutliveItsStage) {
