@@ -88,6 +88,14 @@ void classify(job_state& st, const process_exit& info) {
   }
   if (r.exit_code && *r.exit_code == 0) {
     r.status = stage_status::succeeded;
+  } else if (auto limit = st.spec.memory_limit;
+             limit > 0 && info.max_rss_bytes * 5 >= limit * 4) {
+    // Failed with its peak RSS at 80 % of limits.memory or more: the rlimit
+    // refused an allocation, or the kernel's OOM killer struck.
+    r.status = stage_status::failed;
+    r.failure = failure_code::oom;
+    r.error = how() + " with peak RSS " + std::to_string(info.max_rss_bytes >> 20)
+              + " MiB against limits.memory " + std::to_string(limit >> 20) + " MiB";
   } else if (r.exit_code) {
     r.status = stage_status::failed;
     r.failure = failure_code::exit_nonzero;
@@ -159,8 +167,8 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       st.result.started_at = caf::make_timestamp();
       st.t0 = std::chrono::steady_clock::now();
       auto me = caf::actor_cast<job_worker_actor>(self);
-      spawn_request req{st.spec.argv, st.spec.cwd, st.spec.env, st.spec.stdout_path,
-                        st.spec.stderr_path};
+      spawn_request req{st.spec.argv,        st.spec.cwd,         st.spec.env,
+                        st.spec.stdout_path, st.spec.stderr_path, st.spec.memory_limit};
       st.runner->spawn(
         std::move(req),
         [me](caf::expected<launched_process> p) {

@@ -1,5 +1,6 @@
 #include "actors/run_supervisor.hpp"
 
+#include "actors/http_worker.hpp"
 #include "actors/job_worker.hpp"
 #include "actors/running_order.hpp"
 #include "adapters/process/process_table.hpp"
@@ -18,9 +19,12 @@ struct supervisor_state {
   std::unique_ptr<running_order> order;
   run_plan plan;
   run_supervisor_deps deps;
-  std::optional<size_t> current;  // the stage being executed
-  std::string cgroup;             // its job cgroup, or ""
+  std::optional<size_t> current;  // the stage whose attempt runs
+  std::optional<size_t> waiting;  // the stage waiting for its retry
+  std::string cgroup;             // the running attempt's job cgroup, or ""
   job_worker_actor worker;
+  bool oom_killed = false;  // troupe killed the attempt for exceeding limits.memory
+  int64_t oom_rss = 0;
   bool started = false;
   bool finishing = false;
   static inline const char* name = "run_supervisor";
@@ -28,8 +32,13 @@ struct supervisor_state {
 
 using self_ptr = run_supervisor_actor::stateful_pointer<supervisor_state>;
 
+// metadata.json, and the journal's rows and events to the store.
 void persist(self_ptr self) {
-  self->send(self->state.deps.writer, metadata_atom_v, self->state.order->record());
+  auto& st = self->state;
+  self->send(st.deps.writer, metadata_atom_v, st.order->record());
+  auto batch = st.order->take_journal();
+  if (st.deps.store && !batch.empty())
+    self->send(st.deps.store, persist_atom_v, std::move(batch));
 }
 
 void notify(self_ptr self, progress_event::kind_t kind, size_t i) {
@@ -53,35 +62,57 @@ sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t p
 
 void step(self_ptr self);
 
+void report_finished(self_ptr self, int32_t failures) {
+  auto& st = self->state;
+  if (st.deps.listener) {
+    progress_event ev;
+    ev.kind = progress_event::kind_t::run_finished;
+    ev.index = -1;
+    ev.total = static_cast<int32_t>(st.order->record().stages.size());
+    ev.run = st.order->record().status;
+    ev.stages = st.order->record().stages;
+    ev.exit_code = failures > 0 && st.order->exit_code() == exit_code::ok
+                     ? exit_code::internal
+                     : st.order->exit_code();
+    caf::anon_send(st.deps.listener, std::move(ev));
+  }
+  self->quit();
+}
+
 void finish(self_ptr self) {
   auto& st = self->state;
   if (st.finishing)
     return;
   st.finishing = true;
+  st.waiting.reset();
   st.order->finish(caf::make_timestamp());
   persist(self);
-  // Barrier: every metadata and trace write before this one is on disk.
-  self->request(st.deps.writer, caf::infinite, sync_atom_v)
-    .then([=](int32_t failures) {
-      auto& st = self->state;
-      if (st.deps.listener) {
-        progress_event ev;
-        ev.kind = progress_event::kind_t::run_finished;
-        ev.index = -1;
-        ev.total = static_cast<int32_t>(st.order->record().stages.size());
-        ev.run = st.order->record().status;
-        ev.stages = st.order->record().stages;
-        ev.exit_code = failures > 0 && st.order->exit_code() == exit_code::ok
-                         ? exit_code::internal
-                         : st.order->exit_code();
-        caf::anon_send(st.deps.listener, std::move(ev));
-      }
-      self->quit();
-    });
+  // Barriers: every metadata, trace and store write before this is on disk.
+  self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](int32_t failures) {
+    auto& st = self->state;
+    if (!st.deps.store) {
+      report_finished(self, failures);
+      return;
+    }
+    self->request(st.deps.store, caf::infinite, sync_atom_v)
+      .then([=](int32_t store_failures) { report_finished(self, failures + store_failures); },
+            [=](caf::error&) { report_finished(self, failures + 1); });
+  });
 }
 
-// A stage ended (result, lost worker): take the after-snapshot, record, go on.
-void stage_done(self_ptr self, size_t i, job_result result) {
+job_result lost_result(self_ptr self, size_t i, std::string why) {
+  job_result r;
+  r.name = self->state.plan.jobs.at(i).name;
+  r.status = stage_status::failed;
+  r.failure = failure_code::lost;
+  r.error = std::move(why);
+  r.finished_at = caf::make_timestamp();
+  return r;
+}
+
+// An attempt ended (result, lost worker): take the after-snapshot, record,
+// then go on, retry later, or stop.
+void attempt_done(self_ptr self, size_t i, job_result result) {
   auto& st = self->state;
   if (st.current != i)
     return;  // already handled (a down message after the reply, say)
@@ -93,15 +124,30 @@ void stage_done(self_ptr self, size_t i, job_result result) {
   // so that no process of the stage outlives it here either.
   if (result.failure == failure_code::lost && pid > 0)
     signal_tree(pid, st.cgroup, SIGKILL);
+  if (std::exchange(st.oom_killed, false) && result.status != stage_status::succeeded
+      && result.status != stage_status::cancelled) {
+    result.status = stage_status::failed;
+    result.failure = failure_code::oom;
+    result.error = "killed by troupe: tree RSS " + std::to_string(st.oom_rss >> 20)
+                   + " MiB over limits.memory "
+                   + std::to_string(st.order->record().stages.at(i).memory_limit >> 20)
+                   + " MiB";
+  }
   auto record_it = [=](caf::optional<snapshot> snap) {
     auto& st = self->state;
     if (snap) {
       self->send(st.deps.writer, trace_atom_v, *snap);
       st.order->stage_after(i, std::move(*snap));
     }
-    st.order->stage_finished(i, result);
+    auto decision = st.order->attempt_finished(i, result, caf::make_timestamp());
     persist(self);
     notify(self, progress_event::kind_t::stage_finished, i);
+    if (decision.kind == attempt_decision::retry) {
+      st.waiting = i;
+      auto attempt = static_cast<int32_t>(st.order->record().stages.at(i).attempts.size());
+      self->delayed_send(self, decision.delay, retry_atom_v, static_cast<int32_t>(i), attempt);
+      return;
+    }
     step(self);
   };
   auto after = request_for(self, i, "after", pid, std::exchange(st.cgroup, {}));
@@ -110,30 +156,50 @@ void stage_done(self_ptr self, size_t i, job_result result) {
           [=](caf::error&) { record_it(caf::none); });
 }
 
+job_worker_actor spawn_worker(self_ptr self, const job_spec& spec) {
+  auto& st = self->state;
+  auto listener = caf::actor_cast<job_listener_actor>(self);
+  if (spec.strategy == "exec")
+    return spawn_job_worker(self->system(), st.deps.runner, listener);
+  return spawn_http_worker(self->system(),
+                           http_worker_deps{st.deps.runner, st.deps.http, st.deps.chromium,
+                                            listener});
+}
+
 void launch(self_ptr self, size_t i) {
   auto& st = self->state;
   if (st.order->cancelled()) {
     finish(self);
     return;
   }
-  st.order->stage_started(i, caf::make_timestamp());
+  const auto& a = st.order->attempt_started(i, caf::make_timestamp());
   st.current = i;
+  const auto& dir = st.order->record().run_dir;
+  auto spec = st.plan.jobs.at(i);
+  spec.attempt = a.attempt;
+  spec.strategy = a.strategy;
+  spec.stdout_path = dir + "/" + a.stdout_log;
+  spec.stderr_path = dir + "/" + a.stderr_log;
+  if (!a.body_log.empty())
+    spec.body_path = dir + "/" + a.body_log;
+  spec.env.push_back("TROUPE_ATTEMPT=" + std::to_string(a.attempt));
   // metadata.json is rewritten once the leader runs (with its pid), or with
   // the result if it could not be started: one write for both transitions.
+  // The store hears of the start at once.
+  if (st.deps.store) {
+    auto batch = st.order->take_journal();
+    self->send(st.deps.store, persist_atom_v, std::move(batch));
+  }
+  if (spec.strategy != "exec")
+    persist(self);  // no spawn message may come (plain HTTP)
   notify(self, progress_event::kind_t::stage_started, i);
-  auto listener = caf::actor_cast<job_listener_actor>(self);
-  st.worker = spawn_job_worker(self->system(), st.deps.runner, listener);
+  st.worker = spawn_worker(self, spec);
   self->monitor(st.worker);
-  self->request(st.worker, caf::infinite, start_atom_v, st.plan.jobs.at(i))
-    .then([=](job_result& r) { stage_done(self, i, std::move(r)); },
+  self->request(st.worker, caf::infinite, start_atom_v, std::move(spec))
+    .then([=](job_result& r) { attempt_done(self, i, std::move(r)); },
           [=](caf::error& err) {
-            job_result r;
-            r.name = self->state.plan.jobs.at(i).name;
-            r.status = stage_status::failed;
-            r.failure = failure_code::lost;
-            r.error = "job_worker failed: " + self->system().render(err);
-            r.finished_at = caf::make_timestamp();
-            stage_done(self, i, std::move(r));
+            attempt_done(self, i,
+                         lost_result(self, i, "job_worker failed: " + self->system().render(err)));
           });
 }
 
@@ -160,22 +226,18 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
                                                    run_supervisor_deps deps) {
   auto& st = self->state;
   // The record lives in running_order from here on; the plan keeps the jobs.
-  st.order = std::make_unique<running_order>(std::move(plan.record));
+  st.order = std::make_unique<running_order>(std::move(plan.record), plan.retry,
+                                             plan.supervision, plan.jitter);
   st.plan = std::move(plan);
   st.deps = std::move(deps);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (!st.current || dm.source != st.worker.address())
       return;
-    auto i = *st.current;
     // Normal: the worker quits right after replying; the reply came first.
-    job_result r;
-    r.name = st.plan.jobs.at(i).name;
-    r.status = stage_status::failed;
-    r.failure = failure_code::lost;
-    r.error = "job_worker ended without a result: " + to_string(dm.reason);
-    r.finished_at = caf::make_timestamp();
-    stage_done(self, i, std::move(r));
+    attempt_done(self, *st.current,
+                 lost_result(self, *st.current,
+                             "job_worker ended without a result: " + to_string(dm.reason)));
   });
   return {
     [=](start_atom) {
@@ -183,24 +245,43 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       if (st.started)
         return;
       st.started = true;
+      st.order->start(caf::make_timestamp());
       persist(self);
       step(self);
     },
     [=](cancel_atom) {
       auto& st = self->state;
-      st.order->cancel();
+      st.order->cancel(caf::make_timestamp());
       if (st.worker)
         self->send(st.worker, cancel_atom_v);
-      else if (!st.started)
+      else if (!st.started || st.waiting)
         finish(self);
       // else between stages: next() and launch() see the flag.
+    },
+    [=](retry_atom, int32_t stage, int32_t attempt) {
+      auto& st = self->state;
+      auto i = static_cast<size_t>(stage);
+      if (st.finishing || st.waiting != i
+          || static_cast<int32_t>(st.order->record().stages.at(i).attempts.size()) != attempt)
+        return;  // cancelled meanwhile, or stale
+      st.waiting.reset();
+      launch(self, i);
     },
     [=](sample_atom, snapshot& snap) {
       auto& st = self->state;
       if (!st.current || st.order->record().stages.at(*st.current).name != snap.stage)
         return;
       self->send(st.deps.writer, trace_atom_v, snap);
-      st.order->stage_sample(*st.current, snap);
+      auto i = *st.current;
+      st.order->stage_sample(i, snap);
+      const auto& s = st.order->record().stages.at(i);
+      // limits.memory, enforced on the whole tree (the rlimit sees one process).
+      if (s.memory_limit > 0 && snap.process && snap.process->rss_bytes > s.memory_limit
+          && !st.oom_killed && s.pid > 0) {
+        st.oom_killed = true;
+        st.oom_rss = snap.process->rss_bytes;
+        signal_tree(s.pid, st.cgroup, SIGKILL);
+      }
     },
     [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {
       auto& st = self->state;

@@ -2,33 +2,43 @@
 // the decisions are in running_order; this file translates messages.
 #pragma once
 
+#include "actors/retry_policy.hpp"
 #include "messages/artifact_writer.hpp"
 #include "messages/job_worker.hpp"
 #include "messages/resource_sampler.hpp"
 #include "messages/run.hpp"
 #include "messages/run_supervisor.hpp"
+#include "messages/store.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 namespace troupe {
 
 class process_runner;
+class http_client;
 
 /// Everything a run needs, built by runtime/ from a pipeline file.
 struct run_plan {
-  run_record record;           // all stages pending; moved into the supervisor's running_order
-  std::vector<job_spec> jobs;  // one per stage, same order
+  run_record record;           // stages pending (or done, when resumed); moved into running_order
+  std::vector<job_spec> jobs;  // one per stage, same order: the template of each attempt
+  std::vector<retry_policy> retry;  // one per stage
+  supervision_spec supervision;
   caf::timespan sample_interval{0};
+  std::function<double()> jitter;  // draws in [-1, 1]; null: no jitter
 };
 
 struct run_supervisor_deps {
   std::shared_ptr<process_runner> runner;
+  std::shared_ptr<http_client> http;  // for http stages; may be null when there are none
+  std::string chromium;               // for the browser strategy; empty: not installed
   resource_sampler_actor sampler;
   artifact_writer_actor writer;
+  store_actor store;    // may be null: no database
   caf::actor listener;  // receives progress_event messages; may be null
 };
 

@@ -1,21 +1,164 @@
 #include "actors/running_order.hpp"
 
+#include "messages/json.hpp"
+
 #include <algorithm>
+#include <chrono>
 
 namespace troupe {
 
-running_order::running_order(run_record record) : record_(std::move(record)) {
+namespace {
+
+int64_t ms_of(caf::timespan d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+std::string seconds_text(caf::timespan d) {
+  auto ms = ms_of(d);
+  if (ms % 1000 == 0)
+    return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+} // namespace
+
+running_order::running_order(run_record record, std::vector<retry_policy> retry,
+                             supervision_spec supervision, std::function<double()> jitter)
+  : record_(std::move(record)),
+    retry_(std::move(retry)),
+    budget_(supervision),
+    jitter_(std::move(jitter)) {
+  retry_.resize(record_.stages.size());
+  next_strategy_.resize(record_.stages.size());
+  for (size_t i = 0; i < record_.stages.size(); ++i)
+    record_.stages[i].max_attempts = retry_[i].spec().max_attempts;
+}
+
+std::string running_order::attempt_log(const std::string& stage, int32_t n, const char* suffix) {
+  if (n <= 1)
+    return "logs/" + stage + "." + suffix;
+  return "logs/" + stage + ".attempt-" + std::to_string(n) + "." + suffix;
+}
+
+// -- the journal -------------------------------------------------------------
+
+void running_order::journal_run(caf::timestamp now) {
+  run_row r;
+  r.run_id = record_.run_id;
+  r.pipeline = record_.pipeline;
+  r.pipeline_file = record_.options.pipeline_file;
+  r.run_dir = record_.run_dir;
+  r.status = record_.status;
+  r.failure = record_.failure;
+  r.reason = record_.reason;
+  r.host = record_.host.hostname;
+  r.pid = record_.pid;
+  r.created_at = record_.started_at;
+  if (record_.status != run_status::queued)
+    r.started_at = record_.started_at;
+  r.finished_at = record_.finished_at;
+  r.updated_at = now;
+  journal_.runs.push_back(std::move(r));
+}
+
+void running_order::journal_job(size_t i, caf::timestamp now) {
+  const auto& s = record_.stages.at(i);
+  job_row j;
+  j.run_id = record_.run_id;
+  j.job = s.name;
+  j.position = static_cast<int32_t>(i);
+  j.status = s.status;
+  j.attempts = static_cast<int32_t>(s.attempts.size());
+  j.failure = s.failure;
+  j.error = s.error;
+  j.updated_at = now;
+  journal_.jobs.push_back(std::move(j));
+}
+
+void running_order::journal_attempt(size_t i, caf::timestamp now) {
+  const auto& s = record_.stages.at(i);
+  const auto& a = s.attempts.back();
+  attempt_row r;
+  r.run_id = record_.run_id;
+  r.job = s.name;
+  r.attempt = a.attempt;
+  r.status = a.status;
+  r.strategy = a.strategy;
+  r.failure = a.failure;
+  r.error = a.error;
+  r.exit_code = a.exit_code;
+  r.signal = a.signal;
+  if (a.http && a.http->status > 0)
+    r.http_status = a.http->status;
+  r.pid = a.pid;
+  r.started_at = a.started_at;
+  r.finished_at = a.finished_at;
+  r.duration_ms = ms_of(a.duration);
+  r.stats = attempt_stats(a);
+  r.updated_at = now;
+  journal_.attempts.push_back(std::move(r));
+}
+
+void running_order::event(caf::timestamp now, size_t i, int32_t attempt, event_level level,
+                          std::string message, std::string meta_json) {
+  event_row e;
+  e.ts = now;
+  e.run_id = record_.run_id;
+  e.job = record_.stages.at(i).name;
+  e.attempt = attempt;
+  e.level = level;
+  e.message = std::move(message);
+  e.meta = std::move(meta_json);
+  journal_.events.push_back(std::move(e));
+}
+
+void running_order::run_event(caf::timestamp now, event_level level, std::string message,
+                              std::string meta_json) {
+  event_row e;
+  e.ts = now;
+  e.run_id = record_.run_id;
+  e.level = level;
+  e.message = std::move(message);
+  e.meta = std::move(meta_json);
+  journal_.events.push_back(std::move(e));
+}
+
+store_batch running_order::take_journal() {
+  return std::exchange(journal_, store_batch{});
+}
+
+// -- decisions ---------------------------------------------------------------
+
+void running_order::start(caf::timestamp now) {
+  bool resumed = record_.status == run_status::running;  // see runtime/recovery.hpp
+  record_.status = run_status::running;
+  journal_run(now);
+  for (size_t i = 0; i < record_.stages.size(); ++i)
+    if (record_.stages[i].status == stage_status::pending && record_.stages[i].attempts.empty())
+      journal_job(i, now);
+  run_event(now, event_level::info, resumed ? "run continues (resumed)" : "run started",
+            meta()
+              .add("pipeline", record_.pipeline)
+              .add("pipeline_file", record_.options.pipeline_file)
+              .add("host", record_.host.hostname)
+              .add("pid", record_.pid)
+              .add("run_dir", record_.run_dir)
+              .add("stages", static_cast<int64_t>(record_.stages.size()))
+              .str());
 }
 
 std::optional<size_t> running_order::next() {
   if (stopped_ || cancelled_)
     return std::nullopt;
+  auto now = caf::make_timestamp();
   while (cursor_ < record_.stages.size()) {
     auto& s = record_.stages[cursor_];
     if (s.status == stage_status::pending && !s.enabled) {
       s.status = stage_status::skipped;
       s.error = "optional stage not enabled (use --enable " + s.name + ")";
       ++s.revision;
+      journal_job(cursor_, now);
+      event(now, cursor_, 0, event_level::info, "skipped: " + s.error);
       ++cursor_;
       continue;
     }
@@ -32,14 +175,46 @@ stage_record& running_order::touch(size_t i) {
   return s;
 }
 
-void running_order::stage_started(size_t i, caf::timestamp now) {
+attempt_record& running_order::current(size_t i) {
+  return touch(i).attempts.back();
+}
+
+const attempt_record& running_order::attempt_started(size_t i, caf::timestamp now) {
   auto& s = touch(i);
+  attempt_record a;
+  a.attempt = static_cast<int32_t>(s.attempts.size()) + 1;
+  a.strategy = next_strategy_[i].empty() ? s.strategy : next_strategy_[i];
+  a.status = stage_status::running;
+  a.started_at = now;
+  a.stdout_log = attempt_log(s.name, a.attempt, "stdout.log");
+  a.stderr_log = attempt_log(s.name, a.attempt, "stderr.log");
+  if (a.strategy != "exec")
+    a.body_log = attempt_log(s.name, a.attempt, "body");
   s.status = stage_status::running;
-  s.started_at = now;
+  if (!s.started_at)
+    s.started_at = now;
+  s.pid = 0;
+  s.exit_code = caf::none;
+  s.signal = caf::none;
+  s.failure = failure_code::none;
+  s.error.clear();
+  s.stdout_log = a.stdout_log;
+  s.stderr_log = a.stderr_log;
+  s.attempts.push_back(std::move(a));
+  journal_job(i, now);
+  journal_attempt(i, now);
+  const auto& cur = s.attempts.back();
+  event(now, i, cur.attempt, event_level::info,
+        "attempt " + std::to_string(cur.attempt) + " of " + std::to_string(s.max_attempts)
+          + " started (" + cur.strategy + ")",
+        meta().add("strategy", cur.strategy).add("command", s.command).str());
+  return cur;
 }
 
 void running_order::stage_spawned(size_t i, int32_t pid) {
   touch(i).pid = pid;
+  current(i).pid = pid;
+  journal_attempt(i, caf::make_timestamp());
 }
 
 void running_order::stage_before(size_t i, snapshot snap) {
@@ -52,6 +227,8 @@ void running_order::stage_sample(size_t i, const snapshot& snap) {
   if (snap.process) {
     r.peak_rss_bytes = std::max(r.peak_rss_bytes, snap.process->rss_bytes);
     r.cpu_seconds = std::max(r.cpu_seconds, snap.process->cpu_seconds);
+    auto& a = current(i);
+    a.peak_rss_bytes = std::max(a.peak_rss_bytes, snap.process->rss_bytes);
   }
 }
 
@@ -59,11 +236,27 @@ void running_order::stage_after(size_t i, snapshot snap) {
   touch(i).resources.after = std::move(snap);
 }
 
-void running_order::stage_finished(size_t i, const job_result& r) {
+attempt_decision running_order::attempt_finished(size_t i, const job_result& r,
+                                                 caf::timestamp now) {
   auto& s = record_.stages.at(i);
-  if (s.status != stage_status::running)
-    return;
+  if (s.status != stage_status::running || s.attempts.empty())
+    return {};
   touch(i);
+  auto& a = s.attempts.back();
+  a.status = r.status;
+  a.failure = r.failure;
+  a.error = r.error;
+  a.exit_code = r.exit_code;
+  a.signal = r.signal;
+  if (r.pid != 0)
+    a.pid = r.pid;
+  a.finished_at = r.finished_at;
+  a.duration = r.duration;
+  a.strategy = r.strategy.empty() ? a.strategy : r.strategy;
+  a.http = r.http;
+  a.cpu_seconds = r.cpu_seconds;
+  a.peak_rss_bytes = std::max(a.peak_rss_bytes, r.max_rss_bytes);
+  // The stage shows its latest attempt.
   s.status = r.status;
   s.failure = r.failure;
   s.exit_code = r.exit_code;
@@ -72,30 +265,124 @@ void running_order::stage_finished(size_t i, const job_result& r) {
   if (r.pid != 0)
     s.pid = r.pid;
   s.finished_at = r.finished_at;
-  s.duration = r.duration;
-  s.leftovers_killed = r.leftovers_killed;
+  s.duration = s.started_at ? r.finished_at - *s.started_at : r.duration;
+  s.leftovers_killed += r.leftovers_killed;
   auto& res = s.resources;
   res.peak_rss_bytes = std::max(res.peak_rss_bytes, r.max_rss_bytes);
   res.cpu_seconds = std::max(res.cpu_seconds, r.cpu_seconds);
-  if (s.status == stage_status::succeeded)
-    return;
-  stopped_ = true;
-  skip_pending(s.status == stage_status::cancelled
-                 ? "run cancelled"
-                 : "not run: stage '" + s.name + "' " + to_string(s.status));
+  auto m = meta().add("strategy", a.strategy).add("duration_ms", ms_of(a.duration));
+  if (a.exit_code)
+    m.add("exit_code", *a.exit_code);
+  if (a.signal)
+    m.add("signal", *a.signal);
+  if (a.http && a.http->status > 0)
+    m.add("http_status", a.http->status);
+  if (r.status == stage_status::succeeded) {
+    journal_attempt(i, now);
+    journal_job(i, now);
+    event(now, i, a.attempt, event_level::info,
+          "attempt " + std::to_string(a.attempt) + " succeeded", m.str());
+    return {};
+  }
+  m.add("failure", to_string(a.failure));
+  auto text = "attempt " + std::to_string(a.attempt) + " " + to_string(a.status) + ": "
+              + to_string(a.failure) + (a.error.empty() ? "" : ": " + a.error);
+  const auto& policy = retry_[i];
+  auto give_up = [&](event_level level, std::string why) {
+    journal_attempt(i, now);
+    journal_job(i, now);
+    event(now, i, a.attempt, event_level::error, text, m.str());
+    event(now, i, a.attempt, level, std::move(why),
+          meta().add("attempts", a.attempt).add("max_attempts", s.max_attempts).str());
+    stopped_ = true;
+    skip_pending("not run: stage '" + s.name + "' " + to_string(s.status));
+    return attempt_decision{attempt_decision::stop, {}, {}};
+  };
+  if (r.status == stage_status::cancelled || cancelled_)
+    return give_up(event_level::info, "cancelled: no retry");
+  bool escalate = r.failure == failure_code::blocked && a.strategy == "http"
+                  && a.attempt < s.max_attempts;
+  if (!escalate && !policy.retries(r.failure, a.attempt)) {
+    if (a.attempt >= s.max_attempts)
+      return give_up(event_level::error, "giving up after " + std::to_string(a.attempt)
+                                           + " attempt(s) (retry.max_attempts "
+                                           + std::to_string(s.max_attempts) + ")");
+    return give_up(event_level::error, "not retried: " + to_string(r.failure)
+                                         + " is not in retry.on");
+  }
+  if (!budget_.admit(now)) {
+    const auto& sup = budget_.spec();
+    record_.failure = r.failure;
+    record_.reason = "supervision budget exhausted: more than "
+                     + std::to_string(sup.max_retries) + " retries within "
+                     + seconds_text(sup.within);
+    auto d = give_up(event_level::error, "not retried: " + record_.reason);
+    run_event(now, event_level::error, record_.reason,
+              meta()
+                .add("max_retries", sup.max_retries)
+                .add("within_ms", ms_of(sup.within))
+                .add("stage", s.name)
+                .str());
+    return d;
+  }
+  auto delay = policy.delay(a.attempt, jitter_ ? jitter_() : 0.0, r.retry_after);
+  a.retry_delay = delay;
+  std::string strategy = escalate ? "browser" : std::string{};
+  next_strategy_[i] = strategy;
+  s.status = stage_status::retrying;
+  journal_attempt(i, now);
+  journal_job(i, now);
+  event(now, i, a.attempt, event_level::warn, text, m.str());
+  auto rm = meta()
+              .add("delay_ms", ms_of(delay))
+              .add("reason", to_string(r.failure))
+              .add("next_attempt", a.attempt + 1)
+              .add("max_attempts", s.max_attempts);
+  if (r.retry_after.count() > 0)
+    rm.add("retry_after_ms", ms_of(r.retry_after));
+  if (escalate) {
+    rm.add("strategy", strategy);
+    event(now, i, a.attempt, event_level::warn,
+          "escalating http -> browser after blocked (HTTP "
+            + std::to_string(a.http ? a.http->status : 0) + ")",
+          meta().add("from", "http").add("to", "browser").str());
+  }
+  event(now, i, a.attempt, event_level::info,
+        "retry scheduled in " + seconds_text(delay) + " (attempt " + std::to_string(a.attempt + 1)
+          + " of " + std::to_string(s.max_attempts) + ") after " + to_string(r.failure),
+        rm.str());
+  return {attempt_decision::retry, delay, strategy};
 }
 
-void running_order::cancel() {
+void running_order::cancel(caf::timestamp now) {
+  if (cancelled_)
+    return;
   cancelled_ = true;
+  run_event(now, event_level::warn, "cancel requested");
+  for (size_t i = 0; i < record_.stages.size(); ++i) {
+    auto& s = record_.stages[i];
+    if (s.status == stage_status::retrying) {
+      touch(i);
+      s.status = stage_status::cancelled;
+      s.failure = failure_code::cancelled;
+      s.error = "cancelled while waiting to retry";
+      journal_job(i, now);
+      event(now, i, static_cast<int32_t>(s.attempts.size()), event_level::warn, s.error);
+    }
+  }
 }
 
 void running_order::skip_pending(const std::string& why) {
-  for (auto& s : record_.stages) {
+  auto now = caf::make_timestamp();
+  for (size_t i = 0; i < record_.stages.size(); ++i) {
+    auto& s = record_.stages[i];
     if (s.status == stage_status::pending) {
       ++s.revision;
       s.status = stage_status::skipped;
       if (s.error.empty())
         s.error = s.enabled ? why : "optional stage not enabled (use --enable " + s.name + ")";
+      journal_job(i, now);
+      event(now, i, 0, event_level::info, "skipped: " + s.error);
     }
   }
 }
@@ -110,14 +397,40 @@ void running_order::finish(caf::timestamp now) {
     return std::any_of(record_.stages.begin(), record_.stages.end(),
                        [st](const stage_record& s) { return s.status == st; });
   };
-  if (cancelled_ || any(stage_status::cancelled))
+  auto first = [&](stage_status st) -> const stage_record* {
+    for (auto& s : record_.stages)
+      if (s.status == st)
+        return &s;
+    return nullptr;
+  };
+  if (cancelled_ || any(stage_status::cancelled)) {
     record_.status = run_status::cancelled;
-  else if (any(stage_status::timed_out))
+    record_.failure = failure_code::cancelled;
+    if (record_.reason.empty())
+      record_.reason = "cancelled";
+  } else if (auto* t = first(stage_status::timed_out)) {
     record_.status = run_status::timed_out;
-  else if (any(stage_status::failed))
+    record_.failure = failure_code::timeout;
+    if (record_.reason.empty())
+      record_.reason = "stage '" + t->name + "' timed out";
+  } else if (auto* f = first(stage_status::failed)) {
     record_.status = run_status::failed;
-  else
+    if (record_.failure == failure_code::none)
+      record_.failure = f->failure;
+    if (record_.reason.empty())
+      record_.reason = "stage '" + f->name + "' failed: " + to_string(f->failure);
+  } else {
     record_.status = run_status::succeeded;
+  }
+  journal_run(now);
+  run_event(now, record_.status == run_status::succeeded ? event_level::info : event_level::error,
+            "run " + to_string(record_.status)
+              + (record_.reason.empty() ? "" : ": " + record_.reason),
+            meta()
+              .add("status", to_string(record_.status))
+              .add("failure", to_string(record_.failure))
+              .add("wall_ms", ms_of(now - record_.started_at))
+              .str());
 }
 
 int running_order::exit_code() const {
@@ -126,6 +439,7 @@ int running_order::exit_code() const {
     case run_status::failed: return exit_code::stage_failed;
     case run_status::timed_out: return exit_code::stage_timed_out;
     case run_status::cancelled: return exit_code::cancelled;
+    case run_status::queued:
     case run_status::running: break;
   }
   return exit_code::internal;

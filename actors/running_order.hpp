@@ -1,14 +1,20 @@
 // running_order: the decisions of one run, with no actors in it. It owns the
-// run record and answers: which stage runs next, what a stage's result means
-// for the run (fail-fast), what cancellation does, and what `troupe run`
-// exits with. The run_supervisor translates messages into calls on it.
+// run record and answers: which stage runs next, what an attempt's result
+// means (retry after a backoff, escalate http -> browser, give up, stop the
+// run: fail-fast), what cancellation does, and what `troupe run` exits with.
+// Every change also becomes rows and events for the store (take_journal()).
+// The run_supervisor translates messages into calls on it; time and jitter
+// come in as arguments, so its schedule is exact under test.
 #pragma once
 
+#include "actors/retry_policy.hpp"
 #include "messages/job_worker.hpp"
 #include "messages/run.hpp"
+#include "messages/store.hpp"
 
 #include <caf/timestamp.hpp>
 
+#include <functional>
 #include <optional>
 
 namespace troupe {
@@ -23,31 +29,49 @@ constexpr int internal = 4;
 constexpr int cancelled = 130;
 } // namespace exit_code
 
+/// What to do after an attempt ended.
+struct attempt_decision {
+  enum kind_t { next, retry, stop } kind = next;  // next: the stage is done; stop: the run is
+  caf::timespan delay{0};  // for retry
+  std::string strategy;    // for retry: the next attempt's strategy
+};
+
 class running_order {
 public:
-  explicit running_order(run_record record);
+  /// `retry` has one policy per stage, in order; `jitter` draws from [-1, 1].
+  running_order(run_record record, std::vector<retry_policy> retry,
+                supervision_spec supervision, std::function<double()> jitter);
 
   const run_record& record() const {
     return record_;
   }
 
+  /// The run starts (queued -> running).
+  void start(caf::timestamp now);
+
   /// The next stage to execute, after marking disabled stages `skipped`;
   /// nothing when the run is over (all done, failed or cancelled).
   std::optional<size_t> next();
 
-  void stage_started(size_t i, caf::timestamp now);
+  /// A new attempt of stage `i` starts (pending or retrying -> running);
+  /// returns it. `strategy` empty: the stage's configured one (or the one a
+  /// retry decided).
+  const attempt_record& attempt_started(size_t i, caf::timestamp now);
+
   void stage_spawned(size_t i, int32_t pid);
   void stage_before(size_t i, snapshot s);
   void stage_sample(size_t i, const snapshot& s);
   void stage_after(size_t i, snapshot s);
 
-  /// Applies a job's result; a stage that did not succeed stops the run:
-  /// every later pending stage becomes `skipped`. Ignored unless stage `i`
-  /// is running (a late duplicate, say).
-  void stage_finished(size_t i, const job_result& r);
+  /// Applies an attempt's result and decides: the stage succeeded (next),
+  /// a retry after a delay (the stage is `retrying`), or the stage failed
+  /// for good and the run stops (fail-fast: later stages are skipped).
+  /// A result for a stage that is not running is ignored (next).
+  attempt_decision attempt_finished(size_t i, const job_result& r, caf::timestamp now);
 
-  /// Asks the run to stop: no further stage starts.
-  void cancel();
+  /// Asks the run to stop: no further attempt starts; a stage waiting for
+  /// its retry is cancelled.
+  void cancel(caf::timestamp now);
   bool cancelled() const {
     return cancelled_;
   }
@@ -58,14 +82,36 @@ public:
   /// What `troupe run` exits with, from the run's status.
   int exit_code() const;
 
+  /// The rows and events for the store since the last call.
+  store_batch take_journal();
+
+  /// Log file names of attempt `n` of a stage, relative to the run folder:
+  /// attempt 1 keeps `logs/<stage>.stdout.log`; later ones add `.attempt-<n>`.
+  static std::string attempt_log(const std::string& stage, int32_t n, const char* suffix);
+
 private:
   void skip_pending(const std::string& why);
   /// Stage `i`, its revision bumped: every change goes through here.
   stage_record& touch(size_t i);
+  attempt_record& current(size_t i);
+
+  // The journal: rows and events for the store.
+  void journal_run(caf::timestamp now);
+  void journal_job(size_t i, caf::timestamp now);
+  void journal_attempt(size_t i, caf::timestamp now);
+  void event(caf::timestamp now, size_t i, int32_t attempt, event_level level,
+             std::string message, std::string meta = "{}");
+  void run_event(caf::timestamp now, event_level level, std::string message,
+                 std::string meta = "{}");
 
   run_record record_;
+  std::vector<retry_policy> retry_;
+  supervision_budget budget_;
+  std::function<double()> jitter_;
+  std::vector<std::string> next_strategy_;  // per stage: decided by a retry
+  store_batch journal_;
   size_t cursor_ = 0;
-  bool stopped_ = false;    // a stage failed
+  bool stopped_ = false;  // a stage failed for good
   bool cancelled_ = false;
 };
 

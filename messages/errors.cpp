@@ -9,6 +9,8 @@ std::string to_string(errc x) {
     case errc::bad_input: return "bad_input";
     case errc::os_error: return "os_error";
     case errc::bad_state: return "bad_state";
+    case errc::store_error: return "store_error";
+    case errc::http_error: return "http_error";
   }
   return "unknown";
 }

@@ -21,6 +21,12 @@ enum class errc : uint8_t {
   os_error,
   /// A request arrived in a state that cannot serve it (start twice, say).
   bad_state,
+  /// The store (SQLite, PostgreSQL) failed: could not open, migrate, read or
+  /// commit. The context has the database's message; nothing was written.
+  store_error,
+  /// An HTTP request could not be made at all (libcurl setup). HTTP answers
+  /// and network failures are job results, not errors.
+  http_error,
 };
 
 std::string to_string(errc x);

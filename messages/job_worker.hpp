@@ -22,12 +22,52 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace troupe {
 
-/// Everything a node needs to run one stage's process.
+/// An HTTP stage's request (strategy http, and the probe of strategy auto).
+struct http_request {
+  std::string url;  // http:// or https://
+  std::string method = "GET";
+  std::map<std::string, std::string> headers;
+  std::string body;
+  std::vector<int32_t> expect_status;  // empty: any 2xx
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_request& x) {
+  return f(caf::meta::type_name("troupe::http_request"), x.url, x.method, x.headers, x.body,
+           x.expect_status);
+}
+
+/// What one HTTP (or browser) attempt saw. Times in milliseconds from the
+/// start of the request; -1 where a phase did not happen.
+struct http_stats {
+  int32_t status = 0;  // 0: no response (network error, browser)
+  std::string content_type;
+  int64_t content_length = 0;  // bytes of body received
+  std::string final_url;       // after redirects
+  std::string title;           // the page's <title>, if any
+  int32_t redirects = 0;
+  double dns_ms = -1;
+  double connect_ms = -1;
+  double tls_ms = -1;
+  double first_byte_ms = -1;
+  double total_ms = -1;
+  std::string resolved_by;  // for strategy auto: why http or browser was chosen
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_stats& x) {
+  return f(caf::meta::type_name("troupe::http_stats"), x.status, x.content_type,
+           x.content_length, x.final_url, x.title, x.redirects, x.dns_ms, x.connect_ms,
+           x.tls_ms, x.first_byte_ms, x.total_ms, x.resolved_by);
+}
+
+/// Everything a node needs to run one attempt of a stage.
 struct job_spec {
   std::string run_id;
   std::string name;               // the stage name
@@ -38,12 +78,18 @@ struct job_spec {
   caf::timespan grace{0};         // SIGTERM -> SIGKILL
   std::string stdout_path;        // absolute; created or truncated
   std::string stderr_path;
+  int32_t attempt = 1;
+  std::string strategy = "exec";  // exec | http | browser | auto
+  http_request http;              // for http, browser and auto
+  std::string body_path;          // http and browser: where the body goes (absolute)
+  int64_t memory_limit = 0;       // bytes; 0: none (limits.memory)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("troupe::job_spec"), x.run_id, x.name, x.argv,
-           x.cwd, x.env, x.timeout, x.grace, x.stdout_path, x.stderr_path);
+           x.cwd, x.env, x.timeout, x.grace, x.stdout_path, x.stderr_path, x.attempt,
+           x.strategy, x.http, x.body_path, x.memory_limit);
 }
 
 /// What the process adapter reports when a watched leader exits.
@@ -75,6 +121,9 @@ struct job_result {
   double cpu_seconds = 0;
   int64_t max_rss_bytes = 0;
   int32_t leftovers_killed = 0;  // group members still alive after the leader exited
+  std::string strategy = "exec";  // what ran: exec | http | browser
+  caf::optional<http_stats> http;
+  caf::timespan retry_after{0};   // from an HTTP Retry-After; 0: none
 };
 
 template <class Inspector>
@@ -82,7 +131,7 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("troupe::job_result"), x.name, x.status,
            x.failure, x.exit_code, x.signal, x.error, x.pid, x.started_at,
            x.finished_at, x.duration, x.cpu_seconds, x.max_rss_bytes,
-           x.leftovers_killed);
+           x.leftovers_killed, x.strategy, x.http, x.retry_after);
 }
 
 /// interface job_listener {

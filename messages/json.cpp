@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -11,45 +12,30 @@ namespace troupe {
 
 using json = nlohmann::ordered_json;
 
-std::string to_string(run_status x) {
-  switch (x) {
-    case run_status::running: return "running";
-    case run_status::succeeded: return "succeeded";
-    case run_status::failed: return "failed";
-    case run_status::timed_out: return "timed_out";
-    case run_status::cancelled: return "cancelled";
+std::optional<caf::timestamp> parse_iso8601(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+    return std::nullopt;
+  int64_t frac_ns = 0;
+  size_t pos = static_cast<size_t>(n);
+  if (pos < text.size() && text[pos] == '.') {
+    int64_t scale = 100000000;
+    for (++pos; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos) {
+      frac_ns += (text[pos] - '0') * scale;
+      scale /= 10;
+    }
   }
-  return "unknown";
-}
-
-std::string to_string(stage_status x) {
-  switch (x) {
-    case stage_status::pending: return "pending";
-    case stage_status::running: return "running";
-    case stage_status::succeeded: return "succeeded";
-    case stage_status::failed: return "failed";
-    case stage_status::timed_out: return "timed_out";
-    case stage_status::skipped: return "skipped";
-    case stage_status::cancelled: return "cancelled";
-  }
-  return "unknown";
-}
-
-std::string to_string(failure_code x) {
-  switch (x) {
-    case failure_code::none: return "none";
-    case failure_code::exit_nonzero: return "exit_nonzero";
-    case failure_code::signaled: return "signaled";
-    case failure_code::timeout: return "timeout";
-    case failure_code::spawn_failed: return "spawn_failed";
-    case failure_code::cancelled: return "cancelled";
-    case failure_code::lost: return "lost";
-  }
-  return "unknown";
-}
-
-bool is_terminal(stage_status x) {
-  return x != stage_status::pending && x != stage_status::running;
+  if (pos >= text.size() || text[pos] != 'Z')
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  auto t = timegm(&tm);
+  return caf::timestamp{std::chrono::seconds(t) + std::chrono::nanoseconds(frac_ns)};
 }
 
 std::string iso8601(caf::timestamp ts) {
@@ -180,6 +166,10 @@ json run_header(const run_record& x) {
   return json{{"run_id", x.run_id},
               {"pipeline", x.pipeline},
               {"status", to_string(x.status)},
+              {"failure_code",
+               x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+              {"reason", x.reason.empty() ? json(nullptr) : json(x.reason)},
+              {"pid", x.pid},
               {"started_at", iso8601(x.started_at)},
               {"finished_at", opt_ts(x.finished_at)},
               {"run_dir", x.run_dir},
@@ -188,6 +178,46 @@ json run_header(const run_record& x) {
 }
 
 } // namespace
+
+void to_json(json& j, const http_stats& x) {
+  auto ms = [](double v) { return v < 0 ? json(nullptr) : json(v); };
+  j = json{{"status", x.status == 0 ? json(nullptr) : json(x.status)},
+           {"content_type", x.content_type},
+           {"content_length", x.content_length},
+           {"final_url", x.final_url},
+           {"title", x.title},
+           {"redirects", x.redirects},
+           {"timings_ms",
+            {{"dns", ms(x.dns_ms)},
+             {"connect", ms(x.connect_ms)},
+             {"tls", ms(x.tls_ms)},
+             {"first_byte", ms(x.first_byte_ms)},
+             {"total", ms(x.total_ms)}}},
+           {"resolved_by", x.resolved_by.empty() ? json(nullptr) : json(x.resolved_by)}};
+}
+
+void to_json(json& j, const attempt_record& x) {
+  j = json{{"attempt", x.attempt},
+           {"strategy", x.strategy},
+           {"status", to_string(x.status)},
+           {"failure_code",
+            x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+           {"error", x.error.empty() ? json(nullptr) : json(x.error)},
+           {"exit_code", opt(x.exit_code)},
+           {"signal", opt(x.signal)},
+           {"started_at", opt_ts(x.started_at)},
+           {"finished_at", opt_ts(x.finished_at)},
+           {"duration_s", x.finished_at ? json(seconds_of(x.duration)) : json(nullptr)},
+           {"pid", x.pid == 0 ? json(nullptr) : json(x.pid)},
+           {"stdout_log", x.stdout_log},
+           {"stderr_log", x.stderr_log},
+           {"body_log", x.body_log.empty() ? json(nullptr) : json(x.body_log)},
+           {"http", x.http ? json(*x.http) : json(nullptr)},
+           {"cpu_seconds", x.cpu_seconds},
+           {"peak_rss_bytes", x.peak_rss_bytes},
+           {"retry_delay_s", x.retry_delay.count() > 0 ? json(seconds_of(x.retry_delay))
+                                                       : json(nullptr)}};
+}
 
 void to_json(json& j, const stage_record& x) {
   const auto& r = x.resources;
@@ -221,7 +251,77 @@ void to_json(json& j, const stage_record& x) {
       {"cpu_seconds", r.cpu_seconds},
       {"samples", r.samples}}},
     {"top_processes", {{"before", top_of(r.before)}, {"after", top_of(r.after)}}},
+    {"strategy", x.strategy},
+    {"memory_limit_bytes", x.memory_limit == 0 ? json(nullptr) : json(x.memory_limit)},
+    {"max_attempts", x.max_attempts},
+    {"attempts", x.attempts},
   };
+}
+
+void to_json(json& j, const run_row& x) {
+  j = json{{"run_id", x.run_id},
+           {"pipeline", x.pipeline},
+           {"pipeline_file", x.pipeline_file},
+           {"run_dir", x.run_dir},
+           {"status", to_string(x.status)},
+           {"failure_code",
+            x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+           {"reason", x.reason},
+           {"host", x.host},
+           {"pid", x.pid},
+           {"created_at", iso8601(x.created_at)},
+           {"started_at", opt_ts(x.started_at)},
+           {"finished_at", opt_ts(x.finished_at)},
+           {"updated_at", iso8601(x.updated_at)}};
+}
+
+void to_json(json& j, const job_row& x) {
+  j = json{{"job", x.job},
+           {"position", x.position},
+           {"status", to_string(x.status)},
+           {"attempts", x.attempts},
+           {"failure_code",
+            x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+           {"error", x.error},
+           {"updated_at", iso8601(x.updated_at)}};
+}
+
+namespace {
+
+json parsed_object(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json::object() : j;
+}
+
+} // namespace
+
+void to_json(json& j, const attempt_row& x) {
+  j = json{{"job", x.job},
+           {"attempt", x.attempt},
+           {"status", to_string(x.status)},
+           {"strategy", x.strategy},
+           {"failure_code",
+            x.failure == failure_code::none ? json(nullptr) : json(to_string(x.failure))},
+           {"error", x.error},
+           {"exit_code", opt(x.exit_code)},
+           {"signal", opt(x.signal)},
+           {"http_status", opt(x.http_status)},
+           {"pid", x.pid},
+           {"started_at", opt_ts(x.started_at)},
+           {"finished_at", opt_ts(x.finished_at)},
+           {"duration_ms", x.duration_ms},
+           {"stats", parsed_object(x.stats)}};
+}
+
+void to_json(json& j, const event_row& x) {
+  j = json{{"id", x.id},
+           {"ts", iso8601(x.ts)},
+           {"run_id", x.run_id},
+           {"job", x.job.empty() ? json(nullptr) : json(x.job)},
+           {"attempt", x.attempt == 0 ? json(nullptr) : json(x.attempt)},
+           {"level", to_string(x.level)},
+           {"message", x.message},
+           {"meta", parsed_object(x.meta)}};
 }
 
 void to_json(json& j, const run_record& x) {
@@ -239,6 +339,77 @@ std::string dump(const json& j, int indent) {
 }
 
 } // namespace
+
+meta& meta::add(const std::string& key, const std::string& value) {
+  text_ += (text_.empty() ? "" : ",") + dump(json(key), -1) + ":" + dump(json(value), -1);
+  return *this;
+}
+
+meta& meta::add(const std::string& key, const char* value) {
+  return add(key, std::string(value));
+}
+
+meta& meta::add(const std::string& key, int64_t value) {
+  text_ += (text_.empty() ? "" : ",") + dump(json(key), -1) + ":" + std::to_string(value);
+  return *this;
+}
+
+meta& meta::add(const std::string& key, int32_t value) {
+  return add(key, static_cast<int64_t>(value));
+}
+
+meta& meta::add(const std::string& key, double value) {
+  text_ += (text_.empty() ? "" : ",") + dump(json(key), -1) + ":" + dump(json(value), -1);
+  return *this;
+}
+
+meta& meta::add(const std::string& key, bool value) {
+  text_ += (text_.empty() ? "" : ",") + dump(json(key), -1) + ":" + (value ? "true" : "false");
+  return *this;
+}
+
+std::string meta::str() const {
+  return "{" + text_ + "}";
+}
+
+std::string attempt_stats(const attempt_record& x) {
+  json j{{"cpu_seconds", x.cpu_seconds},
+         {"peak_rss_bytes", x.peak_rss_bytes},
+         {"stdout_log", x.stdout_log},
+         {"stderr_log", x.stderr_log}};
+  if (!x.body_log.empty())
+    j["body_log"] = x.body_log;
+  if (x.http)
+    j["http"] = *x.http;
+  if (x.retry_delay.count() > 0)
+    j["retry_delay_s"] = seconds_of(x.retry_delay);
+  return dump(j, -1);
+}
+
+std::string runs_document(const std::vector<run_row>& runs) {
+  return dump(json{{"runs", runs}}, 2) + "\n";
+}
+
+std::string show_document(const run_row& run, const std::vector<job_row>& jobs,
+                          const std::vector<attempt_row>& attempts) {
+  json j = run;
+  json stages = json::array();
+  for (auto& job : jobs) {
+    json s = job;
+    json list = json::array();
+    for (auto& a : attempts)
+      if (a.job == job.job)
+        list.push_back(a);
+    s["attempts"] = list;
+    stages.push_back(s);
+  }
+  j["jobs"] = stages;
+  return dump(j, 2) + "\n";
+}
+
+std::string events_document(const std::vector<event_row>& events) {
+  return dump(json{{"events", events}}, 2) + "\n";
+}
 
 std::string trace_line(const snapshot& x) {
   return dump(json(x), -1);

@@ -4,11 +4,13 @@
 
 #include "messages/resource_sampler.hpp"
 #include "messages/run.hpp"
+#include "messages/store.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <caf/timestamp.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +20,10 @@ namespace troupe {
 /// UTC, ISO-8601 with milliseconds: 2026-11-23T09:14:03.127Z.
 std::string iso8601(caf::timestamp ts);
 
+/// The inverse of iso8601() (also accepts no fraction); nullopt when `text`
+/// is not in that form.
+std::optional<caf::timestamp> parse_iso8601(const std::string& text);
+
 void to_json(nlohmann::ordered_json& j, const host_figures& x);
 void to_json(nlohmann::ordered_json& j, const tree_figures& x);
 void to_json(nlohmann::ordered_json& j, const gpu_figures& x);
@@ -25,8 +31,38 @@ void to_json(nlohmann::ordered_json& j, const top_process& x);
 void to_json(nlohmann::ordered_json& j, const snapshot& x);
 void to_json(nlohmann::ordered_json& j, const host_info& x);
 void to_json(nlohmann::ordered_json& j, const run_options& x);
+void to_json(nlohmann::ordered_json& j, const http_stats& x);
+void to_json(nlohmann::ordered_json& j, const attempt_record& x);
 void to_json(nlohmann::ordered_json& j, const stage_record& x);
+void to_json(nlohmann::ordered_json& j, const run_row& x);
+void to_json(nlohmann::ordered_json& j, const job_row& x);
+void to_json(nlohmann::ordered_json& j, const attempt_row& x);
+void to_json(nlohmann::ordered_json& j, const event_row& x);
 void to_json(nlohmann::ordered_json& j, const run_record& x);
+
+/// A flat JSON object, for event meta: meta().add("delay_ms", 3000).str().
+class meta {
+public:
+  meta& add(const std::string& key, const std::string& value);
+  meta& add(const std::string& key, const char* value);
+  meta& add(const std::string& key, int64_t value);
+  meta& add(const std::string& key, int32_t value);
+  meta& add(const std::string& key, double value);
+  meta& add(const std::string& key, bool value);
+  std::string str() const;
+
+private:
+  std::string text_;
+};
+
+/// The attempts table's `stats` column: resources and HTTP figures.
+std::string attempt_stats(const attempt_record& x);
+
+/// `--json` output of the CLI: one document.
+std::string runs_document(const std::vector<run_row>& runs);
+std::string show_document(const run_row& run, const std::vector<job_row>& jobs,
+                          const std::vector<attempt_row>& attempts);
+std::string events_document(const std::vector<event_row>& events);
 
 /// One line of resource_trace.jsonl, without the newline.
 std::string trace_line(const snapshot& x);

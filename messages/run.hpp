@@ -3,6 +3,7 @@
 // the artifact_writer receives a copy at every transition.
 #pragma once
 
+#include "messages/job_worker.hpp"
 #include "messages/resource_sampler.hpp"
 #include "messages/status.hpp"
 #include "messages/type_ids.hpp"
@@ -66,6 +67,37 @@ typename Inspector::result_type inspect(Inspector& f, stage_resources& x) {
            x.peak_rss_bytes, x.cpu_seconds, x.samples);
 }
 
+/// One attempt of a stage, as recorded in metadata.json (and as a row of
+/// the store's attempts table).
+struct attempt_record {
+  int32_t attempt = 1;
+  std::string strategy;  // exec | http | browser
+  stage_status status = stage_status::pending;
+  failure_code failure = failure_code::none;
+  std::string error;
+  caf::optional<int32_t> exit_code;
+  caf::optional<int32_t> signal;
+  caf::optional<caf::timestamp> started_at;
+  caf::optional<caf::timestamp> finished_at;
+  caf::timespan duration{0};
+  int32_t pid = 0;
+  std::string stdout_log;  // relative to the run folder
+  std::string stderr_log;
+  std::string body_log;    // http and browser: the body received
+  caf::optional<http_stats> http;
+  double cpu_seconds = 0;
+  int64_t peak_rss_bytes = 0;
+  caf::timespan retry_delay{0};  // the wait scheduled after this attempt; 0: none
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
+  return f(caf::meta::type_name("troupe::attempt_record"), x.attempt, x.strategy, x.status,
+           x.failure, x.error, x.exit_code, x.signal, x.started_at, x.finished_at, x.duration,
+           x.pid, x.stdout_log, x.stderr_log, x.body_log, x.http, x.cpu_seconds,
+           x.peak_rss_bytes, x.retry_delay);
+}
+
 struct stage_record {
   std::string name;
   std::string kind;     // exec
@@ -86,6 +118,10 @@ struct stage_record {
   std::string stdout_log;  // relative to the run folder
   std::string stderr_log;
   stage_resources resources;
+  std::string strategy = "exec";  // as configured: exec | auto | http | browser
+  int64_t memory_limit = 0;       // limits.memory in bytes; 0: none
+  int32_t max_attempts = 1;
+  std::vector<attempt_record> attempts;
   uint32_t revision = 0;  // bumped at every change: lets the writer re-render only what changed
 };
 
@@ -95,14 +131,17 @@ typename Inspector::result_type inspect(Inspector& f, stage_record& x) {
            x.command, x.optional, x.enabled, x.timeout, x.status, x.failure,
            x.started_at, x.finished_at, x.duration, x.exit_code, x.signal,
            x.error, x.pid, x.leftovers_killed, x.stdout_log, x.stderr_log,
-           x.resources, x.revision);
+           x.resources, x.strategy, x.memory_limit, x.max_attempts, x.attempts, x.revision);
 }
 
 struct run_record {
   std::string run_id;
   std::string pipeline;  // the pipeline's name
   std::string run_dir;   // absolute
-  run_status status = run_status::running;
+  run_status status = run_status::queued;
+  failure_code failure = failure_code::none;  // why the run failed, when it did
+  std::string reason;                         // the same for people
+  int32_t pid = 0;                            // the troupe process driving it
   caf::timestamp started_at;
   caf::optional<caf::timestamp> finished_at;
   host_info host;
@@ -113,7 +152,7 @@ struct run_record {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_record& x) {
   return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
-           x.run_dir, x.status, x.started_at, x.finished_at, x.host, x.options,
+           x.run_dir, x.status, x.failure, x.reason, x.pid, x.started_at, x.finished_at, x.host, x.options,
            x.stages);
 }
 

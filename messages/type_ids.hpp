@@ -21,6 +21,13 @@ struct stage_resources;
 struct stage_record;
 struct run_record;
 struct progress_event;
+struct run_row;
+struct job_row;
+struct attempt_row;
+struct event_row;
+struct store_batch;
+struct http_request;
+struct http_stats;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -39,6 +46,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::stage_record))
   CAF_ADD_TYPE_ID(troupe, (troupe::run_record))
   CAF_ADD_TYPE_ID(troupe, (troupe::progress_event))
+  CAF_ADD_TYPE_ID(troupe, (troupe::run_row))
+  CAF_ADD_TYPE_ID(troupe, (troupe::job_row))
+  CAF_ADD_TYPE_ID(troupe, (troupe::attempt_row))
+  CAF_ADD_TYPE_ID(troupe, (troupe::event_row))
+  CAF_ADD_TYPE_ID(troupe, (troupe::store_batch))
+  CAF_ADD_TYPE_ID(troupe, (troupe::http_request))
+  CAF_ADD_TYPE_ID(troupe, (troupe::http_stats))
   CAF_ADD_ATOM(troupe, troupe, start_atom, "start")
   CAF_ADD_ATOM(troupe, troupe, cancel_atom, "cancel")
   CAF_ADD_ATOM(troupe, troupe, exited_atom, "exited")
@@ -57,4 +71,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe, spawned_atom, "spawned")
   CAF_ADD_ATOM(troupe, troupe, launched_atom, "launched")
   CAF_ADD_ATOM(troupe, troupe, launch_failed_atom, "launchfail")
+  CAF_ADD_ATOM(troupe, troupe, persist_atom, "persist")
+  CAF_ADD_ATOM(troupe, troupe, flush_atom, "flush")
+  CAF_ADD_ATOM(troupe, troupe, retry_atom, "retry")
+  CAF_ADD_ATOM(troupe, troupe, fetched_atom, "fetched")
 CAF_END_TYPE_ID_BLOCK(troupe)

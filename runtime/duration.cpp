@@ -1,5 +1,6 @@
 #include "runtime/duration.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <regex>
@@ -18,6 +19,27 @@ std::optional<caf::timespan> parse_duration(const std::string& text) {
   if (!std::isfinite(ns) || ns > 1e18)  // ~31 years: beyond any sane timeout
     return std::nullopt;
   return caf::timespan{static_cast<int64_t>(std::llround(ns))};
+}
+
+std::optional<int64_t> parse_size(const std::string& text) {
+  static const std::regex re(R"(^([0-9]+(\.[0-9]+)?) ?([kKmMgGtT]?)(i?[bB])?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    return std::nullopt;
+  double value = std::stod(m[1].str());
+  auto unit = m[3].str();
+  double mult = 1;
+  switch (unit.empty() ? ' ' : std::tolower(unit[0])) {
+    case 'k': mult = 1024.0; break;
+    case 'm': mult = 1024.0 * 1024; break;
+    case 'g': mult = 1024.0 * 1024 * 1024; break;
+    case 't': mult = 1024.0 * 1024 * 1024 * 1024; break;
+    default: break;
+  }
+  double bytes = value * mult;
+  if (!std::isfinite(bytes) || bytes > 9e18)
+    return std::nullopt;
+  return static_cast<int64_t>(std::llround(bytes));
 }
 
 std::string format_duration(caf::timespan d) {

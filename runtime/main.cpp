@@ -1,6 +1,7 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
 #include "runtime/run_command.hpp"
+#include "runtime/store_commands.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +29,34 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   cmd->add_option("--grace", run.grace, "Time between SIGTERM and SIGKILL when a stage is stopped")
     ->capture_default_str();
+  cmd->add_option("--db", run.db,
+                  "Store for runs, attempts and events: a SQLite file (default: "
+                  "<output>/troupe.db) or postgresql://user@host/db");
+  cmd->add_flag("--no-db", run.no_db, "Keep no store (metadata.json and logs only)");
+
+  troupe::store_command_options q;
+  auto add_db = [&](CLI::App* c) {
+    c->add_option("--db", q.db, "Store to read (default: <output>/troupe.db)");
+    c->add_option("-o,--output", q.output, "Folder whose troupe.db is read")
+      ->capture_default_str();
+    c->add_flag("--json", q.json, "Print JSON instead of a table");
+  };
+  auto* runs_cmd = app.add_subcommand("runs", "List runs from the store, newest first.");
+  add_db(runs_cmd);
+  runs_cmd->add_option("--status", q.status,
+                       "Only runs in this status (queued, running, succeeded, failed, "
+                       "timed_out, cancelled)");
+  runs_cmd->add_option("--pipeline", q.pipeline, "Only runs of this pipeline (its name)");
+  runs_cmd->add_option("-n,--limit", q.limit, "At most this many runs")->capture_default_str();
+  auto* show_cmd =
+    app.add_subcommand("show", "Show one run: its stages and every attempt of each.");
+  add_db(show_cmd);
+  show_cmd->add_option("run_id", q.run_id, "Run id, or a unique prefix of one")->required();
+  auto* events_cmd = app.add_subcommand("events", "Show a run's events in the order written.");
+  add_db(events_cmd);
+  events_cmd->add_option("run_id", q.run_id, "Run id, or a unique prefix of one")->required();
+  events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
+    ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -37,5 +66,11 @@ int main(int argc, char** argv) {
   }
   if (*cmd)
     return troupe::run_command(run);
+  if (*runs_cmd)
+    return troupe::runs_command(q);
+  if (*show_cmd)
+    return troupe::show_command(q);
+  if (*events_cmd)
+    return troupe::events_command(q);
   return 2;
 }

@@ -16,10 +16,19 @@ namespace troupe {
 
 namespace {
 
-const std::set<std::string> top_keys{"name", "description", "defaults", "stages"};
-const std::set<std::string> default_keys{"timeout", "env", "cwd"};
-const std::set<std::string> stage_keys{"name", "description", "run", "shell",
-                                       "optional", "timeout", "cwd", "env"};
+const std::set<std::string> top_keys{"name",   "description", "defaults",
+                                     "stages", "supervision", "resume"};
+const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
+const std::set<std::string> stage_keys{"name",   "description", "run",    "shell",
+                                       "http",   "strategy",    "expect", "optional",
+                                       "timeout", "cwd",        "env",    "retry",
+                                       "limits"};
+const std::set<std::string> retry_keys{"max_attempts", "backoff", "on"};
+const std::set<std::string> backoff_keys{"initial", "factor", "max", "jitter"};
+const std::set<std::string> supervision_keys{"max_retries", "within"};
+const std::set<std::string> http_keys{"url", "method", "headers", "body", "timeout"};
+const std::set<std::string> limits_keys{"memory"};
+const std::set<std::string> methods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
 
 std::string join(const std::set<std::string>& keys) {
   std::string out;
@@ -105,6 +114,184 @@ public:
     return std::nullopt;
   }
 
+  std::optional<double> number(const YAML::Node& n, const std::string& key, double lo,
+                               double hi) {
+    auto s = scalar(n, key);
+    if (!s)
+      return std::nullopt;
+    char* end = nullptr;
+    double v = std::strtod(s->c_str(), &end);
+    if (s->empty() || *end != '\0') {
+      fail(n, key, "'" + *s + "' is not a number");
+      return std::nullopt;
+    }
+    if (v < lo || v > hi) {
+      std::ostringstream os;
+      os << "must be between " << lo << " and " << hi << ", not " << *s;
+      fail(n, key, os.str());
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<int32_t> integer(const YAML::Node& n, const std::string& key, int32_t lo,
+                                 int32_t hi) {
+    auto s = scalar(n, key);
+    if (!s)
+      return std::nullopt;
+    static const std::regex int_re("^-?[0-9]{1,9}$");
+    if (!std::regex_match(*s, int_re)) {
+      fail(n, key, "'" + *s + "' is not a whole number");
+      return std::nullopt;
+    }
+    auto v = std::stoi(*s);
+    if (v < lo || v > hi) {
+      fail(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi)
+                     + ", not " + *s);
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // A retry block, overlaid on `out` (the defaults' block, for a stage).
+  void retry(const YAML::Node& n, const std::string& key, retry_spec& out) {
+    if (!n.IsMap()) {
+      fail(n, key, "must be a mapping with max_attempts, backoff, on");
+      return;
+    }
+    check_keys(n, retry_keys, key);
+    if (auto v = n["max_attempts"])
+      if (auto i = integer(v, key + ".max_attempts", 1, 100))
+        out.max_attempts = *i;
+    if (auto b = n["backoff"]) {
+      auto bkey = key + ".backoff";
+      if (!b.IsMap()) {
+        fail(b, bkey, "must be a mapping with initial, factor, max, jitter");
+      } else {
+        check_keys(b, backoff_keys, bkey);
+        if (auto v = b["initial"])
+          if (auto d = duration(v, bkey + ".initial"))
+            out.backoff.initial = *d;
+        if (auto v = b["factor"])
+          if (auto f = number(v, bkey + ".factor", 1, 100))
+            out.backoff.factor = *f;
+        if (auto v = b["max"])
+          if (auto d = duration(v, bkey + ".max"))
+            out.backoff.max = *d;
+        if (auto v = b["jitter"])
+          if (auto j = number(v, bkey + ".jitter", 0, 1))
+            out.backoff.jitter = *j;
+        if (out.backoff.max < out.backoff.initial)
+          fail(b, bkey, "max is shorter than initial");
+      }
+    }
+    if (auto on = n["on"]) {
+      if (!on.IsSequence()) {
+        fail(on, key + ".on", "must be a list of failure codes");
+        return;
+      }
+      static const std::set<std::string> retryable{
+        "exit_nonzero", "signaled", "oom",          "timeout",      "spawn_failed", "lost",
+        "blocked",      "rate_limited", "bad_response", "network",  "browser_unavailable",
+        "unknown"};
+      out.on.clear();
+      for (size_t k = 0; k < on.size(); ++k) {
+        auto item = key + ".on[" + std::to_string(k) + "]";
+        auto s = scalar(on[k], item);
+        if (!s)
+          continue;
+        auto code = parse_failure_code(*s);
+        if (!code || retryable.count(*s) == 0)
+          fail(on[k], item, "'" + *s + "' is not a failure code that can be retried (one of: "
+                              + join(retryable) + ")");
+        else
+          out.on.push_back(*code);
+      }
+    }
+  }
+
+  void limits(const YAML::Node& n, const std::string& key, int64_t& memory) {
+    if (!n.IsMap()) {
+      fail(n, key, "must be a mapping with memory");
+      return;
+    }
+    check_keys(n, limits_keys, key);
+    if (auto v = n["memory"]) {
+      auto s = scalar(v, key + ".memory");
+      if (!s)
+        return;
+      auto b = parse_size(*s);
+      if (!b || *b <= 0)
+        fail(v, key + ".memory", "'" + *s + "' is not a positive size (e.g. 512M, 2G)");
+      else
+        memory = *b;
+    }
+  }
+
+  void http(const YAML::Node& n, const std::string& key, http_request& out,
+            std::optional<caf::timespan>& timeout) {
+    static const std::regex url_re(R"(^https?://[^\s/?#]+([/?#]\S*)?$)", std::regex::icase);
+    if (!n.IsMap()) {
+      fail(n, key, "must be a mapping with url (and method, headers, body, timeout)");
+      return;
+    }
+    check_keys(n, http_keys, key);
+    if (auto v = n["url"]; !v) {
+      fail(n, key + ".url", "missing");
+    } else if (auto u = scalar(v, key + ".url")) {
+      if (!std::regex_match(*u, url_re))
+        fail(v, key + ".url", "'" + *u + "' is not an http:// or https:// URL");
+      out.url = *u;
+    }
+    if (auto v = n["method"])
+      if (auto m = scalar(v, key + ".method")) {
+        if (methods.count(*m) == 0)
+          fail(v, key + ".method", "'" + *m + "' is not one of " + join(methods));
+        out.method = *m;
+      }
+    if (auto v = n["headers"]) {
+      std::map<std::string, std::string> headers;
+      if (!v.IsMap()) {
+        fail(v, key + ".headers", "must be a mapping of Name: value");
+      } else {
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+          if (auto val = scalar(it->second, key + ".headers." + name))
+            headers[name] = *val;
+        }
+      }
+      out.headers = std::move(headers);
+    }
+    if (auto v = n["body"])
+      if (auto b = scalar(v, key + ".body"))
+        out.body = *b;
+    if (auto v = n["timeout"])
+      timeout = duration(v, key + ".timeout");
+  }
+
+  void expect(const YAML::Node& n, const std::string& key, std::vector<int32_t>& out) {
+    if (!n.IsMap()) {
+      fail(n, key, "must be a mapping with status: [codes]");
+      return;
+    }
+    check_keys(n, {"status"}, key);
+    auto st = n["status"];
+    if (!st)
+      return;
+    if (st.IsScalar()) {
+      if (auto i = integer(st, key + ".status", 100, 599))
+        out.push_back(*i);
+      return;
+    }
+    if (!st.IsSequence()) {
+      fail(st, key + ".status", "must be a list of HTTP status codes");
+      return;
+    }
+    for (size_t k = 0; k < st.size(); ++k)
+      if (auto i = integer(st[k], key + ".status[" + std::to_string(k) + "]", 100, 599))
+        out.push_back(*i);
+  }
+
   void env(const YAML::Node& n, const std::string& key,
            std::map<std::string, std::string>& out) {
     static const std::regex name_re("^[A-Za-z_][A-Za-z0-9_]*$");
@@ -139,6 +326,8 @@ public:
 } // namespace
 
 std::vector<std::string> stage_def::argv(const std::string& pipeline_dir) const {
+  if (is_http)
+    return {};
   if (!shell.empty())
     return {"/bin/sh", "-c", shell};
   auto result = run;
@@ -149,6 +338,8 @@ std::vector<std::string> stage_def::argv(const std::string& pipeline_dir) const 
 }
 
 std::string stage_def::command() const {
+  if (is_http)
+    return http.method + " " + http.url;
   if (!shell.empty())
     return shell;
   std::string out;
@@ -188,6 +379,9 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
   caf::timespan default_timeout = builtin_timeout;
   std::map<std::string, std::string> default_env;
   std::string default_cwd = def.dir;
+  retry_spec default_retry;
+  default_retry.on = default_retry_on();
+  int64_t default_memory = 0;
   auto resolve_dir = [&](const std::string& p) {
     return !p.empty() && p[0] == '/' ? p : def.dir + "/" + p;
   };
@@ -204,8 +398,28 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
       if (auto n = d["cwd"])
         if (auto s = c.scalar(n, "defaults.cwd"))
           default_cwd = resolve_dir(*s);
+      if (auto n = d["retry"])
+        c.retry(n, "defaults.retry", default_retry);
+      if (auto n = d["limits"])
+        c.limits(n, "defaults.limits", default_memory);
     }
   }
+  if (auto n = root["supervision"]) {
+    if (!n.IsMap()) {
+      c.fail(n, "supervision", "must be a mapping with max_retries, within");
+    } else {
+      c.check_keys(n, supervision_keys, "supervision");
+      if (auto v = n["max_retries"])
+        if (auto i = c.integer(v, "supervision.max_retries", 0, 100000))
+          def.supervision.max_retries = *i;
+      if (auto v = n["within"])
+        if (auto d = c.duration(v, "supervision.within"))
+          def.supervision.within = *d;
+    }
+  }
+  if (auto n = root["resume"])
+    if (auto b = c.boolean(n, "resume"))
+      def.resume = *b;
 
   auto stages = root["stages"];
   if (!stages) {
@@ -226,6 +440,8 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
       s.timeout = default_timeout;
       s.env = default_env;
       s.cwd = default_cwd;
+      s.retry = default_retry;
+      s.memory_limit = default_memory;
       if (auto v = n["name"]; v && v.IsScalar())
         where += " (" + v.Scalar() + ")";
       c.check_keys(n, stage_keys, where);
@@ -245,10 +461,17 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
         s.description = v.Scalar();
       auto run = n["run"];
       auto shell = n["shell"];
-      if (run && shell) {
-        c.fail(n, where, "has both run and shell; give exactly one");
-      } else if (!run && !shell) {
-        c.fail(n, where, "has neither run nor shell; give exactly one");
+      auto http = n["http"];
+      int kinds = (run ? 1 : 0) + (shell ? 1 : 0) + (http ? 1 : 0);
+      std::optional<caf::timespan> http_timeout;
+      if (kinds > 1) {
+        c.fail(n, where, "has more than one of run, shell, http; give exactly one");
+      } else if (kinds == 0) {
+        c.fail(n, where, "has none of run, shell, http; give exactly one");
+      } else if (http) {
+        s.is_http = true;
+        s.strategy = "auto";
+        c.http(http, where + ".http", s.http, http_timeout);
       } else if (run) {
         if (!run.IsSequence() || run.size() == 0) {
           c.fail(run, where + ".run",
@@ -276,6 +499,27 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
           s.cwd = resolve_dir(*p);
       if (auto v = n["env"])
         c.env(v, where + ".env", s.env);
+      if (http_timeout && !n["timeout"])
+        s.timeout = *http_timeout;
+      if (auto v = n["strategy"]) {
+        if (!s.is_http) {
+          c.fail(v, where + ".strategy", "only http stages have a strategy");
+        } else if (auto st = c.scalar(v, where + ".strategy")) {
+          if (*st != "auto" && *st != "http" && *st != "browser")
+            c.fail(v, where + ".strategy", "'" + *st + "' is not one of auto, http, browser");
+          s.strategy = *st;
+        }
+      }
+      if (auto v = n["expect"]) {
+        if (!s.is_http)
+          c.fail(v, where + ".expect", "only http stages have expect");
+        else
+          c.expect(v, where + ".expect", s.http.expect_status);
+      }
+      if (auto v = n["retry"])
+        c.retry(v, where + ".retry", s.retry);
+      if (auto v = n["limits"])
+        c.limits(v, where + ".limits", s.memory_limit);
       def.stages.push_back(std::move(s));
     }
   }

@@ -3,6 +3,9 @@
 // The format is documented in docs/pipelines.md.
 #pragma once
 
+#include "actors/retry_policy.hpp"
+#include "messages/job_worker.hpp"
+
 #include <caf/expected.hpp>
 #include <caf/timestamp.hpp>
 
@@ -23,6 +26,11 @@ struct stage_def {
   std::string cwd;               // absolute, resolved against the pipeline's folder
   std::map<std::string, std::string> env;  // defaults.env overlaid by the stage's
   int line = 0;                  // 1-based, where the stage starts
+  bool is_http = false;          // an `http:` stage (else run or shell)
+  http_request http;             // for http stages
+  std::string strategy = "exec"; // exec; for http stages auto (default) | http | browser
+  retry_spec retry;              // defaults.retry overlaid by the stage's
+  int64_t memory_limit = 0;      // limits.memory in bytes; 0: none
 
   /// The argv troupe executes: `run` (a relative program path with a '/' made
   /// absolute against the pipeline's folder), or /bin/sh -c `shell`.
@@ -37,6 +45,8 @@ struct pipeline_def {
   std::string file;  // absolute
   std::string dir;   // absolute folder of `file`
   std::vector<stage_def> stages;
+  supervision_spec supervision;  // the run's retry budget
+  bool resume = false;           // an interrupted run is resumed, not failed
 };
 
 /// The timeout of a stage when neither it nor `defaults` sets one.

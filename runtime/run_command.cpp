@@ -3,6 +3,10 @@
 #include "actors/artifact_writer.hpp"
 #include "actors/resource_sampler.hpp"
 #include "actors/run_supervisor.hpp"
+#include "actors/store_writer.hpp"
+#include "adapters/http_client/http_client.hpp"
+#include "adapters/store/store.hpp"
+#include "runtime/recovery.hpp"
 #include "actors/running_order.hpp"
 #include "adapters/artifacts/run_folder.hpp"
 #include "adapters/process/process_runner.hpp"
@@ -24,6 +28,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -83,6 +89,72 @@ void print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
       argv += (argv.empty() ? "" : " ") + a;
     std::printf("      %s\n      cwd %s, timeout %s\n", argv.c_str(), s.cwd.c_str(),
                 format_duration(s.timeout).c_str());
+  }
+}
+
+// Chromium for the browser strategy: $TROUPE_CHROMIUM, else the first of
+// Debian's and upstream's names in PATH; empty when there is none.
+std::string find_chromium() {
+  if (const char* env = std::getenv("TROUPE_CHROMIUM"))
+    return ::access(env, X_OK) == 0 ? std::string(env) : std::string{};
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
+    size_t start = 0;
+    while (start <= dirs.size()) {
+      auto end = dirs.find(':', start);
+      auto dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      auto full = (dir.empty() ? "." : dir) + "/" + name;
+      if (::access(full.c_str(), X_OK) == 0)
+        return full;
+      if (end == std::string::npos)
+        break;
+      start = end + 1;
+    }
+  }
+  return {};
+}
+
+// A resumed run: stages and attempts as the store has them; the stage that
+// was interrupted (its job `retrying`) runs again with its next attempt.
+void restore_stages(run_record& rec, const resumable_run& r) {
+  for (auto& s : rec.stages) {
+    for (auto& a : r.attempts) {
+      if (a.job != s.name)
+        continue;
+      attempt_record ar;
+      ar.attempt = a.attempt;
+      ar.strategy = a.strategy;
+      ar.status = a.status;
+      ar.failure = a.failure;
+      ar.error = a.error;
+      ar.exit_code = a.exit_code;
+      ar.signal = a.signal;
+      ar.started_at = a.started_at;
+      ar.finished_at = a.finished_at;
+      ar.duration = std::chrono::milliseconds(a.duration_ms);
+      ar.pid = a.pid;
+      ar.stdout_log = running_order::attempt_log(s.name, a.attempt, "stdout.log");
+      ar.stderr_log = running_order::attempt_log(s.name, a.attempt, "stderr.log");
+      s.attempts.push_back(std::move(ar));
+    }
+    for (auto& j : r.jobs) {
+      if (j.job != s.name)
+        continue;
+      // retrying: interrupted, runs again (pending to running_order); the rest stays.
+      s.status = j.status == stage_status::retrying ? stage_status::pending : j.status;
+      s.failure = j.status == stage_status::retrying ? failure_code::none : j.failure;
+      s.error = j.status == stage_status::retrying ? std::string{} : j.error;
+      if (!s.attempts.empty()) {
+        const auto& last = s.attempts.back();
+        s.started_at = s.attempts.front().started_at;
+        s.finished_at = last.finished_at;
+        s.exit_code = last.exit_code;
+        s.pid = last.pid;
+        s.stdout_log = last.stdout_log;
+        s.stderr_log = last.stderr_log;
+      }
+    }
   }
 }
 
@@ -159,6 +231,32 @@ int run_command(const run_command_options& opts) {
     return exit_code::ok;
   }
 
+  // The store: opened, migrated and reconciled before anything runs.
+  std::unique_ptr<store> db;
+  std::optional<resumable_run> resumed;
+  const auto host = read_host_info();
+  if (!opts.no_db) {
+    auto url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
+    auto opened = open_store(url);
+    if (!opened) {
+      std::fprintf(stderr, "troupe: %s\n", describe(opened.error()).c_str());
+      return opened.error().category() == caf::atom("troupe")
+                 && opened.error().code() == static_cast<uint8_t>(errc::bad_input)
+               ? exit_code::usage
+               : exit_code::internal;
+    }
+    db = std::move(*opened);
+    auto report = reconcile(*db, host.hostname, static_cast<int32_t>(::getpid()),
+                            p.resume ? p.file : std::string{});
+    if (!report) {
+      std::fprintf(stderr, "troupe: recovery: %s\n", describe(report.error()).c_str());
+      return exit_code::internal;
+    }
+    for (auto& line : report->messages)
+      std::fprintf(stderr, "troupe: recovery: %s\n", line.c_str());
+    resumed = std::move(report->resume);
+  }
+
   // Before any thread exists: SIGINT/SIGTERM/SIGHUP go to the forwarder alone.
   sigset_t handled;
   sigemptyset(&handled);
@@ -169,7 +267,8 @@ int run_command(const run_command_options& opts) {
   std::signal(SIGPIPE, SIG_IGN);
 
   auto now = caf::make_timestamp();
-  auto run_dir = create_run_folder(opts.output, now);
+  auto run_dir = resumed ? caf::expected<std::string>{resumed->run.run_dir}
+                         : create_run_folder(opts.output, now);
   if (!run_dir) {
     std::fprintf(stderr, "troupe: %s\n", describe(run_dir.error()).c_str());
     return exit_code::internal;
@@ -178,11 +277,14 @@ int run_command(const run_command_options& opts) {
 
   run_plan plan;
   auto& rec = plan.record;
-  rec.run_id = make_run_id(now);
+  rec.run_id = resumed ? resumed->run.run_id : make_run_id(now);
   rec.pipeline = p.name;
   rec.run_dir = *run_dir;
-  rec.started_at = now;
-  rec.host = read_host_info();
+  rec.started_at = resumed ? resumed->run.created_at : now;
+  rec.pid = static_cast<int32_t>(::getpid());
+  if (resumed)
+    rec.status = run_status::running;
+  rec.host = host;
   rec.host.gpus = static_cast<int32_t>(gpus->read().size());
   rec.options.pipeline_file = p.file;
   rec.options.output_dir = opts.output;
@@ -191,10 +293,19 @@ int run_command(const run_command_options& opts) {
   rec.options.grace = *grace;
   plan.sample_interval = *interval;
   const auto base_env = own_environment();
+  plan.supervision = p.supervision;
+  plan.jitter = [gen = std::mt19937_64{std::random_device{}()}]() mutable {
+    return std::uniform_real_distribution<double>(-1.0, 1.0)(gen);
+  };
+  bool any_http = false;
   for (auto& s : p.stages) {
+    any_http = any_http || s.is_http;
+    plan.retry.emplace_back(s.retry);
     stage_record sr;
     sr.name = s.name;
-    sr.kind = "exec";
+    sr.kind = s.is_http ? "http" : "exec";
+    sr.strategy = s.strategy;
+    sr.memory_limit = s.memory_limit;
     sr.command = s.command();
     sr.optional = s.optional;
     sr.enabled = !s.optional || enabled.count(s.name) > 0;
@@ -215,8 +326,13 @@ int run_command(const run_command_options& opts) {
     js.grace = *grace;
     js.stdout_path = *run_dir + "/" + sr.stdout_log;
     js.stderr_path = *run_dir + "/" + sr.stderr_log;
+    js.strategy = s.strategy;
+    js.http = s.http;
+    js.memory_limit = s.memory_limit;
     plan.jobs.push_back(std::move(js));
   }
+  if (resumed)
+    restore_stages(plan.record, *resumed);
 
   bool tty = ::isatty(STDOUT_FILENO) == 1;
   progress_display display{stdout, tty, *run_dir};
@@ -235,9 +351,19 @@ int run_command(const run_command_options& opts) {
     plan.record.host.process_tracking = runner->tracking();
     auto sampler = spawn_resource_sampler(sys, gpus);
     auto writer = spawn_artifact_writer(sys, *run_dir);
-    auto sup = spawn_run_supervisor(sys, std::move(plan),
-                                    run_supervisor_deps{runner, sampler, writer,
-                                                        caf::actor{self}});
+    store_actor store_writer;
+    if (db)
+      store_writer = spawn_store_writer(sys, std::move(db));
+    run_supervisor_deps deps;
+    deps.runner = runner;
+    if (any_http)
+      deps.http = std::make_shared<http_client>();
+    deps.chromium = find_chromium();
+    deps.sampler = sampler;
+    deps.writer = writer;
+    deps.store = store_writer;
+    deps.listener = caf::actor{self};
+    auto sup = spawn_run_supervisor(sys, std::move(plan), std::move(deps));
     {
       signal_forwarder signals{sup};
       self->send(sup, start_atom_v);
@@ -254,6 +380,8 @@ int run_command(const run_command_options& opts) {
     }
     self->send_exit(sampler, caf::exit_reason::user_shutdown);
     self->send_exit(writer, caf::exit_reason::user_shutdown);
+    if (store_writer)
+      self->send_exit(store_writer, caf::exit_reason::user_shutdown);
   }
   std::printf("%s/metadata.json\n", run_dir->c_str());
   return code;

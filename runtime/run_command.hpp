@@ -15,6 +15,8 @@ struct run_command_options {
   bool dry_run = false;
   std::string sample_interval = "1s";
   std::string grace = "5s";
+  std::string db;        // store URL; empty: <output>/troupe.db
+  bool no_db = false;    // run without a store (metadata.json only)
 };
 
 int run_command(const run_command_options& opts);

@@ -3,6 +3,7 @@
 #include "messages/errors.hpp"
 #include "messages/handles.hpp"
 #include "messages/run.hpp"
+#include "messages/store.hpp"
 
 #include <caf/all.hpp>
 

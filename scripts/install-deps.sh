@@ -11,6 +11,10 @@ packages=(
   nlohmann-json3-dev              # metadata.json, resource_trace.jsonl
   libcli11-dev                    # the troupe CLI
   libhwloc-dev                    # host topology
+  libsqlite3-dev                  # the embedded store
+  libpqxx-dev postgresql          # the PostgreSQL store; the server runs the pg tests
+  libcurl4-openssl-dev            # HTTP stages
+  chromium                        # the browser strategy (headless)
   libgtest-dev libgmock-dev       # tests
   libbenchmark-dev                # bench/
   python3 procps                  # example stages; ps/pgrep used by tests

@@ -27,6 +27,7 @@ struct spawn_request {
   std::vector<std::string> env;   // "KEY=value"
   std::string stdout_path;
   std::string stderr_path;
+  int64_t memory_limit = 0;  // bytes: RLIMIT_DATA of the leader (inherited); 0: none
 };
 
 /// A started leader: its pid (and process group) and, when troupe could

@@ -1,0 +1,36 @@
+// How an HTTP or browser attempt is judged, with no I/O in it: status codes
+// to failure codes, whether a page needs a browser, its title, and the
+// Chromium command line.
+#pragma once
+
+#include "messages/status.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// none when `status` is expected (in `expect`, or any 2xx when it is
+/// empty); else blocked (401, 403), rate_limited (429), bad_response.
+failure_code classify_status(int32_t status, const std::vector<int32_t>& expect);
+
+/// A page that renders its content with JavaScript: almost no visible text,
+/// a script, and an empty root element (id root, app, __next, __nuxt) or none.
+bool looks_client_rendered(const std::string& html);
+
+/// The text of the first <title>, trimmed; empty when there is none.
+std::string page_title(const std::string& html);
+
+/// What Chromium writes on stderr when it could not load the page
+/// ("Page load failed: net::ERR_CONNECTION_REFUSED"); empty if nothing.
+std::string browser_load_error(const std::string& stderr_text);
+
+/// The argv of a headless Chromium that prints the rendered DOM of `url` on
+/// stdout: no sandbox (troupe may run as root), no GPU, no network of its
+/// own (background, sync, updates), a fresh profile in `profile_dir`.
+std::vector<std::string> chromium_argv(const std::string& chromium, const std::string& url,
+                                       const std::string& profile_dir,
+                                       int64_t timeout_ms);
+
+} // namespace troupe

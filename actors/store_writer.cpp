@@ -1,0 +1,93 @@
+#include "actors/store_writer.hpp"
+
+#include "adapters/store/store.hpp"
+#include "messages/errors.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdio>
+
+namespace troupe {
+
+namespace {
+
+struct writer_state {
+  std::unique_ptr<store> db;
+  std::vector<store_batch> queued;
+  bool flush_pending = false;
+  int32_t failures = 0;  // rows refused or lost
+  bool reported = false;
+  static inline const char* name = "store_writer";
+};
+
+using self_ptr = store_actor::stateful_pointer<writer_state>;
+
+void report(writer_state& st, const caf::error& err) {
+  // Once per writer: a database that is gone fails every commit after.
+  if (!st.reported)
+    std::fprintf(stderr, "troupe: store: %s\n", describe(err).c_str());
+  st.reported = true;
+}
+
+void count(writer_state& st, const apply_result& res) {
+  st.failures += static_cast<int32_t>(res.refused.size());
+}
+
+// One transaction for everything queued; if it fails, each batch in a
+// transaction of its own, so that one bad batch loses only itself.
+void flush(self_ptr self) {
+  auto& st = self->state;
+  st.flush_pending = false;
+  if (st.queued.empty())
+    return;
+  auto batches = std::exchange(st.queued, {});
+  if (batches.size() > 1) {
+    store_batch all;
+    for (auto& b : batches)
+      all.append(store_batch{b});
+    if (auto res = st.db->apply(all)) {
+      count(st, *res);
+      return;
+    }
+  }
+  for (auto& b : batches) {
+    auto res = st.db->apply(b);
+    if (res) {
+      count(st, *res);
+    } else {
+      report(st, res.error());
+      st.failures += static_cast<int32_t>(b.size());
+    }
+  }
+}
+
+} // namespace
+
+store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db) {
+  auto fn = [](self_ptr self, std::shared_ptr<std::unique_ptr<store>> db)
+    -> store_actor::behavior_type {
+    self->state.db = std::move(*db);
+    return {
+      [=](persist_atom, store_batch& batch) {
+        auto& st = self->state;
+        if (batch.empty())
+          return;
+        st.queued.push_back(std::move(batch));
+        if (!st.flush_pending) {
+          st.flush_pending = true;
+          // Behind everything already in the mailbox: those batches join this commit.
+          self->send(self, flush_atom_v);
+        }
+      },
+      [=](flush_atom) { flush(self); },
+      [=](sync_atom) -> int32_t {
+        flush(self);
+        return self->state.failures;
+      },
+    };
+  };
+  auto holder = std::make_shared<std::unique_ptr<store>>(std::move(db));
+  return sys.spawn<caf::detached>(fn, holder);
+}
+
+} // namespace troupe

@@ -1,0 +1,74 @@
+#include "adapters/store/schema.hpp"
+
+namespace troupe::sql {
+
+std::vector<migration> schema_migrations(dialect d) {
+  // Times are ISO-8601 UTC text (2026-11-23T09:14:03.127Z): readable in any
+  // client and ordered as text. Statuses and codes are the names in
+  // messages/status.hpp. meta and stats hold JSON objects.
+  std::string event_id = d == dialect::sqlite ? "id INTEGER PRIMARY KEY AUTOINCREMENT"
+                                              : "id BIGSERIAL PRIMARY KEY";
+  return {
+    {1,
+     "runs, jobs, attempts, events",
+     {
+       "CREATE TABLE runs ("
+       " run_id TEXT PRIMARY KEY,"
+       " pipeline TEXT NOT NULL,"
+       " pipeline_file TEXT NOT NULL,"
+       " run_dir TEXT NOT NULL,"
+       " status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed',"
+       "   'timed_out', 'cancelled')),"
+       " failure TEXT,"
+       " reason TEXT NOT NULL DEFAULT '',"
+       " host TEXT NOT NULL,"
+       " pid INTEGER NOT NULL,"
+       " created_at TEXT NOT NULL,"
+       " started_at TEXT,"
+       " finished_at TEXT,"
+       " updated_at TEXT NOT NULL)",
+       "CREATE INDEX runs_by_status ON runs (status, created_at)",
+       "CREATE INDEX runs_by_created ON runs (created_at)",
+       "CREATE TABLE jobs ("
+       " run_id TEXT NOT NULL REFERENCES runs (run_id),"
+       " job TEXT NOT NULL,"
+       " position INTEGER NOT NULL,"
+       " status TEXT NOT NULL,"
+       " attempts INTEGER NOT NULL,"
+       " failure TEXT,"
+       " error TEXT NOT NULL DEFAULT '',"
+       " updated_at TEXT NOT NULL,"
+       " PRIMARY KEY (run_id, job))",
+       "CREATE TABLE attempts ("
+       " run_id TEXT NOT NULL,"
+       " job TEXT NOT NULL,"
+       " attempt INTEGER NOT NULL CHECK (attempt >= 1),"
+       " status TEXT NOT NULL,"
+       " strategy TEXT NOT NULL,"
+       " failure TEXT,"
+       " error TEXT NOT NULL DEFAULT '',"
+       " exit_code INTEGER,"
+       " signal INTEGER,"
+       " http_status INTEGER,"
+       " pid INTEGER NOT NULL DEFAULT 0,"
+       " started_at TEXT,"
+       " finished_at TEXT,"
+       " duration_ms BIGINT NOT NULL DEFAULT 0,"
+       " stats TEXT NOT NULL DEFAULT '{}',"
+       " updated_at TEXT NOT NULL,"
+       " PRIMARY KEY (run_id, job, attempt),"
+       " FOREIGN KEY (run_id, job) REFERENCES jobs (run_id, job))",
+       "CREATE TABLE events (" + event_id + ","
+       " ts TEXT NOT NULL,"
+       " run_id TEXT NOT NULL REFERENCES runs (run_id),"
+       " job TEXT NOT NULL DEFAULT '',"
+       " attempt INTEGER NOT NULL DEFAULT 0,"
+       " level TEXT NOT NULL CHECK (level IN ('info', 'warn', 'error')),"
+       " message TEXT NOT NULL,"
+       " meta TEXT NOT NULL DEFAULT '{}')",
+       "CREATE INDEX events_by_run ON events (run_id, id)",
+     }},
+  };
+}
+
+} // namespace troupe::sql

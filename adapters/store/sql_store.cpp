@@ -1,0 +1,422 @@
+#include "adapters/store/sql_store.hpp"
+
+#include "messages/errors.hpp"
+#include "messages/json.hpp"
+
+#include <caf/make_message.hpp>
+
+#include <cstdio>
+
+namespace troupe::sql {
+
+namespace {
+
+value text(const std::string& s) {
+  return s;
+}
+
+value num(int64_t x) {
+  return std::to_string(x);
+}
+
+value opt_num(const caf::optional<int32_t>& x) {
+  return x ? value{std::to_string(*x)} : std::nullopt;
+}
+
+value ts(caf::timestamp t) {
+  return iso8601(t);
+}
+
+value opt_ts(const caf::optional<caf::timestamp>& t) {
+  return t ? value{iso8601(*t)} : std::nullopt;
+}
+
+value code(failure_code c) {
+  return c == failure_code::none ? std::nullopt : value{to_string(c)};
+}
+
+// Readers of one column.
+const std::string& str(const row& r, size_t i) {
+  static const std::string empty;
+  return r.at(i) ? *r[i] : empty;
+}
+
+int64_t int_of(const row& r, size_t i) {
+  return r.at(i) ? std::stoll(*r[i]) : 0;
+}
+
+caf::optional<int32_t> opt_int_of(const row& r, size_t i) {
+  if (!r.at(i))
+    return caf::none;
+  return static_cast<int32_t>(std::stol(*r[i]));
+}
+
+caf::timestamp ts_of(const row& r, size_t i) {
+  if (auto t = parse_iso8601(str(r, i)))
+    return *t;
+  return caf::timestamp{};
+}
+
+caf::optional<caf::timestamp> opt_ts_of(const row& r, size_t i) {
+  if (!r.at(i))
+    return caf::none;
+  if (auto t = parse_iso8601(*r[i]))
+    return *t;
+  return caf::none;
+}
+
+failure_code code_of(const row& r, size_t i) {
+  if (!r.at(i))
+    return failure_code::none;
+  return parse_failure_code(*r[i]).value_or(failure_code::unknown);
+}
+
+constexpr const char* run_columns =
+  "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
+  "created_at, started_at, finished_at, updated_at";
+
+run_row run_of(const row& r) {
+  run_row x;
+  x.run_id = str(r, 0);
+  x.pipeline = str(r, 1);
+  x.pipeline_file = str(r, 2);
+  x.run_dir = str(r, 3);
+  x.status = parse_run_status(str(r, 4)).value_or(run_status::failed);
+  x.failure = code_of(r, 5);
+  x.reason = str(r, 6);
+  x.host = str(r, 7);
+  x.pid = static_cast<int32_t>(int_of(r, 8));
+  x.created_at = ts_of(r, 9);
+  x.started_at = opt_ts_of(r, 10);
+  x.finished_at = opt_ts_of(r, 11);
+  x.updated_at = ts_of(r, 12);
+  return x;
+}
+
+constexpr const char* job_columns =
+  "run_id, job, position, status, attempts, failure, error, updated_at";
+
+job_row job_of(const row& r) {
+  job_row x;
+  x.run_id = str(r, 0);
+  x.job = str(r, 1);
+  x.position = static_cast<int32_t>(int_of(r, 2));
+  x.status = parse_stage_status(str(r, 3)).value_or(stage_status::failed);
+  x.attempts = static_cast<int32_t>(int_of(r, 4));
+  x.failure = code_of(r, 5);
+  x.error = str(r, 6);
+  x.updated_at = ts_of(r, 7);
+  return x;
+}
+
+constexpr const char* attempt_columns =
+  "a.run_id, a.job, a.attempt, a.status, a.strategy, a.failure, a.error, a.exit_code, "
+  "a.signal, a.http_status, a.pid, a.started_at, a.finished_at, a.duration_ms, a.stats, "
+  "a.updated_at";
+
+attempt_row attempt_of(const row& r) {
+  attempt_row x;
+  x.run_id = str(r, 0);
+  x.job = str(r, 1);
+  x.attempt = static_cast<int32_t>(int_of(r, 2));
+  x.status = parse_stage_status(str(r, 3)).value_or(stage_status::failed);
+  x.strategy = str(r, 4);
+  x.failure = code_of(r, 5);
+  x.error = str(r, 6);
+  x.exit_code = opt_int_of(r, 7);
+  x.signal = opt_int_of(r, 8);
+  x.http_status = opt_int_of(r, 9);
+  x.pid = static_cast<int32_t>(int_of(r, 10));
+  x.started_at = opt_ts_of(r, 11);
+  x.finished_at = opt_ts_of(r, 12);
+  x.duration_ms = int_of(r, 13);
+  x.stats = str(r, 14);
+  x.updated_at = ts_of(r, 15);
+  return x;
+}
+
+constexpr const char* event_columns = "id, ts, run_id, job, attempt, level, message, meta";
+
+event_row event_of(const row& r) {
+  event_row x;
+  x.id = int_of(r, 0);
+  x.ts = ts_of(r, 1);
+  x.run_id = str(r, 2);
+  x.job = str(r, 3);
+  x.attempt = static_cast<int32_t>(int_of(r, 4));
+  x.level = parse_event_level(str(r, 5)).value_or(event_level::info);
+  x.message = str(r, 6);
+  x.meta = str(r, 7);
+  return x;
+}
+
+template <class T, class F>
+std::vector<T> map_rows(const std::vector<row>& rows, F f) {
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (auto& r : rows)
+    out.push_back(f(r));
+  return out;
+}
+
+} // namespace
+
+template <class F>
+auto sql_store::guarded(const char* what, F f) -> caf::expected<decltype(f())> {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return caf::make_error(errc::store_error,
+                           kind() + " " + location() + ": " + what + ": " + e.what());
+  }
+}
+
+template <class F>
+auto sql_store::in_transaction(F f) -> decltype(f()) {
+  begin();
+  try {
+    auto result = f();
+    commit();
+    return result;
+  } catch (...) {
+    rollback();
+    throw;
+  }
+}
+
+caf::error sql_store::migrate() {
+  auto done = guarded("migrate", [&] {
+    return in_transaction([&] {
+      lock_migrations();
+      exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+           "what TEXT NOT NULL, applied_at TEXT NOT NULL)",
+           {});
+      auto rows = exec("SELECT COALESCE(MAX(version), 0) FROM schema_version", {});
+      int64_t current = rows.empty() ? 0 : int_of(rows[0], 0);
+      for (auto& m : migrations()) {
+        if (m.version <= current)
+          continue;
+        for (auto& stmt : m.statements)
+          exec(stmt, {});
+        exec("INSERT INTO schema_version (version, what, applied_at) VALUES ($1, $2, $3)",
+             {num(m.version), text(m.what), ts(caf::make_timestamp())});
+      }
+      return true;
+    });
+  });
+  if (!done)
+    return std::move(done.error());
+  return caf::none;
+}
+
+caf::expected<int32_t> sql_store::schema_version() {
+  return guarded("schema_version", [&] {
+    auto rows = exec("SELECT COALESCE(MAX(version), 0) FROM schema_version", {});
+    return static_cast<int32_t>(rows.empty() ? 0 : int_of(rows[0], 0));
+  });
+}
+
+void sql_store::refuse(apply_result& out, const std::string& run_id, const std::string& job,
+                       int32_t attempt, std::string what, caf::timestamp now) {
+  std::fprintf(stderr, "troupe: store: refused: %s\n", what.c_str());
+  event_row ev;
+  ev.ts = now;
+  ev.run_id = run_id;
+  ev.job = job;
+  ev.attempt = attempt;
+  ev.level = event_level::warn;
+  ev.message = "refused: " + what;
+  // Only where the run exists: an event cannot point at nothing.
+  if (!exec("SELECT 1 FROM runs WHERE run_id = $1", {text(run_id)}).empty())
+    write_event(ev);
+  out.refused.push_back(std::move(what));
+}
+
+void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp now) {
+  auto cur = exec("SELECT status FROM runs WHERE run_id = $1" + lock_clause(), {text(r.run_id)});
+  if (cur.empty()) {
+    exec(std::string("INSERT INTO runs (") + run_columns
+           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
+          text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
+          ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now)});
+    ++out.written;
+    return;
+  }
+  auto from = parse_run_status(str(cur[0], 0)).value_or(run_status::failed);
+  if (!legal(from, r.status)) {
+    refuse(out, r.run_id, "", 0,
+           "run " + r.run_id + ": " + to_string(from) + " -> " + to_string(r.status)
+             + " is not a legal transition",
+           now);
+    return;
+  }
+  exec("UPDATE runs SET status = $2, failure = $3, reason = $4, host = $5, pid = $6, "
+       "started_at = $7, finished_at = $8, updated_at = $9 WHERE run_id = $1",
+       {text(r.run_id), text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
+        num(r.pid), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now)});
+  ++out.written;
+}
+
+void sql_store::write_job(const job_row& r, apply_result& out, caf::timestamp now) {
+  auto cur = exec("SELECT status FROM jobs WHERE run_id = $1 AND job = $2" + lock_clause(),
+                  {text(r.run_id), text(r.job)});
+  if (cur.empty()) {
+    exec(std::string("INSERT INTO jobs (") + job_columns
+           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         {text(r.run_id), text(r.job), num(r.position), text(to_string(r.status)),
+          num(r.attempts), code(r.failure), text(r.error), ts(now)});
+    ++out.written;
+    return;
+  }
+  auto from = parse_stage_status(str(cur[0], 0)).value_or(stage_status::failed);
+  if (!legal_job(from, r.status)) {
+    refuse(out, r.run_id, r.job, 0,
+           "job " + r.run_id + "/" + r.job + ": " + to_string(from) + " -> "
+             + to_string(r.status) + " is not a legal transition",
+           now);
+    return;
+  }
+  exec("UPDATE jobs SET status = $3, attempts = $4, failure = $5, error = $6, updated_at = $7 "
+       "WHERE run_id = $1 AND job = $2",
+       {text(r.run_id), text(r.job), text(to_string(r.status)), num(r.attempts), code(r.failure),
+        text(r.error), ts(now)});
+  ++out.written;
+}
+
+void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::timestamp now) {
+  auto cur = exec("SELECT status FROM attempts WHERE run_id = $1 AND job = $2 AND attempt = $3"
+                    + lock_clause(),
+                  {text(r.run_id), text(r.job), num(r.attempt)});
+  params p{text(r.run_id),  text(r.job),          num(r.attempt),        text(to_string(r.status)),
+           text(r.strategy), code(r.failure),     text(r.error),         opt_num(r.exit_code),
+           opt_num(r.signal), opt_num(r.http_status), num(r.pid),        opt_ts(r.started_at),
+           opt_ts(r.finished_at), num(r.duration_ms), text(r.stats.empty() ? "{}" : r.stats),
+           ts(now)};
+  if (cur.empty()) {
+    exec("INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
+         "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
+         "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+         "$15, $16)",
+         p);
+    ++out.written;
+    return;
+  }
+  auto from = parse_stage_status(str(cur[0], 0)).value_or(stage_status::failed);
+  if (!legal_attempt(from, r.status)) {
+    refuse(out, r.run_id, r.job, r.attempt,
+           "attempt " + r.run_id + "/" + r.job + "#" + std::to_string(r.attempt) + ": "
+             + to_string(from) + " -> " + to_string(r.status) + " is not a legal transition",
+           now);
+    return;
+  }
+  exec("UPDATE attempts SET status = $4, strategy = $5, failure = $6, error = $7, "
+       "exit_code = $8, signal = $9, http_status = $10, pid = $11, started_at = $12, "
+       "finished_at = $13, duration_ms = $14, stats = $15, updated_at = $16 "
+       "WHERE run_id = $1 AND job = $2 AND attempt = $3",
+       p);
+  ++out.written;
+}
+
+void sql_store::write_event(const event_row& e) {
+  exec("INSERT INTO events (ts, run_id, job, attempt, level, message, meta) "
+       "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+       {ts(e.ts), text(e.run_id), text(e.job), num(e.attempt), text(to_string(e.level)),
+        text(e.message), text(e.meta.empty() ? "{}" : e.meta)});
+}
+
+caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
+  return guarded("apply", [&] {
+    return in_transaction([&] {
+      apply_result out;
+      auto now = caf::make_timestamp();
+      for (auto& r : batch.runs)
+        write_run(r, out, now);
+      for (auto& r : batch.jobs)
+        write_job(r, out, now);
+      for (auto& r : batch.attempts)
+        write_attempt(r, out, now);
+      for (auto& e : batch.events) {
+        write_event(e);
+        ++out.written;
+      }
+      return out;
+    });
+  });
+}
+
+caf::expected<std::vector<run_row>> sql_store::runs(const run_filter& f) {
+  return guarded("runs", [&] {
+    std::string sql = std::string("SELECT ") + run_columns + " FROM runs WHERE 1 = 1";
+    params p;
+    if (f.status) {
+      p.push_back(to_string(*f.status));
+      sql += " AND status = $" + std::to_string(p.size());
+    }
+    if (!f.pipeline.empty()) {
+      p.push_back(f.pipeline);
+      sql += " AND pipeline = $" + std::to_string(p.size());
+    }
+    p.push_back(std::to_string(f.limit));
+    sql += " ORDER BY created_at DESC, run_id DESC LIMIT $" + std::to_string(p.size());
+    return map_rows<run_row>(exec(sql, p), run_of);
+  });
+}
+
+caf::expected<std::vector<run_row>> sql_store::runs_by_prefix(const std::string& prefix,
+                                                              int32_t limit) {
+  return guarded("runs_by_prefix", [&] {
+    // A range, not LIKE: ids hold no wildcards, and this uses the primary key.
+    return map_rows<run_row>(
+      exec(std::string("SELECT ") + run_columns
+             + " FROM runs WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT $3",
+           {text(prefix), text(prefix + "\x7f"), num(limit)}),
+      run_of);
+  });
+}
+
+caf::expected<std::vector<run_row>> sql_store::unfinished_runs() {
+  return guarded("unfinished_runs", [&] {
+    return map_rows<run_row>(
+      exec(std::string("SELECT ") + run_columns
+             + " FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at",
+           {}),
+      run_of);
+  });
+}
+
+caf::expected<std::vector<job_row>> sql_store::jobs(const std::string& run_id) {
+  return guarded("jobs", [&] {
+    return map_rows<job_row>(exec(std::string("SELECT ") + job_columns
+                                    + " FROM jobs WHERE run_id = $1 ORDER BY position",
+                                  {text(run_id)}),
+                             job_of);
+  });
+}
+
+caf::expected<std::vector<attempt_row>> sql_store::attempts(const std::string& run_id) {
+  return guarded("attempts", [&] {
+    return map_rows<attempt_row>(
+      exec(std::string("SELECT ") + attempt_columns
+             + " FROM attempts a JOIN jobs j ON j.run_id = a.run_id AND j.job = a.job "
+               "WHERE a.run_id = $1 ORDER BY j.position, a.attempt",
+           {text(run_id)}),
+      attempt_of);
+  });
+}
+
+caf::expected<std::vector<event_row>> sql_store::events(const std::string& run_id,
+                                                        event_level min_level) {
+  return guarded("events", [&] {
+    std::string levels = min_level == event_level::info   ? "('info', 'warn', 'error')"
+                         : min_level == event_level::warn ? "('warn', 'error')"
+                                                          : "('error')";
+    return map_rows<event_row>(exec(std::string("SELECT ") + event_columns
+                                      + " FROM events WHERE run_id = $1 AND level IN "
+                                      + levels + " ORDER BY id",
+                                    {text(run_id)}),
+                               event_of);
+  });
+}
+
+} // namespace troupe::sql

@@ -1,0 +1,74 @@
+// sql_store: the store contract written once in SQL that SQLite and
+// PostgreSQL both accept ($1, $2 … placeholders, values bound as text),
+// over four primitives each database implements. Private to adapters/store/.
+#pragma once
+
+#include "adapters/store/store.hpp"
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace troupe::sql {
+
+using value = std::optional<std::string>;  // nullopt: NULL
+using row = std::vector<value>;
+using params = std::vector<value>;
+
+/// Thrown by the primitives; caught in sql_store and turned into errc::store_error.
+struct db_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// One numbered migration: what it does, and its statements per dialect.
+struct migration {
+  int32_t version;
+  std::string what;
+  std::vector<std::string> statements;
+};
+
+class sql_store : public store {
+public:
+  caf::expected<int32_t> schema_version() override;
+  caf::expected<apply_result> apply(const store_batch& batch) override;
+  caf::expected<std::vector<run_row>> runs(const run_filter& filter) override;
+  caf::expected<std::vector<run_row>> runs_by_prefix(const std::string& prefix,
+                                                     int32_t limit) override;
+  caf::expected<std::vector<run_row>> unfinished_runs() override;
+  caf::expected<std::vector<job_row>> jobs(const std::string& run_id) override;
+  caf::expected<std::vector<attempt_row>> attempts(const std::string& run_id) override;
+  caf::expected<std::vector<event_row>> events(const std::string& run_id,
+                                               event_level min_level) override;
+
+  /// Applies the migrations not yet applied, in one transaction.
+  caf::error migrate();
+
+protected:
+  /// Runs one statement; returns its rows (as text; NULL as nullopt).
+  virtual std::vector<row> exec(const std::string& sql, const params& p) = 0;
+  /// A write transaction: exclusive against other writers of this database.
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() noexcept = 0;
+  /// Appended to a SELECT that reads a row about to be updated.
+  virtual std::string lock_clause() const = 0;
+  virtual std::vector<migration> migrations() const = 0;
+  /// Inside migrate()'s transaction, before anything else: keeps two
+  /// processes from migrating one database at once.
+  virtual void lock_migrations() = 0;
+
+private:
+  template <class F>
+  auto guarded(const char* what, F f) -> caf::expected<decltype(f())>;
+  template <class F>
+  auto in_transaction(F f) -> decltype(f());
+  void write_run(const run_row& r, apply_result& out, caf::timestamp now);
+  void write_job(const job_row& r, apply_result& out, caf::timestamp now);
+  void write_attempt(const attempt_row& r, apply_result& out, caf::timestamp now);
+  void write_event(const event_row& e);
+  void refuse(apply_result& out, const std::string& run_id, const std::string& job,
+              int32_t attempt, std::string what, caf::timestamp now);
+};
+
+} // namespace troupe::sql

@@ -1,0 +1,77 @@
+// store: all that the rest of troupe knows about persistence. Runs, jobs,
+// attempts and events (messages/store.hpp) in SQLite (the embedded default)
+// or PostgreSQL; the same contract on both (tests/adapters/store_contract.hpp).
+//
+// Calls block (disk, network): call them from a detached actor or a thread of
+// your own, never from a CAF scheduler thread. One store object is used by
+// one thread at a time; open one per thread for concurrent writers.
+#pragma once
+
+#include "messages/store.hpp"
+
+#include <caf/expected.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// What apply() did: rows written, and the transitions it refused.
+struct apply_result {
+  int32_t written = 0;
+  std::vector<std::string> refused;  // "runs[<id>]: succeeded -> running is not a legal transition"
+};
+
+struct run_filter {
+  std::optional<run_status> status;
+  std::string pipeline;  // empty: any
+  int32_t limit = 50;
+};
+
+class store {
+public:
+  virtual ~store() = default;
+
+  /// "sqlite" or "postgresql".
+  virtual std::string kind() const = 0;
+
+  /// Where it is, for people (the file, or the URL without its password).
+  virtual std::string location() const = 0;
+
+  /// The highest migration applied.
+  virtual caf::expected<int32_t> schema_version() = 0;
+
+  /// Writes `batch` in one transaction (see messages/store.hpp). Refused
+  /// transitions are left out, listed in the result, and recorded as warn
+  /// events; any other failure rolls everything back: errc::store_error.
+  virtual caf::expected<apply_result> apply(const store_batch& batch) = 0;
+
+  /// Newest first.
+  virtual caf::expected<std::vector<run_row>> runs(const run_filter& filter) = 0;
+  /// The runs whose id starts with `prefix` (at most `limit`).
+  virtual caf::expected<std::vector<run_row>> runs_by_prefix(const std::string& prefix,
+                                                             int32_t limit) = 0;
+  /// Runs still queued or running (for crash recovery).
+  virtual caf::expected<std::vector<run_row>> unfinished_runs() = 0;
+  /// In pipeline order.
+  virtual caf::expected<std::vector<job_row>> jobs(const std::string& run_id) = 0;
+  /// In pipeline order, then by attempt.
+  virtual caf::expected<std::vector<attempt_row>> attempts(const std::string& run_id) = 0;
+  /// In the order written; only `min_level` and above.
+  virtual caf::expected<std::vector<event_row>> events(const std::string& run_id,
+                                                       event_level min_level) = 0;
+};
+
+/// Opens (creating where needed) and migrates a store:
+///   "postgresql://…" or "postgres://…"  PostgreSQL (libpq connection URI)
+///   "sqlite:PATH" or a plain PATH       SQLite (created with its folder)
+/// errc::bad_input names what is wrong with the URL; errc::store_error says
+/// why the database could not be opened or migrated.
+caf::expected<std::unique_ptr<store>> open_store(const std::string& url);
+
+/// The URL with any password replaced by "***", for messages.
+std::string redact_url(const std::string& url);
+
+} // namespace troupe

@@ -1,0 +1,153 @@
+// What the store keeps (rows of runs, jobs, attempts, events) and the store
+// actor's interface. The rows are plain data so that they can cross the
+// network to a coordinator's store later; the SQL lives in adapters/store/.
+//
+// A store_batch is applied in one transaction: runs, then jobs, then
+// attempts, then events. A row whose status change is not legal() (see
+// messages/status.hpp) is refused: not written, counted and logged; the rest
+// of the batch is written. Any other failure (a constraint, the database
+// going away) rolls the whole batch back.
+#pragma once
+
+#include "messages/status.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timestamp.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// One run. Inserted on first sight, then updated by run_id.
+struct run_row {
+  std::string run_id;
+  std::string pipeline;       // the pipeline's name
+  std::string pipeline_file;  // absolute
+  std::string run_dir;        // absolute
+  run_status status = run_status::queued;
+  failure_code failure = failure_code::none;
+  std::string reason;  // why it ended the way it did, for people
+  std::string host;    // the host and pid of the troupe process driving it:
+  int32_t pid = 0;     // crash recovery only touches runs of dead processes
+  caf::timestamp created_at;
+  caf::optional<caf::timestamp> started_at;
+  caf::optional<caf::timestamp> finished_at;
+  caf::timestamp updated_at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_row& x) {
+  return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
+           x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
+           x.started_at, x.finished_at, x.updated_at);
+}
+
+/// One job (a stage of a run). Keyed by (run_id, job).
+struct job_row {
+  std::string run_id;
+  std::string job;  // the stage name
+  int32_t position = 0;  // the stage's index in the pipeline
+  stage_status status = stage_status::pending;
+  int32_t attempts = 0;  // attempts started so far
+  failure_code failure = failure_code::none;
+  std::string error;
+  caf::timestamp updated_at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_row& x) {
+  return f(caf::meta::type_name("troupe::job_row"), x.run_id, x.job, x.position, x.status,
+           x.attempts, x.failure, x.error, x.updated_at);
+}
+
+/// One attempt of a job. Keyed by (run_id, job, attempt), attempt from 1.
+struct attempt_row {
+  std::string run_id;
+  std::string job;
+  int32_t attempt = 1;
+  stage_status status = stage_status::pending;
+  std::string strategy;  // exec | http | browser
+  failure_code failure = failure_code::none;
+  std::string error;
+  caf::optional<int32_t> exit_code;
+  caf::optional<int32_t> signal;
+  caf::optional<int32_t> http_status;
+  int32_t pid = 0;
+  caf::optional<caf::timestamp> started_at;
+  caf::optional<caf::timestamp> finished_at;
+  int64_t duration_ms = 0;
+  std::string stats;  // JSON object: resources, HTTP figures; "{}" when none
+  caf::timestamp updated_at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_row& x) {
+  return f(caf::meta::type_name("troupe::attempt_row"), x.run_id, x.job, x.attempt,
+           x.status, x.strategy, x.failure, x.error, x.exit_code, x.signal,
+           x.http_status, x.pid, x.started_at, x.finished_at, x.duration_ms, x.stats,
+           x.updated_at);
+}
+
+enum class event_level : uint8_t { info, warn, error };
+
+std::string to_string(event_level x);
+caf::optional<event_level> parse_event_level(const std::string& s);
+
+/// One event: append-only. `job` is empty and `attempt` 0 for run events.
+struct event_row {
+  int64_t id = 0;  // assigned by the store; 0 before
+  caf::timestamp ts;
+  std::string run_id;
+  std::string job;
+  int32_t attempt = 0;
+  event_level level = event_level::info;
+  std::string message;
+  std::string meta = "{}";  // a JSON object
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_row& x) {
+  return f(caf::meta::type_name("troupe::event_row"), x.id, x.ts, x.run_id, x.job,
+           x.attempt, x.level, x.message, x.meta);
+}
+
+struct store_batch {
+  std::vector<run_row> runs;
+  std::vector<job_row> jobs;
+  std::vector<attempt_row> attempts;
+  std::vector<event_row> events;
+
+  bool empty() const {
+    return runs.empty() && jobs.empty() && attempts.empty() && events.empty();
+  }
+  size_t size() const {
+    return runs.size() + jobs.size() + attempts.size() + events.size();
+  }
+  void append(store_batch&& other);
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_batch& x) {
+  return f(caf::meta::type_name("troupe::store_batch"), x.runs, x.jobs, x.attempts,
+           x.events);
+}
+
+/// interface store {
+///   (persist_atom, store_batch) -> void   // queued; written with the next group commit
+///   (sync_atom) -> int32_t                // after every batch sent before it is
+///                                         // committed: the number of rows refused or
+///                                         // lost so far (0: all written)
+///   internal: (flush_atom)                // commit what is queued
+/// }
+using store_actor = caf::typed_actor<
+  caf::reacts_to<persist_atom, store_batch>,
+  caf::replies_to<sync_atom>::with<int32_t>,
+  caf::reacts_to<flush_atom>>;
+
+} // namespace troupe
