@@ -39,8 +39,9 @@ struct attempt_decision {
 class running_order {
 public:
   /// `retry` has one policy per stage, in order; `jitter` draws from [-1, 1].
-  running_order(run_record record, std::vector<retry_policy> retry,
-                supervision_spec supervision, std::function<double()> jitter);
+  explicit running_order(run_record record, std::vector<retry_policy> retry = {},
+                         supervision_spec supervision = {},
+                         std::function<double()> jitter = nullptr);
 
   const run_record& record() const {
     return record_;

@@ -32,8 +32,8 @@ job_result result(const std::string& name, stage_status st,
 }
 
 void run_ok(running_order& o, size_t i) {
-  o.stage_started(i, caf::make_timestamp());
-  o.stage_finished(i, result(o.record().stages[i].name, stage_status::succeeded));
+  o.attempt_started(i, caf::make_timestamp());
+  o.attempt_finished(i, result(o.record().stages[i].name, stage_status::succeeded), caf::make_timestamp());
 }
 
 } // namespace
@@ -68,8 +68,8 @@ TEST(RunningOrderTest, FailureStopsTheRunAndSkipsTheRest) {
   running_order o{three_stages()};
   run_ok(o, *o.next());
   auto i = *o.next();
-  o.stage_started(i, caf::make_timestamp());
-  o.stage_finished(i, result("b", stage_status::failed, failure_code::exit_nonzero));
+  o.attempt_started(i, caf::make_timestamp());
+  o.attempt_finished(i, result("b", stage_status::failed, failure_code::exit_nonzero), caf::make_timestamp());
   EXPECT_FALSE(o.next());
   EXPECT_EQ(o.record().stages[2].status, stage_status::skipped);
   EXPECT_EQ(o.record().stages[2].error, "not run: stage 'b' failed");
@@ -81,8 +81,8 @@ TEST(RunningOrderTest, FailureStopsTheRunAndSkipsTheRest) {
 TEST(RunningOrderTest, TimeoutGivesExitCodeThree) {
   running_order o{three_stages()};
   auto i = *o.next();
-  o.stage_started(i, caf::make_timestamp());
-  o.stage_finished(i, result("a", stage_status::timed_out, failure_code::timeout));
+  o.attempt_started(i, caf::make_timestamp());
+  o.attempt_finished(i, result("a", stage_status::timed_out, failure_code::timeout), caf::make_timestamp());
   o.finish(caf::make_timestamp());
   EXPECT_EQ(o.record().status, run_status::timed_out);
   EXPECT_EQ(o.exit_code(), exit_code::stage_timed_out);
@@ -91,7 +91,7 @@ TEST(RunningOrderTest, TimeoutGivesExitCodeThree) {
 TEST(RunningOrderTest, CancelBetweenStagesStartsNothingMore) {
   running_order o{three_stages()};
   run_ok(o, *o.next());
-  o.cancel();
+  o.cancel(caf::make_timestamp());
   EXPECT_FALSE(o.next());
   o.finish(caf::make_timestamp());
   EXPECT_EQ(o.record().status, run_status::cancelled);
@@ -103,9 +103,9 @@ TEST(RunningOrderTest, CancelBetweenStagesStartsNothingMore) {
 TEST(RunningOrderTest, LateResultForAStageNotRunningIsIgnored) {
   running_order o{three_stages()};
   auto i = *o.next();
-  o.stage_started(i, caf::make_timestamp());
-  o.stage_finished(i, result("a", stage_status::succeeded));
-  o.stage_finished(i, result("a", stage_status::failed, failure_code::lost));
+  o.attempt_started(i, caf::make_timestamp());
+  o.attempt_finished(i, result("a", stage_status::succeeded), caf::make_timestamp());
+  o.attempt_finished(i, result("a", stage_status::failed, failure_code::lost), caf::make_timestamp());
   EXPECT_EQ(o.record().stages[0].status, stage_status::succeeded);
   EXPECT_TRUE(o.next());
 }
@@ -113,11 +113,11 @@ TEST(RunningOrderTest, LateResultForAStageNotRunningIsIgnored) {
 TEST(RunningOrderTest, SamplesRaiseThePeak) {
   running_order o{three_stages()};
   auto i = *o.next();
-  o.stage_started(i, caf::make_timestamp());
+  o.attempt_started(i, caf::make_timestamp());
   snapshot s;
   s.process = tree_figures{{1, 2}, 5000, 2.0};
   o.stage_sample(i, s);
-  o.stage_finished(i, result("a", stage_status::succeeded));
+  o.attempt_finished(i, result("a", stage_status::succeeded), caf::make_timestamp());
   const auto& r = o.record().stages[0].resources;
   EXPECT_EQ(r.samples, 1);
   EXPECT_EQ(r.peak_rss_bytes, 5000);

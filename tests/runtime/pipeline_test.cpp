@@ -86,9 +86,9 @@ TEST(PipelineTest, RejectsUnknownKeysWithLineAndKey) {
 
 TEST(PipelineTest, RejectsAStageWithNeitherOrBothCommands) {
   EXPECT_REJECTED("name: x\nstages:\n  - name: a\n    timeout: 5s\n",
-                  "/pipes/p.yaml:3:5: stages[0] (a): has neither run nor shell");
+                  "/pipes/p.yaml:3:5: stages[0] (a): has none of run, shell, http");
   EXPECT_REJECTED("name: x\nstages:\n  - name: a\n    run: [true]\n    shell: \"true\"\n",
-                  "/pipes/p.yaml:3:5: stages[0] (a): has both run and shell");
+                  "/pipes/p.yaml:3:5: stages[0] (a): has more than one of run, shell, http");
 }
 
 TEST(PipelineTest, RejectsDuplicateStageNames) {

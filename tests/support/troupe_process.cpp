@@ -129,7 +129,7 @@ std::string single_run_dir(const std::string& output) {
   std::vector<std::string> found;
   if (DIR* d = ::opendir(output.c_str())) {
     while (dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.')
+      if (e->d_name[0] != '.' && e->d_type == DT_DIR)  // not troupe.db and its WAL
         found.push_back(output + "/" + e->d_name);
     ::closedir(d);
   }
