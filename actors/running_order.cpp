@@ -327,8 +327,9 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& r,
   }
   auto delay = policy.delay(a.attempt, jitter_ ? jitter_() : 0.0, r.retry_after);
   a.retry_delay = delay;
-  std::string strategy = escalate ? "browser" : std::string{};
-  next_strategy_[i] = strategy;
+  if (escalate)
+    next_strategy_[i] = "browser";  // and it stays one: never back to http
+  std::string strategy = next_strategy_[i];
   s.status = stage_status::retrying;
   journal_attempt(i, now);
   journal_job(i, now);
@@ -340,8 +341,9 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& r,
               .add("max_attempts", s.max_attempts);
   if (r.retry_after.count() > 0)
     rm.add("retry_after_ms", ms_of(r.retry_after));
-  if (escalate) {
+  if (!strategy.empty())
     rm.add("strategy", strategy);
+  if (escalate) {
     event(now, i, a.attempt, event_level::warn,
           "escalating http -> browser after blocked (HTTP "
             + std::to_string(a.http ? a.http->status : 0) + ")",

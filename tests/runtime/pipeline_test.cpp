@@ -152,3 +152,132 @@ TEST(PipelineTest, LoadNamesAMissingFile) {
   EXPECT_EQ(describe(p.error()),
             "/nonexistent/troupe.yaml: cannot read pipeline file");
 }
+
+TEST(PipelineTest, ParsesRetryHttpLimitsSupervisionAndResume) {
+  auto p = parse_pipeline(R"(name: web
+resume: true
+supervision: { max_retries: 4, within: 2m }
+defaults:
+  retry: { max_attempts: 2, backoff: { initial: 1s, factor: 2, max: 10s } }
+stages:
+  - name: fetch-home
+    http: { url: "http://127.0.0.1:8080/", method: GET, headers: {Accept: text/html}, timeout: 20s }
+    strategy: auto
+    expect: { status: [200, 204] }
+    retry:
+      max_attempts: 3
+      backoff: { initial: 10s, factor: 3, max: 5m, jitter: 0.1 }
+      on: [timeout, network, rate_limited, exit_nonzero]
+  - name: train
+    shell: "true"
+    limits: { memory: 512M }
+)",
+                          "/pipes/web.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+  EXPECT_TRUE(p->resume);
+  EXPECT_EQ(p->supervision.max_retries, 4);
+  EXPECT_EQ(p->supervision.within, caf::timespan{std::chrono::minutes(2)});
+  const auto& f = p->stages[0];
+  EXPECT_TRUE(f.is_http);
+  EXPECT_EQ(f.strategy, "auto");
+  EXPECT_EQ(f.http.url, "http://127.0.0.1:8080/");
+  EXPECT_EQ(f.http.headers.at("Accept"), "text/html");
+  EXPECT_EQ(f.http.expect_status, (std::vector<int32_t>{200, 204}));
+  EXPECT_EQ(f.timeout, caf::timespan{std::chrono::seconds(20)}) << "http.timeout bounds the attempt";
+  EXPECT_EQ(f.retry.max_attempts, 3);
+  EXPECT_EQ(f.retry.backoff.initial, caf::timespan{std::chrono::seconds(10)});
+  EXPECT_DOUBLE_EQ(f.retry.backoff.factor, 3.0);
+  EXPECT_DOUBLE_EQ(f.retry.backoff.jitter, 0.1);
+  EXPECT_EQ(f.retry.on.size(), 4u);
+  EXPECT_EQ(f.command(), "GET http://127.0.0.1:8080/");
+  const auto& t = p->stages[1];
+  EXPECT_EQ(t.retry.max_attempts, 2) << "defaults.retry applies";
+  EXPECT_EQ(t.retry.backoff.max, caf::timespan{std::chrono::seconds(10)});
+  EXPECT_EQ(t.memory_limit, 512LL << 20);
+  EXPECT_EQ(t.strategy, "exec");
+}
+
+TEST(PipelineTest, RejectsMalformedRetryHttpAndLimits) {
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { max_attempts: 0 }
+)",
+                  "stages[0] (a).retry.max_attempts: must be between 1 and 100, not 0");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { backoff: { initial: 0s } }
+)",
+                  "stages[0] (a).retry.backoff.initial: must be greater than zero");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { backoff: { initial: -5s } }
+)",
+                  "stages[0] (a).retry.backoff.initial: '-5s' is not a duration");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { on: [timeout, teapot] }
+)",
+                  "stages[0] (a).retry.on[1]: 'teapot' is not a failure code that can be retried");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { backoff: { jitter: 2 } }
+)",
+                  "retry.backoff.jitter: must be between 0 and 1, not 2");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    retry: { tries: 3 }
+)",
+                  "stages[0] (a).retry.tries: unknown key");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    http: { url: "ftp://example.org/x" }
+)",
+                  "stages[0] (a).http.url: 'ftp://example.org/x' is not an http:// or https:// URL");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    http: { url: "http://h/", method: FETCH }
+)",
+                  "stages[0] (a).http.method: 'FETCH' is not one of");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    http: { url: "http://h/" }
+    strategy: crawler
+)",
+                  "stages[0] (a).strategy: 'crawler' is not one of auto, http, browser");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    strategy: http
+)",
+                  "stages[0] (a).strategy: only http stages have a strategy");
+  EXPECT_REJECTED(R"(name: p
+stages:
+  - name: a
+    shell: "true"
+    limits: { memory: lots }
+)",
+                  "stages[0] (a).limits.memory: 'lots' is not a positive size");
+  EXPECT_REJECTED(R"(name: p
+supervision: { within: 0s }
+stages:
+  - name: a
+    shell: "true"
+)",
+                  "supervision.within: must be greater than zero");
+}

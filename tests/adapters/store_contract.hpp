@@ -1,0 +1,311 @@
+// The store contract: one suite, run against SQLite (store_sqlite_test.cpp)
+// and a real PostgreSQL server (store_pgtest.cpp). A backend is a type with
+// `static std::string url(const std::string& test)`; tests keep apart by
+// giving every run a unique id and pipeline name.
+#pragma once
+
+#include "adapters/store/store.hpp"
+#include "messages/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace troupe::testing {
+
+inline std::string unique(const std::string& stem) {
+  static std::atomic<int> n{0};
+  static const auto salt = std::random_device{}();
+  return stem + "-" + std::to_string(salt) + "-" + std::to_string(++n);
+}
+
+inline run_row make_run(const std::string& id, const std::string& pipeline,
+                        run_status st = run_status::queued) {
+  run_row r;
+  r.run_id = id;
+  r.pipeline = pipeline;
+  r.pipeline_file = "/pipes/" + pipeline + ".yaml";
+  r.run_dir = "/runs/" + id;
+  r.status = st;
+  r.host = "contract-host";
+  r.pid = 4242;
+  r.created_at = caf::make_timestamp();
+  r.updated_at = r.created_at;
+  return r;
+}
+
+inline job_row make_job(const std::string& run, const std::string& job, int32_t pos,
+                        stage_status st) {
+  job_row j;
+  j.run_id = run;
+  j.job = job;
+  j.position = pos;
+  j.status = st;
+  return j;
+}
+
+inline event_row make_event(const std::string& run, const std::string& msg,
+                            event_level level = event_level::info) {
+  event_row e;
+  e.ts = caf::make_timestamp();
+  e.run_id = run;
+  e.level = level;
+  e.message = msg;
+  e.meta = R"({"k":1})";
+  return e;
+}
+
+template <class Backend>
+class StoreContract : public ::testing::Test {
+protected:
+  std::unique_ptr<store> open() {
+    auto s = open_store(Backend::url(name()));
+    EXPECT_TRUE(s) << describe(s.error());
+    return s ? std::move(*s) : nullptr;
+  }
+  std::string name() const {
+    return ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+};
+
+TYPED_TEST_SUITE_P(StoreContract);
+
+TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
+  auto a = this->open();
+  ASSERT_TRUE(a);
+  auto b = this->open();  // a second start on the same database
+  ASSERT_TRUE(b);
+  auto v = b->schema_version();
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(*v, 1);
+}
+
+TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto id = unique("run");
+  auto pipe = unique("pipe");
+  store_batch b;
+  b.runs.push_back(make_run(id, pipe, run_status::running));
+  b.runs.back().started_at = b.runs.back().created_at;
+  b.jobs.push_back(make_job(id, "fetch", 0, stage_status::running));
+  b.jobs.push_back(make_job(id, "parse", 1, stage_status::pending));
+  attempt_row a;
+  a.run_id = id;
+  a.job = "fetch";
+  a.attempt = 1;
+  a.status = stage_status::running;
+  a.strategy = "http";
+  a.started_at = caf::make_timestamp();
+  b.attempts.push_back(a);
+  b.events.push_back(make_event(id, "run started"));
+  auto res = db->apply(b);
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->written, 5);
+  EXPECT_TRUE(res->refused.empty());
+
+  // The attempt fails with a classified code, the job retries.
+  store_batch c;
+  a.status = stage_status::failed;
+  a.failure = failure_code::rate_limited;
+  a.http_status = 429;
+  a.error = "HTTP 429";
+  a.finished_at = caf::make_timestamp();
+  a.duration_ms = 12;
+  a.stats = R"({"http":{"status":429}})";
+  c.attempts.push_back(a);
+  c.jobs.push_back(make_job(id, "fetch", 0, stage_status::retrying));
+  c.jobs.back().attempts = 1;
+  c.jobs.back().failure = failure_code::rate_limited;
+  c.events.push_back(make_event(id, "retry scheduled", event_level::warn));
+  c.events.back().job = "fetch";
+  c.events.back().attempt = 1;
+  ASSERT_TRUE(db->apply(c));
+
+  auto runs = db->runs(run_filter{std::nullopt, pipe, 10});
+  ASSERT_TRUE(runs);
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].run_id, id);
+  EXPECT_EQ((*runs)[0].status, run_status::running);
+  EXPECT_EQ((*runs)[0].host, "contract-host");
+  EXPECT_EQ((*runs)[0].pid, 4242);
+  EXPECT_TRUE((*runs)[0].started_at);
+  EXPECT_FALSE((*runs)[0].finished_at);
+  auto jobs = db->jobs(id);
+  ASSERT_TRUE(jobs);
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].job, "fetch");
+  EXPECT_EQ((*jobs)[0].status, stage_status::retrying);
+  EXPECT_EQ((*jobs)[0].failure, failure_code::rate_limited);
+  EXPECT_EQ((*jobs)[1].status, stage_status::pending);
+  auto attempts = db->attempts(id);
+  ASSERT_TRUE(attempts);
+  ASSERT_EQ(attempts->size(), 1u);
+  const auto& got = (*attempts)[0];
+  EXPECT_EQ(got.status, stage_status::failed);
+  EXPECT_EQ(got.failure, failure_code::rate_limited);
+  EXPECT_EQ(got.http_status, caf::optional<int32_t>{429});
+  EXPECT_FALSE(got.exit_code);
+  EXPECT_EQ(got.duration_ms, 12);
+  EXPECT_EQ(got.stats, R"({"http":{"status":429}})");
+  EXPECT_EQ(got.strategy, "http");
+  auto events = db->events(id, event_level::info);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].message, "run started");
+  EXPECT_EQ((*events)[0].meta, R"({"k":1})");
+  EXPECT_LT((*events)[0].id, (*events)[1].id);
+  EXPECT_EQ((*events)[1].job, "fetch");
+  EXPECT_EQ((*events)[1].attempt, 1);
+  auto warn = db->events(id, event_level::warn);
+  ASSERT_TRUE(warn);
+  EXPECT_EQ(warn->size(), 1u);
+}
+
+TYPED_TEST_P(StoreContract, IllegalTransitionsAreRefusedAndTheRestIsWritten) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto id = unique("run");
+  store_batch b;
+  b.runs.push_back(make_run(id, unique("pipe"), run_status::running));
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::succeeded));
+  ASSERT_TRUE(db->apply(b));
+  store_batch bad;
+  bad.runs.push_back(make_run(id, "x", run_status::succeeded));  // legal
+  bad.jobs.push_back(make_job(id, "a", 0, stage_status::running));  // succeeded -> running: no
+  bad.jobs.push_back(make_job(id, "b", 1, stage_status::pending));  // new: fine
+  auto res = db->apply(bad);
+  ASSERT_TRUE(res) << describe(res.error());
+  ASSERT_EQ(res->refused.size(), 1u);
+  EXPECT_NE(res->refused[0].find("succeeded -> running"), std::string::npos) << res->refused[0];
+  auto jobs = db->jobs(id);
+  ASSERT_TRUE(jobs);
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].status, stage_status::succeeded) << "the refused change was not written";
+  // A finished run cannot start again.
+  store_batch again;
+  again.runs.push_back(make_run(id, "x", run_status::running));
+  res = db->apply(again);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->refused.size(), 1u);
+  auto runs = db->runs_by_prefix(id, 5);
+  ASSERT_TRUE(runs);
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].status, run_status::succeeded);
+  // Each refusal left a warn event.
+  auto warns = db->events(id, event_level::warn);
+  ASSERT_TRUE(warns);
+  EXPECT_EQ(warns->size(), 2u);
+}
+
+TYPED_TEST_P(StoreContract, ATransactionThatFailsHalfWayLeavesNothing) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto id = unique("run");
+  store_batch b;
+  b.runs.push_back(make_run(id, unique("pipe")));
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::pending));
+  b.events.push_back(make_event(id, "first"));
+  b.events.push_back(make_event(unique("no-such-run"), "points at nothing"));  // FK violation
+  auto res = db->apply(b);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code(), static_cast<uint8_t>(errc::store_error));
+  auto runs = db->runs_by_prefix(id, 5);
+  ASSERT_TRUE(runs);
+  EXPECT_TRUE(runs->empty()) << "the run written before the failure was rolled back";
+  auto jobs = db->jobs(id);
+  ASSERT_TRUE(jobs);
+  EXPECT_TRUE(jobs->empty());
+  // The store is still usable after the failure.
+  store_batch ok;
+  ok.runs.push_back(make_run(id, "p"));
+  EXPECT_TRUE(db->apply(ok));
+}
+
+TYPED_TEST_P(StoreContract, ConcurrentWritersLoseNothing) {
+  constexpr int writers = 4;
+  constexpr int batches = 40;
+  auto pipe = unique("pipe");
+  std::vector<std::string> ids;
+  for (int w = 0; w < writers; ++w)
+    ids.push_back(unique("run"));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      auto db = this->open();  // one connection per writer
+      if (!db) {
+        ++failures;
+        return;
+      }
+      for (int k = 0; k < batches; ++k) {
+        store_batch b;
+        if (k == 0)
+          b.runs.push_back(make_run(ids[w], pipe, run_status::running));
+        b.events.push_back(make_event(ids[w], "event " + std::to_string(k)));
+        b.events.push_back(make_event(ids[w], "event " + std::to_string(k) + "b"));
+        if (!db->apply(b))
+          ++failures;
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto runs = db->runs(run_filter{run_status::running, pipe, 100});
+  ASSERT_TRUE(runs);
+  EXPECT_EQ(runs->size(), static_cast<size_t>(writers));
+  for (auto& id : ids) {
+    auto events = db->events(id, event_level::info);
+    ASSERT_TRUE(events);
+    ASSERT_EQ(events->size(), static_cast<size_t>(2 * batches)) << id;
+    for (int k = 0; k < batches; ++k)
+      EXPECT_EQ((*events)[2 * k].message, "event " + std::to_string(k)) << "order kept";
+  }
+}
+
+TYPED_TEST_P(StoreContract, FiltersLimitsPrefixesAndUnfinishedRuns) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto pipe = unique("pipe");
+  auto stem = unique("prefix");
+  store_batch b;
+  b.runs.push_back(make_run(stem + "-a", pipe, run_status::running));
+  b.runs.push_back(make_run(stem + "-b", pipe, run_status::queued));
+  b.runs.push_back(make_run(stem + "-c", pipe, run_status::running));
+  ASSERT_TRUE(db->apply(b));
+  store_batch done;
+  done.runs.push_back(make_run(stem + "-c", pipe, run_status::failed));
+  ASSERT_TRUE(db->apply(done));
+  auto running = db->runs(run_filter{run_status::running, pipe, 10});
+  ASSERT_TRUE(running);
+  ASSERT_EQ(running->size(), 1u);
+  EXPECT_EQ((*running)[0].run_id, stem + "-a");
+  auto limited = db->runs(run_filter{std::nullopt, pipe, 2});
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->size(), 2u);
+  auto prefixed = db->runs_by_prefix(stem, 10);
+  ASSERT_TRUE(prefixed);
+  EXPECT_EQ(prefixed->size(), 3u);
+  auto unfinished = db->unfinished_runs();
+  ASSERT_TRUE(unfinished);
+  int mine = 0;
+  for (auto& r : *unfinished)
+    if (r.pipeline == pipe)
+      ++mine;
+  EXPECT_EQ(mine, 2) << "queued and running, not failed";
+}
+
+REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            RunsJobsAttemptsAndEventsRoundTrip,
+                            IllegalTransitionsAreRefusedAndTheRestIsWritten,
+                            ATransactionThatFailsHalfWayLeavesNothing,
+                            ConcurrentWritersLoseNothing,
+                            FiltersLimitsPrefixesAndUnfinishedRuns);
+
+} // namespace troupe::testing
