@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The HTTP fixture server of the integration tests: real sockets on loopback.
+Prints its port on stdout, then serves until killed.
+  /ok         200, a page with a title
+  /forbidden  403 to plain HTTP clients; 200 to headless Chromium
+  /limited    429 with Retry-After: 1
+  /error      500
+  /slow       answers after 5 s
+  /js         a page whose content only JavaScript renders
+"""
+import http.server
+import socketserver
+import sys
+import time
+
+JS_PAGE = b"""<!doctype html><html><head><title>loading</title></head>
+<body><div id="root"></div>
+<script>
+document.getElementById('root').innerHTML = '<h1 id="done">rendered by javascript</h1>';
+document.title = 'Rendered by JS';
+</script></body></html>"""
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body=b"", ctype="text/html", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/ok":
+            self.send(200, b"<html><head><title>Fixture OK</title></head><body><p>"
+                      + b"hello " * 50 + b"</p></body></html>")
+        elif path == "/forbidden":
+            if "HeadlessChrome" in self.headers.get("User-Agent", ""):
+                self.send(200, b"<html><head><title>Welcome, browser</title></head>"
+                          b"<body><p>let in</p></body></html>")
+            else:
+                self.send(403, b"<html><body>go away</body></html>")
+        elif path == "/limited":
+            self.send(429, b"slow down", "text/plain", [("Retry-After", "1")])
+        elif path == "/error":
+            self.send(500, b"boom", "text/plain")
+        elif path == "/slow":
+            time.sleep(5)
+            self.send(200, b"late")
+        elif path == "/js":
+            self.send(200, JS_PAGE)
+        else:
+            self.send(404, b"not found", "text/plain")
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+if __name__ == "__main__":
+    srv = Server(("127.0.0.1", 0), Handler)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
