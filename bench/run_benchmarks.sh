@@ -5,7 +5,9 @@
 # 1. per-stage overhead: `troupe run` of 200 stages of `true` vs the same 200
 #    commands from a shell loop;
 # 2. sampler CPU: troupe's own CPU on a 5 s stage of 50 processes, sampled at
-#    10 Hz vs not sampled; plus the cost of one snapshot (Google Benchmark).
+#    10 Hz vs not sampled; plus the cost of one snapshot (Google Benchmark);
+# 3. the store: persisted transitions/s on SQLite and PostgreSQL, one
+#    transaction each vs group commit; and 200 stages with the store vs --no-db.
 set -euo pipefail
 build=${1:-build}
 repeats=${2:-5}
@@ -23,7 +25,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   for i in $(seq 200); do printf '  - name: s%03d\n    run: ["true"]\n' "$i"; done
 } > "$work/p200.yaml"
 
-shell_ms=(); troupe_ms=(); troupe_nosample_ms=()
+shell_ms=(); troupe_ms=(); troupe_nosample_ms=(); troupe_nodb_ms=()
 for r in $(seq "$repeats"); do
   t0=$(now_ns); sh -c 'for i in $(seq 200); do /bin/true; done'; t1=$(now_ns)
   shell_ms+=($(( (t1 - t0) / 1000000 )))
@@ -31,7 +33,10 @@ for r in $(seq "$repeats"); do
   troupe_ms+=($(( (t1 - t0) / 1000000 )))
   t0=$(now_ns); "$troupe" run "$work/p200.yaml" -o "$work/out" --sample-interval 0 >/dev/null; t1=$(now_ns)
   troupe_nosample_ms+=($(( (t1 - t0) / 1000000 )))
+  t0=$(now_ns); "$troupe" run "$work/p200.yaml" -o "$work/out" --no-db >/dev/null; t1=$(now_ns)
+  troupe_nodb_ms+=($(( (t1 - t0) / 1000000 )))
 done
+nd=$(printf '%s\n' "${troupe_nodb_ms[@]}" | median)
 s=$(printf '%s\n' "${shell_ms[@]}" | median)
 t=$(printf '%s\n' "${troupe_ms[@]}" | median)
 tn=$(printf '%s\n' "${troupe_nosample_ms[@]}" | median)
@@ -39,9 +44,11 @@ echo "== 200 stages of true (median of $repeats) =="
 echo "shell loop:                      ${s} ms   (${shell_ms[*]})"
 echo "troupe run (default options):    ${t} ms   (${troupe_ms[*]})"
 echo "troupe run --sample-interval 0:  ${tn} ms   (${troupe_nosample_ms[*]})"
-awk -v s="$s" -v t="$t" -v tn="$tn" 'BEGIN {
+echo "troupe run --no-db:              ${nd} ms   (${troupe_nodb_ms[*]})"
+awk -v s="$s" -v t="$t" -v tn="$tn" -v nd="$nd" 'BEGIN {
   printf "ratio troupe/shell: %.1fx; per-stage overhead: %.2f ms (%.2f ms without periodic sampling)\n",
-         t / s, (t - s) / 200, (tn - s) / 200 }'
+         t / s, (t - s) / 200, (tn - s) / 200
+  printf "store on vs --no-db: %.2fx (%.2f ms per stage for SQLite)\n", t / nd, (t - nd) / 200 }'
 
 # -- 2. the sampler at 10 Hz on 50 processes -------------------------------------
 cat > "$work/p50.yaml" <<'YAML'
@@ -71,4 +78,15 @@ awk -v a="$con" -v b="$coff" 'BEGIN {
 if [ -x "$build/bench/sampler_bench" ]; then
   echo "== one snapshot with a 50-process tree (Google Benchmark) =="
   "$build/bench/sampler_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true 2>/dev/null
+fi
+
+# -- 3. the store ------------------------------------------------------------------
+if [ -x "$build/bench/store_bench" ]; then
+  echo "== persisted transitions (store_bench) =="
+  "$build/bench/store_bench" "sqlite:$work/bench.db" 2000
+  pgdir=/tmp/troupe-pgbench-$$
+  if "$(dirname "$0")/../tests/support/pg_server.sh" start "$pgdir" 55499 >/dev/null; then
+    "$build/bench/store_bench" "$(cat "$pgdir/url")" 2000 || true
+    "$(dirname "$0")/../tests/support/pg_server.sh" stop "$pgdir"
+  fi
 fi
