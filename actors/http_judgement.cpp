@@ -73,7 +73,7 @@ std::string browser_load_error(const std::string& stderr_text) {
 }
 
 std::vector<std::string> chromium_argv(const std::string& chromium, const std::string& url,
-                                       const std::string& profile_dir, int64_t timeout_ms) {
+                                       const std::string& profile_dir) {
   std::vector<std::string> argv{chromium,
                                 "--headless",
                                 "--no-sandbox",
@@ -86,8 +86,6 @@ std::vector<std::string> chromium_argv(const std::string& chromium, const std::s
                                 "--disable-sync",
                                 "--disable-extensions",
                                 "--user-data-dir=" + profile_dir};
-  if (timeout_ms > 0)
-    argv.push_back("--timeout=" + std::to_string(timeout_ms));
   argv.push_back("--dump-dom");
   argv.push_back(url);
   return argv;

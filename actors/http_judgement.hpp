@@ -30,7 +30,6 @@ std::string browser_load_error(const std::string& stderr_text);
 /// stdout: no sandbox (troupe may run as root), no GPU, no network of its
 /// own (background, sync, updates), a fresh profile in `profile_dir`.
 std::vector<std::string> chromium_argv(const std::string& chromium, const std::string& url,
-                                       const std::string& profile_dir,
-                                       int64_t timeout_ms);
+                                       const std::string& profile_dir);
 
 } // namespace troupe

@@ -97,7 +97,7 @@ void run_browser(self_ptr self) {
   job_spec js = st.spec;
   js.strategy = "exec";
   auto profile = st.spec.body_path + ".chromium-profile";
-  js.argv = chromium_argv(st.deps.chromium, st.spec.http.url, profile, 0);
+  js.argv = chromium_argv(st.deps.chromium, st.spec.http.url, profile);
   js.stdout_path = st.spec.body_path;  // the rendered DOM is the body
   st.browser = spawn_job_worker(self->system(), st.deps.runner, st.deps.listener);
   self->request(st.browser, caf::infinite, start_atom_v, std::move(js))

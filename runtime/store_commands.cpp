@@ -74,6 +74,18 @@ caf::expected<run_row> find_run(store& db, const std::string& id) {
   return found->front();
 }
 
+// The store and the run that `o.run_id` names, for show and events.
+caf::expected<std::pair<std::unique_ptr<store>, run_row>>
+open_run(const store_command_options& o) {
+  auto db = open_for_reading(o);
+  if (!db)
+    return std::move(db.error());
+  auto run = find_run(**db, o.run_id);
+  if (!run)
+    return std::move(run.error());
+  return std::make_pair(std::move(*db), std::move(*run));
+}
+
 } // namespace
 
 int runs_command(const store_command_options& o) {
@@ -113,16 +125,15 @@ int runs_command(const store_command_options& o) {
 }
 
 int show_command(const store_command_options& o) {
-  auto db = open_for_reading(o);
-  if (!db)
-    return fail(db.error());
-  auto run = find_run(**db, o.run_id);
-  if (!run)
-    return fail(run.error());
-  auto jobs = (*db)->jobs(run->run_id);
+  auto opened = open_run(o);
+  if (!opened)
+    return fail(opened.error());
+  auto& [db, found] = *opened;
+  auto* run = &found;
+  auto jobs = db->jobs(run->run_id);
   if (!jobs)
     return fail(jobs.error());
-  auto attempts = (*db)->attempts(run->run_id);
+  auto attempts = db->attempts(run->run_id);
   if (!attempts)
     return fail(attempts.error());
   if (o.json) {
@@ -161,13 +172,11 @@ int events_command(const store_command_options& o) {
   if (!level)
     return fail(caf::make_error(errc::bad_input,
                                 "--level " + o.level + ": not one of info, warn, error"));
-  auto db = open_for_reading(o);
-  if (!db)
-    return fail(db.error());
-  auto run = find_run(**db, o.run_id);
-  if (!run)
-    return fail(run.error());
-  auto events = (*db)->events(run->run_id, *level);
+  auto opened = open_run(o);
+  if (!opened)
+    return fail(opened.error());
+  auto& [db, run] = *opened;
+  auto events = db->events(run.run_id, *level);
   if (!events)
     return fail(events.error());
   if (o.json) {

@@ -75,7 +75,7 @@ TEST(SupervisionBudgetTest, AdmitsMaxRetriesWithinTheWindowThenRefuses) {
 
 namespace {
 
-run_record one_stage(int32_t max_attempts) {
+run_record one_stage() {
   run_record r;
   r.run_id = "run-1";
   r.pipeline = "p";
@@ -84,7 +84,6 @@ run_record one_stage(int32_t max_attempts) {
   s.name = "fetch";
   s.strategy = "http";
   r.stages.push_back(s);
-  (void) max_attempts;
   return r;
 }
 
@@ -109,7 +108,7 @@ job_result failed(failure_code code, const std::string& strategy = "exec",
 TEST(RunningOrderRetryTest, RetriesWithTheScheduleThenGivesUp) {
   auto spec = issue_example();
   spec.max_attempts = 3;
-  running_order o{one_stage(3), {retry_policy{spec}}, supervision_spec{}, [] { return 0.0; }};
+  running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, [] { return 0.0; }};
   o.start(t0());
   auto i = *o.next();
   o.attempt_started(i, t0());
@@ -149,7 +148,7 @@ TEST(RunningOrderRetryTest, BlockedHttpEscalatesToBrowserNeverBack) {
   auto spec = issue_example();
   spec.max_attempts = 3;
   spec.on = {failure_code::blocked};
-  running_order o{one_stage(3), {retry_policy{spec}}, supervision_spec{}, nullptr};
+  running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
   auto i = *o.next();
   EXPECT_EQ(o.attempt_started(i, t0()).strategy, "http");
@@ -164,7 +163,7 @@ TEST(RunningOrderRetryTest, BlockedHttpEscalatesToBrowserNeverBack) {
 
 TEST(RunningOrderRetryTest, CodesNotInOnAreNotRetried) {
   auto spec = issue_example();
-  running_order o{one_stage(6), {retry_policy{spec}}, supervision_spec{}, nullptr};
+  running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
   auto i = *o.next();
   o.attempt_started(i, t0());
@@ -181,7 +180,7 @@ TEST(RunningOrderRetryTest, TheSupervisionBudgetStopsARunThatKeepsFailing) {
   auto spec = issue_example();
   spec.max_attempts = 50;
   spec.backoff.initial = 1s;
-  running_order o{one_stage(50), {retry_policy{spec}}, supervision_spec{2, 10min}, nullptr};
+  running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{2, 10min}, nullptr};
   o.start(t0());
   auto i = *o.next();
   auto t = t0();
@@ -204,7 +203,7 @@ TEST(RunningOrderRetryTest, TheSupervisionBudgetStopsARunThatKeepsFailing) {
 
 TEST(RunningOrderRetryTest, CancelWhileWaitingForARetryCancelsTheStage) {
   auto spec = issue_example();
-  running_order o{one_stage(6), {retry_policy{spec}}, supervision_spec{}, nullptr};
+  running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
   auto i = *o.next();
   o.attempt_started(i, t0());
