@@ -4,7 +4,9 @@
 #include "adapters/store/backends.hpp"
 #include "messages/errors.hpp"
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "adapters/store/schema.hpp"
 
@@ -34,7 +36,7 @@ public:
       throw db_error(db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     // Another process may hold the write lock for a while (a group commit).
     sqlite3_busy_timeout(db_, 10000);
-    exec("PRAGMA journal_mode = WAL", {});
+    enter_wal();
     // FULL: a commit is on disk before the store says so (power loss included).
     exec("PRAGMA synchronous = FULL", {});
     exec("PRAGMA foreign_keys = ON", {});
@@ -117,6 +119,23 @@ protected:
   }
 
 private:
+  // Switching a new file to WAL needs its exclusive lock. When two processes
+  // open the same new file at once, SQLite answers BUSY at once, without the
+  // busy handler (waiting could deadlock), so this waits here instead. Runs
+  // at open, on the opener's own thread, never on a CAF scheduler thread.
+  void enter_wal() {
+    using namespace std::chrono_literals;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      int rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK)
+        return;
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() > deadline)
+        throw db_error(std::string(sqlite3_errmsg(db_)) + " (setting journal_mode = WAL)");
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
   sqlite3_stmt* prepare(const std::string& sql) {
     auto it = cache_.find(sql);
     if (it != cache_.end())

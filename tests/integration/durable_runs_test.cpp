@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 
 using namespace troupe::test;
@@ -33,17 +34,30 @@ public:
       ::_exit(127);
     }
     ::close(out[1]);
-    char buf[32] = {0};
-    auto n = ::read(out[0], buf, sizeof buf - 1);
-    ::close(out[0]);
-    if (n > 0)
-      port_ = std::atoi(buf);
+    // Read up to the newline: one read() may return the digits alone, and
+    // the pipe stays open for the server's life, because closing it early
+    // would make the server's next write fail with EPIPE and kill it.
+    std::string line;
+    char c = 0;
+    while (line.size() < 16) {
+      auto n = ::read(out[0], &c, 1);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0 || c == '\n')
+        break;
+      line.push_back(c);
+    }
+    out_ = out[0];
+    if (!line.empty())
+      port_ = std::atoi(line.c_str());
   }
   ~fixture_server() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
+    if (out_ >= 0)
+      ::close(out_);
   }
   std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
@@ -54,6 +68,7 @@ public:
 
 private:
   pid_t pid_ = -1;
+  int out_ = -1;
   int port_ = 0;
 };
 

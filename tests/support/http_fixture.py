@@ -65,5 +65,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 if __name__ == "__main__":
     srv = Server(("127.0.0.1", 0), Handler)
-    print(srv.server_address[1], flush=True)
+    # One write, so a reader never sees the digits without the newline.
+    sys.stdout.write("%d\n" % srv.server_address[1])
+    sys.stdout.flush()
     srv.serve_forever()
