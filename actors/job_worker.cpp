@@ -27,6 +27,7 @@ enum class stop_reason { none, timeout, cancel, leftovers };
 struct job_state {
   std::shared_ptr<process_runner> runner;
   job_listener_actor listener;
+  caf::strong_actor_ptr requester;
   job_spec spec;
   caf::typed_response_promise<job_result> rp;
   job_result result;
@@ -88,6 +89,12 @@ void classify(job_state& st, const process_exit& info) {
   }
   if (r.exit_code && *r.exit_code == 0) {
     r.status = stage_status::succeeded;
+  } else if (info.oom_kills > 0) {
+    // The job's cgroup says so: the kernel's OOM killer struck inside it.
+    r.status = stage_status::failed;
+    r.failure = failure_code::oom;
+    r.error = how() + "; the OOM killer killed " + std::to_string(info.oom_kills)
+              + " process(es) in its cgroup (memory.events)";
   } else if (auto limit = st.spec.memory_limit;
              limit > 0 && info.max_rss_bytes * 5 >= limit * 4) {
     // Failed with its peak RSS at 80 % of limits.memory or more: the rlimit
@@ -149,6 +156,19 @@ void check_tree(self_ptr self) {
   self->delayed_send(self, leftover_poll, poll_atom_v);
 }
 
+void cancel_job(self_ptr self) {
+  auto& st = self->state;
+  if (st.pid == 0) {
+    st.cancel_requested = true;  // acted on when the leader is launched
+    return;
+  }
+  // Once the leader has exited, its result stands and check_tree is
+  // already stopping any leftovers: nothing for a cancel to add.
+  if (st.leader_exited)
+    return;
+  stop_tree(self, stop_reason::cancel);
+}
+
 } // namespace
 
 job_worker_actor::behavior_type job_worker(self_ptr self,
@@ -156,12 +176,22 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
                                            job_listener_actor listener) {
   self->state.runner = std::move(runner);
   self->state.listener = std::move(listener);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source == caf::actor_cast<caf::actor_addr>(self->state.requester))
+      cancel_job(self);
+  });
   return {
     [=](start_atom, job_spec& spec) -> caf::result<job_result> {
       auto& st = self->state;
       if (st.started)
         return caf::make_error(errc::bad_state, "job_worker runs one job");
       st.started = true;
+      // Whoever asked for the job owns it: when the requester dies (a crashed
+      // run_supervisor, a lost coordinator), the job is stopped as if
+      // cancelled rather than left running for nobody.
+      st.requester = self->current_sender();
+      if (st.requester)
+        self->monitor(st.requester);
       st.spec = std::move(spec);
       st.result.name = st.spec.name;
       st.result.started_at = caf::make_timestamp();
@@ -204,18 +234,7 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       st.rp.deliver(r);
       self->quit();
     },
-    [=](cancel_atom) {
-      auto& st = self->state;
-      if (st.pid == 0) {
-        st.cancel_requested = true;  // acted on when the leader is launched
-        return;
-      }
-      // Once the leader has exited, its result stands and check_tree is
-      // already stopping any leftovers: nothing for a cancel to add.
-      if (st.leader_exited)
-        return;
-      stop_tree(self, stop_reason::cancel);
-    },
+    [=](cancel_atom) { cancel_job(self); },
     [=](timeout_atom) {
       auto& st = self->state;
       if (st.leader_exited || st.finalizing)

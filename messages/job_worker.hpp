@@ -98,12 +98,13 @@ struct process_exit {
   int32_t wait_status = 0;  // as from wait4: WIFEXITED etc.
   double cpu_seconds = 0;   // rusage user + system (leader and its reaped children)
   int64_t max_rss_bytes = 0;
+  int64_t oom_kills = -1;  // the job cgroup's memory.events oom_kill; -1: not known
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
   return f(caf::meta::type_name("troupe::process_exit"), x.pid, x.wait_status,
-           x.cpu_seconds, x.max_rss_bytes);
+           x.cpu_seconds, x.max_rss_bytes, x.oom_kills);
 }
 
 /// The outcome of one job. A failed stage is a normal result.

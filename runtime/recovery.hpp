@@ -28,6 +28,7 @@ struct recovery_report {
   int32_t attempts_interrupted = 0;
   int32_t processes_killed = 0;  // stage processes the dead runner left behind
   std::vector<std::string> messages;  // one line per run, for people
+  std::vector<run_row> settled;       // the runs now failed, as written
   std::optional<resumable_run> resume;
 };
 
@@ -35,6 +36,19 @@ struct recovery_report {
 /// has `resume: true`, else empty. `host`, `pid`: this process.
 caf::expected<recovery_report> reconcile(store& db, const std::string& host, int32_t pid,
                                          const std::string& resume_file);
+
+/// The parent's half of supervision: the run_supervisor of `run_id` ended
+/// without finishing the run. Its unfinished attempts, jobs and the run fail
+/// with code `lost` and the reason `why`; leftover stage processes are
+/// killed. A run already terminal is left as it is (an empty report).
+caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_id,
+                                             const std::string& why);
+
+/// Brings the run folder's metadata.json in line with `run` (failed as the
+/// store now has it) when the run's own process could not: status,
+/// failure_code, reason and finished_at. A terminal status already there
+/// stands; stages keep what their last write said.
+caf::error settle_metadata(const std::string& run_dir, const run_row& run);
 
 /// True when `pid` is a live troupe process (not merely a live pid: pids are reused).
 bool troupe_alive(int32_t pid);

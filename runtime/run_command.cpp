@@ -7,6 +7,7 @@
 #include "adapters/http_client/http_client.hpp"
 #include "adapters/store/store.hpp"
 #include "runtime/recovery.hpp"
+#include "runtime/run_watch.hpp"
 #include "actors/running_order.hpp"
 #include "adapters/artifacts/run_folder.hpp"
 #include "adapters/process/process_runner.hpp"
@@ -235,8 +236,9 @@ int run_command(const run_command_options& opts) {
   std::unique_ptr<store> db;
   std::optional<resumable_run> resumed;
   const auto host = read_host_info();
+  std::string url;
   if (!opts.no_db) {
-    auto url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
+    url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
     auto opened = open_store(url);
     if (!opened) {
       std::fprintf(stderr, "troupe: %s\n", describe(opened.error()).c_str());
@@ -254,6 +256,9 @@ int run_command(const run_command_options& opts) {
     }
     for (auto& line : report->messages)
       std::fprintf(stderr, "troupe: recovery: %s\n", line.c_str());
+    for (auto& run : report->settled)
+      if (auto err = settle_metadata(run.run_dir, run))
+        std::fprintf(stderr, "troupe: recovery: %s\n", describe(err).c_str());
     resumed = std::move(report->resume);
   }
 
@@ -363,20 +368,26 @@ int run_command(const run_command_options& opts) {
     deps.writer = writer;
     deps.store = store_writer;
     deps.listener = caf::actor{self};
+    const auto run_id = rec.run_id;  // `rec` is moved into the supervisor
     auto sup = spawn_run_supervisor(sys, std::move(plan), std::move(deps));
     {
       signal_forwarder signals{sup};
       self->send(sup, start_atom_v);
-      bool done = false;
-      self->receive_while([&] { return !done; })(
-        [&](progress_event& ev) {
-          display.on_event(ev);
-          if (ev.kind == progress_event::kind_t::run_finished) {
-            code = ev.exit_code;
-            done = true;
-          }
-        },
-        caf::after(std::chrono::milliseconds(250)) >> [&] { display.tick(); });
+      auto outcome = await_run(
+        self, sup, [&](progress_event& ev) { display.on_event(ev); },
+        [&] { display.tick(); });
+      if (outcome.finished) {
+        code = outcome.exit_code;
+      } else {
+        auto why = "run_supervisor died: " + describe(outcome.died);
+        std::fprintf(stderr, "troupe: %s; the run is recorded as failed (lost)\n", why.c_str());
+        auto recorded = record_lost_run(self, {run_id, *run_dir, url, writer, store_writer},
+                                        why);
+        if (!recorded)
+          std::fprintf(stderr, "troupe: recording the lost run: %s\n",
+                       describe(recorded.error()).c_str());
+        code = exit_code::internal;
+      }
     }
     self->send_exit(sampler, caf::exit_reason::user_shutdown);
     self->send_exit(writer, caf::exit_reason::user_shutdown);

@@ -123,6 +123,10 @@ std::unique_ptr<cgroup_jobs> cgroup_jobs::open(std::string& why) {
     ::rmdir(base.c_str());
     return nullptr;
   }
+  // Delegate the memory controller to the job cgroups where the hierarchy
+  // offers it (memory.max, memory.events); without it, limits.memory falls
+  // back to an rlimit and the sampled RSS.
+  write_text(base + "/cgroup.subtree_control", "+memory");
   return std::unique_ptr<cgroup_jobs>(new cgroup_jobs(original, base));
 }
 
@@ -136,9 +140,17 @@ cgroup_jobs::~cgroup_jobs() {
   ::rmdir(base_.c_str());
 }
 
-std::string cgroup_jobs::spawn_inside(const std::function<void()>& spawn) {
+std::string cgroup_jobs::spawn_inside(const std::function<void()>& spawn, int64_t memory_max,
+                                      bool* memory_limited) {
   std::string job = base_ + "/job-" + std::to_string(next_++);
-  if (::mkdir(job.c_str(), 0755) != 0 || !move_self(job)) {
+  bool made = ::mkdir(job.c_str(), 0755) == 0;
+  bool limited = made && memory_max > 0
+                 && write_text(job + "/memory.max", std::to_string(memory_max));
+  if (memory_limited != nullptr)
+    *memory_limited = limited;
+  if (!made || !move_self(job)) {
+    if (memory_limited != nullptr)
+      *memory_limited = false;
     ::rmdir(job.c_str());
     spawn();
     return "";
@@ -146,6 +158,30 @@ std::string cgroup_jobs::spawn_inside(const std::function<void()>& spawn) {
   spawn();
   move_self(home_);
   return job;
+}
+
+cgroup_jobs::memory_events cgroup_jobs::parse_memory_events(const std::string& text) {
+  memory_events ev;
+  std::istringstream in(text);
+  std::string key;
+  for (int64_t value = 0; in >> key >> value;) {
+    if (key == "max")
+      ev.max = value;
+    else if (key == "oom")
+      ev.oom = value;
+    else if (key == "oom_kill")
+      ev.oom_kill = value;
+  }
+  return ev;
+}
+
+std::optional<cgroup_jobs::memory_events> cgroup_jobs::read_memory_events(const std::string& job) {
+  std::ifstream in(job + "/memory.events");
+  if (!in)
+    return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_memory_events(ss.str());
 }
 
 bool cgroup_jobs::remove(const std::string& job) {

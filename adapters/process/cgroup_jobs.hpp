@@ -6,13 +6,19 @@
 // hierarchy is found, open() returns nothing and troupe falls back to
 // process groups (see process_table.hpp).
 //
+// Where the hierarchy delegates the memory controller, a job with
+// limits.memory gets `memory.max`, and `memory.events` tells afterwards
+// whether the kernel's OOM killer struck inside it.
+//
 // Layout: <our own cgroup>/troupe-<pid>/job-<n>/. A child is started inside
 // its job's cgroup race-free by moving this process there around the spawn
 // and back (children inherit the cgroup at fork; ~0.1 ms measured here).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,13 +43,26 @@ public:
   /// Creates a new job cgroup, runs `spawn` with this process inside it,
   /// and moves this process back. Returns the job cgroup's path, or "" if
   /// it could not be created or entered (`spawn` then runs outside).
-  std::string spawn_inside(const std::function<void()>& spawn);
+  /// `memory_max` > 0: written to the job's memory.max before the spawn;
+  /// `*memory_limited` says whether that took (a memory controller here).
+  std::string spawn_inside(const std::function<void()>& spawn, int64_t memory_max = 0,
+                           bool* memory_limited = nullptr);
 
   /// Removes a job cgroup once it is empty; false if it is still populated.
   bool remove(const std::string& job);
 
   /// The processes in a job cgroup (empty if it is gone).
   static std::vector<int32_t> members(const std::string& job);
+
+  /// The counters of a cgroup's memory.events.
+  struct memory_events {
+    int64_t max = 0;       // times usage hit memory.max
+    int64_t oom = 0;       // times an allocation failed there
+    int64_t oom_kill = 0;  // processes the OOM killer killed there
+  };
+  static memory_events parse_memory_events(const std::string& text);
+  /// A job's memory.events; nothing where it has no memory controller.
+  static std::optional<memory_events> read_memory_events(const std::string& job);
 
   /// Sends `sig` to every member; SIGKILL goes through cgroup.kill.
   static void signal_all(const std::string& job, int sig);

@@ -128,6 +128,10 @@ struct process_runner::impl {
     info.wait_status = status;
     info.cpu_seconds = seconds_of(ru.ru_utime) + seconds_of(ru.ru_stime);
     info.max_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
+    auto lg = open_logs.find(pid);
+    if (lg != open_logs.end() && !lg->second.cgroup.empty())
+      if (auto ev = cgroup_jobs::read_memory_events(lg->second.cgroup))
+        info.oom_kills = ev->oom_kill;
     w.on_exit(info);
   }
 
@@ -259,16 +263,17 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
                 : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   };
   std::string cgroup;
+  bool memory_limited = false;  // by the job cgroup's memory.max
   if (cgroups)
-    cgroup = cgroups->spawn_inside(do_spawn);
+    cgroup = cgroups->spawn_inside(do_spawn, req.memory_limit, &memory_limited);
   else
     do_spawn();
   if (rc != 0 && !cgroup.empty()) {
     cgroups->remove(cgroup);
     cgroup.clear();
   }
-  if (rc == 0 && req.memory_limit > 0) {
-    // limits.memory as RLIMIT_DATA (heap and private mappings), inherited by
+  if (rc == 0 && req.memory_limit > 0 && !memory_limited) {
+    // Without a memory controller: limits.memory as RLIMIT_DATA (heap and private mappings), inherited by
     // the leader's children. Set right after exec: posix_spawn has no hook
     // before it, so the first moments of the program run unlimited.
     rlimit lim{static_cast<rlim_t>(req.memory_limit), static_cast<rlim_t>(req.memory_limit)};

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 using namespace troupe;
@@ -124,4 +125,29 @@ TEST_F(JobWorkerTest, CancelBeforeTheLeaderIsLaunchedStillStopsIt) {
   EXPECT_EQ(r.status, stage_status::cancelled);
   EXPECT_LT(r.duration, 5s);
   EXPECT_TRUE(live_tree(r.pid).empty());
+}
+
+TEST_F(JobWorkerTest, AJobWhoseRequesterDiesIsStopped) {
+  // A crashed run_supervisor must not leave its stage running for nobody.
+  auto w = spawn_job_worker(sys, runner, job_listener_actor{});
+  auto requester = sys.spawn([w, s = spec("sleep 30 & echo $$ > pid; exec sleep 30")](
+                               caf::event_based_actor* me) {
+    me->request(w, caf::infinite, start_atom_v, s).then([](job_result&) {});
+  });
+  int32_t pid = 0;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pid == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(dir + "/pid");
+    if (!(in >> pid))
+      std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GT(pid, 0) << "the stage never started";
+  EXPECT_FALSE(live_tree(pid).empty());
+  self->monitor(w);
+  caf::anon_send_exit(requester, caf::exit_reason::kill);
+  bool worker_gone = false;
+  self->receive([&](caf::down_msg&) { worker_gone = true; },
+                caf::after(5s) >> [] {});
+  EXPECT_TRUE(worker_gone) << "the job_worker kept running for a dead requester";
+  EXPECT_TRUE(live_tree(pid).empty());
 }

@@ -269,6 +269,13 @@ stages:
   EXPECT_EQ(job_of(after, "sleeper")["status"], "failed");
   EXPECT_EQ(job_of(after, "sleeper")["attempts"][0]["failure_code"], "interrupted");
   EXPECT_EQ(job_of(after, "after")["status"], "skipped");
+  // metadata.json, which the dead runner left saying "running", agrees.
+  auto meta = read_json(before["run_dir"].get<std::string>() + "/metadata.json");
+  EXPECT_EQ(meta["status"], "failed");
+  EXPECT_EQ(meta["failure_code"], "interrupted");
+  EXPECT_NE(meta["reason"].get<std::string>().find("died while the run was running"),
+            std::string::npos)
+    << meta["reason"];
   bool gone = false;
   for (int k = 0; k < 100 && !gone; ++k) {
     gone = ::kill(sleeper_pid, 0) != 0;
