@@ -45,7 +45,24 @@ struct RunWatchTest : ::testing::Test {
     dir = ::mkdtemp(tmpl);
   }
   ~RunWatchTest() override {
+    for (auto& a : helpers)
+      self->send_exit(a, caf::exit_reason::user_shutdown);
     std::system(("rm -rf " + dir).c_str());
+  }
+
+  // What a run_supervisor needs, as `troupe run` builds it (no GPUs).
+  run_supervisor_deps deps_for(const std::string& run_dir, store_actor store = {}) {
+    run_supervisor_deps deps;
+    deps.runner = std::make_shared<process_runner>(false, false);
+    deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
+    deps.writer = spawn_artifact_writer(sys, run_dir);
+    deps.store = store;
+    deps.listener = caf::actor{self};
+    helpers.push_back(caf::actor_cast<caf::actor>(deps.sampler));
+    helpers.push_back(caf::actor_cast<caf::actor>(deps.writer));
+    if (store)
+      helpers.push_back(caf::actor_cast<caf::actor>(store));
+    return deps;
   }
 
   // One stage that would run for a minute, and one after it.
@@ -87,6 +104,7 @@ struct RunWatchTest : ::testing::Test {
   caf::actor_system sys;
   caf::scoped_actor self;
   std::string dir;
+  std::vector<caf::actor> helpers;  // shut down at the end
 };
 
 } // namespace
@@ -98,18 +116,13 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
   auto db = open_store(url);
   ASSERT_TRUE(db) << sys.render(db.error());
   auto store = spawn_store_writer(sys, std::move(*db));
-  auto writer = spawn_artifact_writer(sys, *run_dir);
-  auto sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
-  run_supervisor_deps deps;
-  deps.runner = std::make_shared<process_runner>(false, false);
-  deps.sampler = sampler;
-  deps.writer = writer;
-  deps.store = store;
-  deps.listener = caf::actor{self};
+  auto deps = deps_for(*run_dir, store);
+  auto writer = deps.writer;
   auto sup = spawn_run_supervisor(sys, plan(*run_dir), std::move(deps));
   self->send(sup, start_atom_v);
 
   int32_t stage_pid = 0;
+  bool stage_alive_at_kill = false;
   bool killed = false;
   auto reader = open_store(url);  // a second connection, as another process would have
   ASSERT_TRUE(reader);
@@ -127,12 +140,13 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
         else
           std::this_thread::sleep_for(10ms);
       }
+      stage_alive_at_kill = alive(stage_pid);
       killed = true;
       self->send_exit(sup, caf::exit_reason::kill);  // as a crash would
     },
     [] {});
   ASSERT_GT(stage_pid, 0) << "the store never had the stage's pid";
-  EXPECT_TRUE(alive(stage_pid));
+  EXPECT_TRUE(stage_alive_at_kill);
   ASSERT_TRUE(killed) << "the stage never started";
   EXPECT_FALSE(outcome.finished);
   EXPECT_EQ(outcome.died, caf::exit_reason::kill);
@@ -193,25 +207,15 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
   auto after = (*check)->events("run-watch-1", event_level::info);
   ASSERT_TRUE(after);
   EXPECT_EQ(before->size(), after->size());
-  self->send_exit(sampler, caf::exit_reason::user_shutdown);
-  self->send_exit(writer, caf::exit_reason::user_shutdown);
-  self->send_exit(store, caf::exit_reason::user_shutdown);
 }
 
 TEST_F(RunWatchTest, AFinishedRunIsReportedAsFinished) {
   auto run_dir = create_run_folder(dir, caf::make_timestamp());
   ASSERT_TRUE(run_dir);
-  auto writer = spawn_artifact_writer(sys, *run_dir);
-  auto sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
-  run_supervisor_deps deps;
-  deps.runner = std::make_shared<process_runner>(false, false);
-  deps.sampler = sampler;
-  deps.writer = writer;
-  deps.listener = caf::actor{self};
   auto p = plan(*run_dir);
   for (auto& j : p.jobs)
     j.argv = {"/bin/true"};
-  auto sup = spawn_run_supervisor(sys, std::move(p), std::move(deps));
+  auto sup = spawn_run_supervisor(sys, std::move(p), deps_for(*run_dir));
   self->send(sup, start_atom_v);
   int finished_stages = 0;
   auto outcome = await_run(
@@ -224,6 +228,4 @@ TEST_F(RunWatchTest, AFinishedRunIsReportedAsFinished) {
   EXPECT_EQ(outcome.exit_code, 0);
   EXPECT_FALSE(outcome.died);
   EXPECT_EQ(finished_stages, 2);
-  self->send_exit(sampler, caf::exit_reason::user_shutdown);
-  self->send_exit(writer, caf::exit_reason::user_shutdown);
 }

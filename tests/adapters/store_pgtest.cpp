@@ -1,21 +1,13 @@
 // The store contract on a real PostgreSQL server, started by the ctest
 // fixture tests/support/pg_server.sh; its URL is in $TROUPE_PG_URL_FILE.
 #include "tests/adapters/store_contract.hpp"
-
-#include <cstdlib>
-#include <fstream>
+#include "tests/support/pg_url.hpp"
 
 namespace {
 
 struct pg_backend {
   static std::string url(const std::string&) {
-    const char* file = std::getenv("TROUPE_PG_URL_FILE");
-    if (file == nullptr)
-      return "postgresql://missing-TROUPE_PG_URL_FILE";
-    std::ifstream in(file);
-    std::string url;
-    std::getline(in, url);
-    return url;
+    return troupe::test::pg_url();
   }
 };
 

@@ -3,6 +3,7 @@
 // the CLI reading it back, and kill -9 then reconciliation at the next start.
 // The server is shared by the pg tests, so each test names its pipeline
 // uniquely and reads only its own runs.
+#include "tests/support/pg_url.hpp"
 #include "tests/support/troupe_process.hpp"
 
 #include <gtest/gtest.h>
@@ -20,16 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string pg_url() {
-  const char* file = std::getenv("TROUPE_PG_URL_FILE");
-  if (file == nullptr)
-    return "postgresql://missing-TROUPE_PG_URL_FILE";
-  std::ifstream in(file);
-  std::string url;
-  std::getline(in, url);
-  return url;
-}
-
 std::string unique_name(const std::string& stem) {
   std::random_device rd;
   return stem + "-" + std::to_string(rd()) + std::to_string(::getpid());
@@ -45,14 +36,6 @@ json show(const temp_dir& dir, const std::string& id) {
   auto r = run_troupe({"show", "--db", pg_url(), "--json", id}, dir.path());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return json::parse(r.out);
-}
-
-json job_of(const json& run, const std::string& name) {
-  for (auto& j : run["jobs"])
-    if (j["job"] == name)
-      return j;
-  ADD_FAILURE() << "no job " << name;
-  return json{};
 }
 
 std::string event_text(const temp_dir& dir, const std::string& id) {

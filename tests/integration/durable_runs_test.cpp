@@ -81,14 +81,6 @@ json show(const temp_dir& dir, const std::string& out) {
   return json::parse(r.out);
 }
 
-json job_of(const json& run, const std::string& name) {
-  for (auto& j : run["jobs"])
-    if (j["job"] == name)
-      return j;
-  ADD_FAILURE() << "no job " << name;
-  return json{};
-}
-
 json events_of(const temp_dir& dir, const std::string& out, const std::string& id) {
   auto r = run_troupe({"events", "-o", out, "--json", id}, dir.path());
   EXPECT_EQ(r.exit_code, 0) << r.err;

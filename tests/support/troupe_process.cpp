@@ -140,6 +140,14 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(read_file(path));
 }
 
+nlohmann::json job_of(const nlohmann::json& run, const std::string& name) {
+  for (auto& j : run["jobs"])
+    if (j["job"] == name)
+      return j;
+  ADD_FAILURE() << "no job " << name;
+  return nlohmann::json{};
+}
+
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> lines;
   std::istringstream in(read_file(path));

@@ -74,5 +74,7 @@ nlohmann::json read_json(const std::string& path);
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
 /// True when `pid` exists and is not a zombie.
 bool alive(pid_t pid);
+/// The job named `name` in `troupe show --json` output (a test failure if none).
+nlohmann::json job_of(const nlohmann::json& run, const std::string& name);
 
 } // namespace troupe::test
