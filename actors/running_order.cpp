@@ -99,6 +99,48 @@ void running_order::journal_attempt(size_t i, caf::timestamp now) {
   journal_.attempts.push_back(std::move(r));
 }
 
+void running_order::restore(run_record& rec, const std::vector<job_row>& jobs,
+                            const std::vector<attempt_row>& attempts) {
+  for (auto& s : rec.stages) {
+    for (auto& a : attempts) {
+      if (a.job != s.name)
+        continue;
+      attempt_record ar;
+      ar.attempt = a.attempt;
+      ar.strategy = a.strategy;
+      ar.status = a.status;
+      ar.failure = a.failure;
+      ar.error = a.error;
+      ar.exit_code = a.exit_code;
+      ar.signal = a.signal;
+      ar.started_at = a.started_at;
+      ar.finished_at = a.finished_at;
+      ar.duration = std::chrono::milliseconds(a.duration_ms);
+      ar.pid = a.pid;
+      ar.stdout_log = attempt_log(s.name, a.attempt, "stdout.log");
+      ar.stderr_log = attempt_log(s.name, a.attempt, "stderr.log");
+      s.attempts.push_back(std::move(ar));
+    }
+    for (auto& j : jobs) {
+      if (j.job != s.name)
+        continue;
+      // retrying: interrupted, runs again (pending to running_order); the rest stays.
+      s.status = j.status == stage_status::retrying ? stage_status::pending : j.status;
+      s.failure = j.status == stage_status::retrying ? failure_code::none : j.failure;
+      s.error = j.status == stage_status::retrying ? std::string{} : j.error;
+      if (!s.attempts.empty()) {
+        const auto& last = s.attempts.back();
+        s.started_at = s.attempts.front().started_at;
+        s.finished_at = last.finished_at;
+        s.exit_code = last.exit_code;
+        s.pid = last.pid;
+        s.stdout_log = last.stdout_log;
+        s.stderr_log = last.stderr_log;
+      }
+    }
+  }
+}
+
 void running_order::event(caf::timestamp now, size_t i, int32_t attempt, event_level level,
                           std::string message, std::string meta_json) {
   event_row e;

@@ -90,6 +90,13 @@ public:
   /// attempt 1 keeps `logs/<stage>.stdout.log`; later ones add `.attempt-<n>`.
   static std::string attempt_log(const std::string& stage, int32_t n, const char* suffix);
 
+  /// A resumed run (runtime/recovery.hpp): `rec`'s stages get their jobs and
+  /// attempts as the store has them, the inverse of the journal. The stage
+  /// that was interrupted (its job `retrying`) becomes pending and runs again
+  /// with its next attempt; the others keep what they had.
+  static void restore(run_record& rec, const std::vector<job_row>& jobs,
+                      const std::vector<attempt_row>& attempts);
+
 private:
   void skip_pending(const std::string& why);
   /// Stage `i`, its revision bumped: every change goes through here.

@@ -116,49 +116,6 @@ std::string find_chromium() {
   return {};
 }
 
-// A resumed run: stages and attempts as the store has them; the stage that
-// was interrupted (its job `retrying`) runs again with its next attempt.
-void restore_stages(run_record& rec, const resumable_run& r) {
-  for (auto& s : rec.stages) {
-    for (auto& a : r.attempts) {
-      if (a.job != s.name)
-        continue;
-      attempt_record ar;
-      ar.attempt = a.attempt;
-      ar.strategy = a.strategy;
-      ar.status = a.status;
-      ar.failure = a.failure;
-      ar.error = a.error;
-      ar.exit_code = a.exit_code;
-      ar.signal = a.signal;
-      ar.started_at = a.started_at;
-      ar.finished_at = a.finished_at;
-      ar.duration = std::chrono::milliseconds(a.duration_ms);
-      ar.pid = a.pid;
-      ar.stdout_log = running_order::attempt_log(s.name, a.attempt, "stdout.log");
-      ar.stderr_log = running_order::attempt_log(s.name, a.attempt, "stderr.log");
-      s.attempts.push_back(std::move(ar));
-    }
-    for (auto& j : r.jobs) {
-      if (j.job != s.name)
-        continue;
-      // retrying: interrupted, runs again (pending to running_order); the rest stays.
-      s.status = j.status == stage_status::retrying ? stage_status::pending : j.status;
-      s.failure = j.status == stage_status::retrying ? failure_code::none : j.failure;
-      s.error = j.status == stage_status::retrying ? std::string{} : j.error;
-      if (!s.attempts.empty()) {
-        const auto& last = s.attempts.back();
-        s.started_at = s.attempts.front().started_at;
-        s.finished_at = last.finished_at;
-        s.exit_code = last.exit_code;
-        s.pid = last.pid;
-        s.stdout_log = last.stdout_log;
-        s.stderr_log = last.stderr_log;
-      }
-    }
-  }
-}
-
 // SIGINT/SIGTERM/SIGHUP arrive here (blocked everywhere else) and become a cancel.
 class signal_forwarder {
 public:
@@ -337,7 +294,7 @@ int run_command(const run_command_options& opts) {
     plan.jobs.push_back(std::move(js));
   }
   if (resumed)
-    restore_stages(plan.record, *resumed);
+    running_order::restore(plan.record, resumed->jobs, resumed->attempts);
 
   bool tty = ::isatty(STDOUT_FILENO) == 1;
   progress_display display{stdout, tty, *run_dir};
