@@ -273,9 +273,10 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
     cgroup.clear();
   }
   if (rc == 0 && req.memory_limit > 0 && !memory_limited) {
-    // Without a memory controller: limits.memory as RLIMIT_DATA (heap and private mappings), inherited by
-    // the leader's children. Set right after exec: posix_spawn has no hook
-    // before it, so the first moments of the program run unlimited.
+    // Without a memory controller: limits.memory as RLIMIT_DATA (heap and
+    // private mappings), inherited by the leader's children. Set right after
+    // exec: posix_spawn has no hook before it, so the first moments of the
+    // program run unlimited.
     rlimit lim{static_cast<rlim_t>(req.memory_limit), static_cast<rlim_t>(req.memory_limit)};
     ::prlimit(pid, RLIMIT_DATA, &lim, nullptr);
   }
