@@ -5,9 +5,21 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 
 int main(int argc, char** argv) {
+  // First thing: SIGINT/SIGTERM/SIGHUP stay pending until `troupe run`'s
+  // signal thread takes them (a SIGTERM in the first milliseconds becomes a
+  // cancel and exit 130, not death by signal). Other commands unblock them.
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+
   CLI::App app{"troupe: runs pipelines of stages as auditable runs"};
   app.set_version_flag("--version", "troupe 0.1.0");
   app.require_subcommand(1);
@@ -58,6 +70,21 @@ int main(int argc, char** argv) {
   events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
     ->capture_default_str();
 
+  // A first word that is not a command: say so (CLI11 would only say that a
+  // subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "troupe: '%s' is not a troupe command (commands: %s; see troupe --help)\n",
+                   argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -66,6 +93,7 @@ int main(int argc, char** argv) {
   }
   if (*cmd)
     return troupe::run_command(run);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*runs_cmd)
     return troupe::runs_command(q);
   if (*show_cmd)

@@ -5,10 +5,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -29,6 +30,189 @@ const std::set<std::string> supervision_keys{"max_retries", "within"};
 const std::set<std::string> http_keys{"url", "method", "headers", "body", "timeout"};
 const std::set<std::string> limits_keys{"memory"};
 const std::set<std::string> methods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+
+// Hostile files are expected (a pipeline may come from anyone who can write
+// to the pipelines folder). These bound the work and memory of a parse; each
+// is reported by name when exceeded.
+constexpr size_t max_file_bytes = 1 << 20;  // 1 MiB
+constexpr int max_nesting = 32;              // blocks and flow collections
+constexpr size_t max_stages = 1000;
+constexpr size_t max_value_bytes = 64 * 1024;
+constexpr size_t max_values = 200000;        // scalars read in all (alias expansion)
+
+// `text` for a message: control characters and escapes shown as \n, \x1b,
+// and cut at 60 bytes, so a key or value cannot rewrite the user's terminal
+// or flood it.
+std::string printable(const std::string& text) {
+  std::string out;
+  size_t shown = 0;
+  for (unsigned char ch : text) {
+    if (shown++ == 60) {
+      out += "...(" + std::to_string(text.size()) + " bytes)";
+      break;
+    }
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (ch < 0x20 || ch == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+
+bool is_letter(char ch) {
+  return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+}
+
+bool is_digit(char ch) {
+  return ch >= '0' && ch <= '9';
+}
+
+// [A-Za-z_][A-Za-z0-9_]*
+bool is_variable_name(const std::string& s) {
+  if (s.empty() || !(is_letter(s[0]) || s[0] == '_'))
+    return false;
+  for (char ch : s)
+    if (!(is_letter(ch) || is_digit(ch) || ch == '_'))
+      return false;
+  return true;
+}
+
+// [A-Za-z0-9][A-Za-z0-9._-]{0,63}: it names the log files, so no '/' or "..".
+bool is_stage_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !(is_letter(s[0]) || is_digit(s[0])))
+    return false;
+  for (char ch : s)
+    if (!(is_letter(ch) || is_digit(ch) || ch == '.' || ch == '_' || ch == '-'))
+      return false;
+  return true;
+}
+
+// http:// or https://, a non-empty host part, no whitespace anywhere.
+bool is_http_url(const std::string& s) {
+  auto lower = [](std::string x) {
+    for (auto& ch : x)
+      ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch);
+    return x;
+  };
+  size_t start = 0;
+  if (lower(s.substr(0, 7)) == "http://")
+    start = 7;
+  else if (lower(s.substr(0, 8)) == "https://")
+    start = 8;
+  else
+    return false;
+  for (char ch : s)
+    if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f)
+      return false;
+  auto host_end = s.find_first_of("/?#", start);
+  return (host_end == std::string::npos ? s.size() : host_end) > start;
+}
+
+// -?[0-9]{1,9}
+std::optional<int32_t> small_integer(const std::string& s) {
+  size_t i = !s.empty() && s[0] == '-' ? 1 : 0;
+  if (s.size() == i || s.size() - i > 9)
+    return std::nullopt;
+  int32_t v = 0;
+  for (size_t k = i; k < s.size(); ++k) {
+    if (!is_digit(s[k]))
+      return std::nullopt;
+    v = v * 10 + (s[k] - '0');
+  }
+  return i == 1 ? -v : v;
+}
+
+// How deeply the YAML text nests, without parsing it: block levels by
+// indentation (and "- " items on one line), flow levels by brackets outside
+// quotes; block scalars (| and >) are skipped. An over-estimate is fine:
+// real pipelines nest 4 or 5 deep. It runs before yaml-cpp, whose recursion
+// on deep input exhausts the stack.
+struct nesting {
+  int depth = 0;
+  int line = 0;  // 1-based, where it first exceeded the limit (0: never)
+};
+
+nesting measure_nesting(const std::string& text, int limit) {
+  nesting out;
+  std::vector<size_t> indents;
+  int flow = 0;
+  size_t block_scalar_indent = std::string::npos;  // inside a | or > scalar
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    ++line_no;
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    size_t indent = 0;
+    while (indent < line.size() && line[indent] == ' ')
+      ++indent;
+    if (indent == line.size() || line[indent] == '#')
+      continue;  // blank or comment
+    if (block_scalar_indent != std::string::npos) {
+      if (indent > block_scalar_indent)
+        continue;
+      block_scalar_indent = std::string::npos;
+    }
+    size_t at = indent;
+    int depth_here = 0;
+    if (flow == 0) {
+      while (!indents.empty() && indents.back() >= indent)
+        indents.pop_back();
+      indents.push_back(indent);
+      // "- - - x": each dash opens a level of its own
+      while (at + 1 < line.size() && line[at] == '-' && line[at + 1] == ' ') {
+        ++depth_here;
+        at += 2;
+        while (at < line.size() && line[at] == ' ')
+          ++at;
+      }
+    }
+    char quote = 0;
+    char prev = line[at > 0 ? at - 1 : 0];  // the last non-space before this char
+    bool block_scalar = false;  // saw "| " or ">" after ':' or '-', nothing else since
+    for (size_t k = at; k < line.size(); ++k) {
+      char ch = line[k];
+      if (quote) {
+        if (ch == quote)
+          quote = 0;
+        continue;
+      }
+      if (ch == '"' || ch == '\'') {
+        quote = ch;
+      } else if (ch == '#' && (k == 0 || line[k - 1] == ' ')) {
+        break;
+      } else if (ch == '[' || ch == '{') {
+        ++flow;
+      } else if ((ch == ']' || ch == '}') && flow > 0) {
+        --flow;
+      }
+      if ((ch == '|' || ch == '>') && flow == 0 && (prev == ':' || prev == '-' || k == at))
+        block_scalar = true;
+      else if (ch != ' ' && ch != '+' && ch != '-' && !is_digit(ch))
+        block_scalar = false;
+      if (ch != ' ')
+        prev = ch;
+      int depth = static_cast<int>(indents.size()) + depth_here + flow;
+      if (depth > out.depth)
+        out.depth = depth;
+      if (depth > limit && out.line == 0)
+        out.line = line_no;
+    }
+    if (block_scalar && quote == 0)
+      block_scalar_indent = indent;
+  }
+  return out;
+}
 
 std::string join(const std::set<std::string>& keys) {
   std::string out;
@@ -67,10 +251,12 @@ public:
   // Keys of a mapping: unknown and duplicate keys are problems.
   void check_keys(const YAML::Node& map, const std::set<std::string>& allowed,
                   const std::string& where) {
+    if (!spend(map, map.size()))
+      return;
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       auto key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
-      auto path = where.empty() ? key : where + "." + key;
+      auto path = where.empty() ? printable(key) : where + "." + printable(key);
       if (allowed.count(key) == 0)
         fail(it->first, path, "unknown key (allowed: " + join(allowed) + ")");
       else if (!seen.insert(key).second)
@@ -83,7 +269,28 @@ public:
       fail(n, key, "must be a single value, not a list or mapping");
       return std::nullopt;
     }
+    if (!spend(n, 1))
+      return std::nullopt;
+    if (n.Scalar().size() > max_value_bytes) {
+      fail(n, key, "value is " + std::to_string(n.Scalar().size()) + " bytes long; at most "
+                     + std::to_string(max_value_bytes) + " are accepted");
+      return std::nullopt;
+    }
     return n.Scalar();
+  }
+
+  // Counts `count` values against the file's budget; false (reported once)
+  // when spent, which only aliases expanded many times over can do.
+  bool spend(const YAML::Node& at, size_t count) {
+    if (values_ + count > max_values) {
+      if (!over_budget_)
+        fail(at, "", "more than " + std::to_string(max_values)
+                       + " values in all (aliases expanded too many times?)");
+      over_budget_ = true;
+      return false;
+    }
+    values_ += count;
+    return true;
   }
 
   std::optional<caf::timespan> duration(const YAML::Node& n, const std::string& key) {
@@ -92,7 +299,7 @@ public:
       return std::nullopt;
     auto d = parse_duration(*s);
     if (!d) {
-      fail(n, key, "'" + *s + "' is not a duration (use 500ms, 30s, 10m, 1h or seconds)");
+      fail(n, key, "'" + printable(*s) + "' is not a duration (use 500ms, 30s, 10m, 1h or seconds)");
       return std::nullopt;
     }
     if (d->count() <= 0) {
@@ -110,7 +317,7 @@ public:
       return true;
     if (*s == "false" || *s == "no")
       return false;
-    fail(n, key, "'" + *s + "' is not true or false");
+    fail(n, key, "'" + printable(*s) + "' is not true or false");
     return std::nullopt;
   }
 
@@ -119,15 +326,20 @@ public:
     auto s = scalar(n, key);
     if (!s)
       return std::nullopt;
+    // Plain decimals only: strtod also takes "nan", "inf", "1e999" and hex,
+    // and a NaN compares false with every bound.
+    bool plain = !s->empty() && s->size() <= 32;
+    for (char ch : *s)
+      plain = plain && (is_digit(ch) || ch == '.' || ch == '-');
     char* end = nullptr;
-    double v = std::strtod(s->c_str(), &end);
-    if (s->empty() || *end != '\0') {
-      fail(n, key, "'" + *s + "' is not a number");
+    double v = plain ? std::strtod(s->c_str(), &end) : 0;
+    if (!plain || *end != '\0' || !std::isfinite(v)) {
+      fail(n, key, "'" + printable(*s) + "' is not a number");
       return std::nullopt;
     }
     if (v < lo || v > hi) {
       std::ostringstream os;
-      os << "must be between " << lo << " and " << hi << ", not " << *s;
+      os << "must be between " << lo << " and " << hi << ", not " << printable(*s);
       fail(n, key, os.str());
       return std::nullopt;
     }
@@ -139,12 +351,12 @@ public:
     auto s = scalar(n, key);
     if (!s)
       return std::nullopt;
-    static const std::regex int_re("^-?[0-9]{1,9}$");
-    if (!std::regex_match(*s, int_re)) {
-      fail(n, key, "'" + *s + "' is not a whole number");
+    auto parsed = small_integer(*s);
+    if (!parsed) {
+      fail(n, key, "'" + printable(*s) + "' is not a whole number (at most 9 digits)");
       return std::nullopt;
     }
-    auto v = std::stoi(*s);
+    auto v = *parsed;
     if (v < lo || v > hi) {
       fail(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi)
                      + ", not " + *s);
@@ -202,7 +414,7 @@ public:
           continue;
         auto code = parse_failure_code(*s);
         if (!code || retryable.count(*s) == 0)
-          fail(on[k], item, "'" + *s + "' is not a failure code that can be retried (one of: "
+          fail(on[k], item, "'" + printable(*s) + "' is not a failure code that can be retried (one of: "
                               + join(retryable) + ")");
         else
           out.on.push_back(*code);
@@ -221,8 +433,11 @@ public:
       if (!s)
         return;
       auto b = parse_size(*s);
-      if (!b || *b <= 0)
-        fail(v, key + ".memory", "'" + *s + "' is not a positive size (e.g. 512M, 2G)");
+      if (!b)
+        fail(v, key + ".memory", "'" + printable(*s)
+                                   + "' is not a size with a unit (e.g. 512Mi, 2Gi, 500MB)");
+      else if (*b < (1 << 20))
+        fail(v, key + ".memory", "'" + printable(*s) + "' is below 1 MiB; no program runs in that");
       else
         memory = *b;
     }
@@ -230,7 +445,6 @@ public:
 
   void http(const YAML::Node& n, const std::string& key, http_request& out,
             std::optional<caf::timespan>& timeout) {
-    static const std::regex url_re(R"(^https?://[^\s/?#]+([/?#]\S*)?$)", std::regex::icase);
     if (!n.IsMap()) {
       fail(n, key, "must be a mapping with url (and method, headers, body, timeout)");
       return;
@@ -239,14 +453,14 @@ public:
     if (auto v = n["url"]; !v) {
       fail(n, key + ".url", "missing");
     } else if (auto u = scalar(v, key + ".url")) {
-      if (!std::regex_match(*u, url_re))
-        fail(v, key + ".url", "'" + *u + "' is not an http:// or https:// URL");
+      if (!is_http_url(*u))
+        fail(v, key + ".url", "'" + printable(*u) + "' is not an http:// or https:// URL");
       out.url = *u;
     }
     if (auto v = n["method"])
       if (auto m = scalar(v, key + ".method")) {
         if (methods.count(*m) == 0)
-          fail(v, key + ".method", "'" + *m + "' is not one of " + join(methods));
+          fail(v, key + ".method", "'" + printable(*m) + "' is not one of " + join(methods));
         out.method = *m;
       }
     if (auto v = n["headers"]) {
@@ -256,7 +470,7 @@ public:
       } else {
         for (auto it = v.begin(); it != v.end(); ++it) {
           auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-          if (auto val = scalar(it->second, key + ".headers." + name))
+          if (auto val = scalar(it->second, key + ".headers." + printable(name)))
             headers[name] = *val;
         }
       }
@@ -294,17 +508,18 @@ public:
 
   void env(const YAML::Node& n, const std::string& key,
            std::map<std::string, std::string>& out) {
-    static const std::regex name_re("^[A-Za-z_][A-Za-z0-9_]*$");
     if (!n.IsMap()) {
       fail(n, key, "must be a mapping of NAME: value");
       return;
     }
+    if (!spend(n, n.size()))
+      return;
     std::set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
       auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-      auto path = key + "." + name;
-      if (!std::regex_match(name, name_re)) {
-        fail(it->first, key, "'" + name + "' is not a valid variable name");
+      auto path = key + "." + printable(name);
+      if (!is_variable_name(name)) {
+        fail(it->first, key, "'" + printable(name) + "' is not a valid variable name");
         continue;
       }
       if (!seen.insert(name).second) {
@@ -321,6 +536,8 @@ public:
 
   std::string file_;
   std::vector<std::string> problems_;
+  size_t values_ = 0;
+  bool over_budget_ = false;
 };
 
 } // namespace
@@ -350,20 +567,47 @@ std::string stage_def::command() const {
   return out;
 }
 
+namespace {
+caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def def,
+                                           const std::string& file);
+} // namespace
+
 caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::string& file) {
-  static const std::regex stage_name_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
   pipeline_def def;
   def.file = std::filesystem::absolute(file).lexically_normal().string();
   def.dir = std::filesystem::path(def.file).parent_path().string();
-  checker c{file};
+  if (text.size() > max_file_bytes)
+    return caf::make_error(errc::bad_input, file + ": the file is " + std::to_string(text.size())
+                                              + " bytes; pipeline files may have at most "
+                                              + std::to_string(max_file_bytes));
+  if (auto nest = measure_nesting(text, max_nesting); nest.line > 0)
+    return caf::make_error(errc::bad_input, file + ":" + std::to_string(nest.line)
+                                              + ": nested more than "
+                                              + std::to_string(max_nesting)
+                                              + " levels deep (lists and mappings)");
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     return caf::make_error(errc::bad_input, file + ":" + std::to_string(e.mark.line + 1) + ":"
                                               + std::to_string(e.mark.column + 1)
-                                              + ": YAML syntax error: " + e.msg);
+                                              + ": YAML syntax error: " + printable(e.msg));
   }
+  try {
+    return check_pipeline(root, std::move(def), file);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws on shapes no check above foresaw; still the user's file.
+    return caf::make_error(errc::bad_input, file + ":" + std::to_string(e.mark.line + 1) + ":"
+                                              + std::to_string(e.mark.column + 1)
+                                              + ": cannot read: " + printable(e.msg));
+  }
+}
+
+namespace {
+
+caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def def,
+                                           const std::string& file) {
+  checker c{file};
   if (!root.IsMap())
     return caf::make_error(errc::bad_input,
                            file + ": must be a mapping with name and stages");
@@ -377,7 +621,7 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
     def.description = n.Scalar();
 
   caf::timespan default_timeout = builtin_timeout;
-  std::map<std::string, std::string> default_env;
+  auto& default_env = def.default_env;
   std::string default_cwd = def.dir;
   retry_spec default_retry;
   default_retry.on = default_retry_on();
@@ -426,6 +670,9 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
     c.fail(root, "stages", "missing (a list of stages)");
   } else if (!stages.IsSequence() || stages.size() == 0) {
     c.fail(stages, "stages", "must be a non-empty list of stages");
+  } else if (stages.size() > max_stages) {
+    c.fail(stages, "stages", std::to_string(stages.size()) + " stages; at most "
+                               + std::to_string(max_stages) + " are accepted");
   } else {
     std::map<std::string, int> names;
     for (size_t i = 0; i < stages.size(); ++i) {
@@ -438,20 +685,19 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
       stage_def s;
       s.line = n.Mark().line + 1;
       s.timeout = default_timeout;
-      s.env = default_env;
       s.cwd = default_cwd;
       s.retry = default_retry;
       s.memory_limit = default_memory;
       if (auto v = n["name"]; v && v.IsScalar())
-        where += " (" + v.Scalar() + ")";
+        where += " (" + printable(v.Scalar()) + ")";
       c.check_keys(n, stage_keys, where);
       if (auto v = n["name"]; !v) {
         c.fail(n, where + ".name", "missing");
       } else if (auto name = c.scalar(v, where + ".name")) {
         s.name = *name;
-        if (!std::regex_match(s.name, stage_name_re))
+        if (!is_stage_name(s.name))
           c.fail(v, where + ".name",
-                 "'" + s.name + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
+                 "'" + printable(s.name) + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
                  "with a letter or digit (it names the log files)");
         else if (auto [it, fresh] = names.emplace(s.name, s.line); !fresh)
           c.fail(v, where + ".name",
@@ -476,7 +722,7 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
         if (!run.IsSequence() || run.size() == 0) {
           c.fail(run, where + ".run",
                  "must be a non-empty list (argv, no shell): [program, arg, ...]");
-        } else {
+        } else if (c.spend(run, run.size())) {
           for (size_t k = 0; k < run.size(); ++k)
             if (auto a = c.scalar(run[k], where + ".run[" + std::to_string(k) + "]"))
               s.run.push_back(*a);
@@ -528,10 +774,26 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
   return def;
 }
 
+} // namespace
+
 caf::expected<pipeline_def> load_pipeline(const std::string& path) {
+  std::error_code ec;
+  auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st))
+    return caf::make_error(errc::bad_input, path + ": no such pipeline file");
+  if (std::filesystem::is_directory(st))
+    return caf::make_error(errc::bad_input, path + ": is a directory, not a pipeline file");
+  if (!std::filesystem::is_regular_file(st))
+    return caf::make_error(errc::bad_input, path + ": not a regular file");
+  auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > max_file_bytes)
+    return caf::make_error(errc::bad_input, path + ": the file is " + std::to_string(size)
+                                              + " bytes; pipeline files may have at most "
+                                              + std::to_string(max_file_bytes));
   std::ifstream in(path);
   if (!in)
-    return caf::make_error(errc::bad_input, path + ": cannot read pipeline file");
+    return caf::make_error(errc::bad_input, path + ": cannot read pipeline file: "
+                                              + std::strerror(errno));
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_pipeline(buf.str(), path);

@@ -24,7 +24,7 @@ struct stage_def {
   bool optional = false;
   caf::timespan timeout{0};      // resolved: stage, else defaults, else built-in
   std::string cwd;               // absolute, resolved against the pipeline's folder
-  std::map<std::string, std::string> env;  // defaults.env overlaid by the stage's
+  std::map<std::string, std::string> env;  // the stage's own; see pipeline_def::environment
   int line = 0;                  // 1-based, where the stage starts
   bool is_http = false;          // an `http:` stage (else run or shell)
   http_request http;             // for http stages
@@ -47,6 +47,15 @@ struct pipeline_def {
   std::vector<stage_def> stages;
   supervision_spec supervision;  // the run's retry budget
   bool resume = false;           // an interrupted run is resumed, not failed
+  std::map<std::string, std::string> default_env;  // defaults.env, kept once (not per stage)
+
+  /// defaults.env overlaid by the stage's own env.
+  std::map<std::string, std::string> environment(const stage_def& s) const {
+    auto env = default_env;
+    for (auto& [k, v] : s.env)
+      env[k] = v;
+    return env;
+  }
 };
 
 /// The timeout of a stage when neither it nor `defaults` sets one.

@@ -22,6 +22,7 @@
 
 #include <caf/all.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -39,6 +40,25 @@ extern char** environ;
 namespace troupe {
 
 namespace {
+
+// A SIGINT/SIGTERM/SIGHUP that arrived while blocked and nobody took yet;
+// taken here. 0 when none.
+int pending_stop_signal() {
+  sigset_t pending;
+  sigemptyset(&pending);
+  sigpending(&pending);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    if (sigismember(&pending, sig)) {
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      timespec zero{0, 0};
+      ::sigtimedwait(&one, nullptr, &zero);
+      return sig;
+    }
+  }
+  return 0;
+}
 
 bool env_flag(const char* name) {
   const char* v = std::getenv(name);
@@ -61,11 +81,11 @@ env_map own_environment() {
   return env;
 }
 
-// troupe's environment, then the stage's (defaults.env already merged in),
-// then the TROUPE_* variables.
-std::vector<std::string> stage_environment(env_map env, const stage_def& s,
+// troupe's environment, then the stage's (defaults.env and its own), then
+// the TROUPE_* variables.
+std::vector<std::string> stage_environment(env_map env, const env_map& stage,
                                            const env_map& extra) {
-  for (auto& [k, v] : s.env)
+  for (auto& [k, v] : stage)
     env[k] = v;
   for (auto& [k, v] : extra)
     env[k] = v;
@@ -75,14 +95,35 @@ std::vector<std::string> stage_environment(env_map env, const stage_def& s,
   return result;
 }
 
-void print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
+// Why a stage could not start as things stand, or empty. The dry run's
+// check: a working directory or program an earlier stage creates shows up
+// here too, and says so.
+std::string start_problem(const stage_def& s, const pipeline_def& p) {
+  struct stat st{};
+  if (!s.is_http && (::stat(s.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+    return "working directory " + s.cwd + " does not exist (now)";
+  if (!s.run.empty()) {
+    auto prog = s.argv(p.dir).at(0);
+    if (prog.find('/') != std::string::npos && ::access(prog.c_str(), X_OK) != 0)
+      return "program " + prog + " is not an executable file (now)";
+  }
+  return {};
+}
+
+// The plan; false when a stage that would run could not start now.
+bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
   std::printf("dry run of '%s' (%s): %zu stage(s); nothing is executed\n", p.name.c_str(),
               p.file.c_str(), p.stages.size());
+  bool ok = true;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const auto& s = p.stages[i];
     bool runs = !s.optional || enabled.count(s.name) > 0;
+    auto problem = runs ? start_problem(s, p) : std::string{};
+    ok = ok && problem.empty();
     std::printf("  %2zu. %-18s %s\n", i + 1, s.name.c_str(),
-                runs ? "would run" : "skipped (optional, not enabled)");
+                !runs              ? "skipped (optional, not enabled)"
+                : problem.empty() ? "would run"
+                                  : ("cannot start: " + problem).c_str());
     if (!runs)
       continue;
     std::string argv;
@@ -91,6 +132,7 @@ void print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
     std::printf("      %s\n      cwd %s, timeout %s\n", argv.c_str(), s.cwd.c_str(),
                 format_duration(s.timeout).c_str());
   }
+  return ok;
 }
 
 // Chromium for the browser strategy: $TROUPE_CHROMIUM, else the first of
@@ -161,13 +203,22 @@ int run_command(const run_command_options& opts) {
   }
   auto& p = *loaded;
   std::set<std::string> enabled;
+  std::string optional_names;
+  for (auto& s : p.stages)
+    if (s.optional)
+      optional_names += (optional_names.empty() ? "" : ", ") + s.name;
+  if (optional_names.empty())
+    optional_names = "none";
   for (auto& name : opts.enable) {
-    bool known = false;
+    const stage_def* found = nullptr;
     for (auto& s : p.stages)
-      known = known || s.name == name;
-    if (!known) {
-      std::fprintf(stderr, "troupe: --enable %s: no stage of that name in %s\n", name.c_str(),
-                   opts.pipeline.c_str());
+      if (s.name == name)
+        found = &s;
+    if (found == nullptr || !found->optional) {
+      std::fprintf(stderr, "troupe: --enable %s: %s in %s (optional stages: %s)\n", name.c_str(),
+                   found == nullptr ? "no stage of that name"
+                                    : "that stage is not optional; it runs anyway",
+                   opts.pipeline.c_str(), optional_names.c_str());
       return exit_code::usage;
     }
     enabled.insert(name);
@@ -185,8 +236,16 @@ int run_command(const run_command_options& opts) {
     return exit_code::usage;
   }
   if (opts.dry_run || env_flag("DRY_RUN")) {
-    print_plan(p, enabled);
-    return exit_code::ok;
+    if (print_plan(p, enabled))
+      return exit_code::ok;
+    std::fprintf(stderr, "troupe: dry run: a stage that would run cannot start as things "
+                         "stand (see above)\n");
+    return exit_code::usage;
+  }
+  if (auto sig = pending_stop_signal()) {
+    std::fprintf(stderr, "troupe: %s received before the run started; nothing was run\n",
+                 ::strsignal(sig));
+    return exit_code::cancelled;
   }
 
   // The store: opened, migrated and reconciled before anything runs.
@@ -194,6 +253,13 @@ int run_command(const run_command_options& opts) {
   std::optional<resumable_run> resumed;
   const auto host = read_host_info();
   std::string url;
+  // --output is the user's: a path that cannot hold run folders is a usage
+  // error, said before anything is written.
+  if (auto err = make_directories(opts.output)) {
+    std::fprintf(stderr, "troupe: --output %s: %s\n", opts.output.c_str(),
+                 describe(err).c_str());
+    return exit_code::usage;
+  }
   if (!opts.no_db) {
     url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
     auto opened = open_store(url);
@@ -219,21 +285,19 @@ int run_command(const run_command_options& opts) {
     resumed = std::move(report->resume);
   }
 
-  // Before any thread exists: SIGINT/SIGTERM/SIGHUP go to the forwarder alone.
-  sigset_t handled;
-  sigemptyset(&handled);
-  sigaddset(&handled, SIGINT);
-  sigaddset(&handled, SIGTERM);
-  sigaddset(&handled, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  // SIGINT/SIGTERM/SIGHUP are blocked since main()'s first line (before any
+  // thread exists); they go to the forwarder alone, which also takes one
+  // that arrived before it started.
   std::signal(SIGPIPE, SIG_IGN);
 
   auto now = caf::make_timestamp();
   auto run_dir = resumed ? caf::expected<std::string>{resumed->run.run_dir}
                          : create_run_folder(opts.output, now);
   if (!run_dir) {
-    std::fprintf(stderr, "troupe: %s\n", describe(run_dir.error()).c_str());
-    return exit_code::internal;
+    // --output is the user's: a path that cannot hold run folders is a usage error.
+    std::fprintf(stderr, "troupe: --output %s: %s\n", opts.output.c_str(),
+                 describe(run_dir.error()).c_str());
+    return exit_code::usage;
   }
   auto gpus = open_nvml();
 
@@ -280,7 +344,7 @@ int run_command(const run_command_options& opts) {
     js.name = s.name;
     js.argv = s.argv(p.dir);
     js.cwd = s.cwd;
-    js.env = stage_environment(base_env, s, {{"TROUPE_RUN_ID", rec.run_id},
+    js.env = stage_environment(base_env, p.environment(s), {{"TROUPE_RUN_ID", rec.run_id},
                                    {"TROUPE_RUN_DIR", *run_dir},
                                    {"TROUPE_STAGE", s.name},
                                    {"TROUPE_PIPELINE_DIR", p.dir}});

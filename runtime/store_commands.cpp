@@ -20,6 +20,8 @@ std::string url_of(const store_command_options& o) {
 // a new empty database.
 caf::expected<std::unique_ptr<store>> open_for_reading(const store_command_options& o) {
   auto url = url_of(o);
+  if (auto err = check_store_url(url))
+    return err;  // the same words as `troupe run --db`
   bool pg = url.rfind("postgres", 0) == 0;
   auto path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
   if (!pg && !std::filesystem::exists(path))
@@ -56,21 +58,51 @@ std::string code_text(failure_code c) {
   return c == failure_code::none ? "-" : to_string(c);
 }
 
-// The run whose id is `id` or starts with it.
+// The run whose id is `id` or starts with it, or whose run folder is `id`
+// (its name, e.g. 20261124_061530, or its path).
 caf::expected<run_row> find_run(store& db, const std::string& id) {
   if (id.empty())
     return caf::make_error(errc::bad_input, "give a run id (see `troupe runs`)");
-  auto found = db.runs_by_prefix(id, 2);
+  constexpr int32_t shown = 10;
+  auto found = db.runs_by_prefix(id, shown + 1);
   if (!found)
     return std::move(found.error());
   for (auto& r : *found)
     if (r.run_id == id)
       return r;
-  if (found->empty())
-    return caf::make_error(errc::bad_input, "no run " + id + " in " + db.location());
-  if (found->size() > 1)
-    return caf::make_error(errc::bad_input, "run id prefix " + id
-                                              + " is ambiguous: give more characters");
+  if (found->empty()) {
+    // A run folder: the path as printed by `troupe run`, or its last part.
+    namespace fs = std::filesystem;
+    auto as_path = fs::absolute(fs::path(id)).lexically_normal();
+    if (!as_path.has_filename())
+      as_path = as_path.parent_path();
+    bool bare_name = id.find('/') == std::string::npos;
+    run_filter all;
+    all.limit = 100000;
+    auto runs = db.runs(all);
+    if (!runs)
+      return std::move(runs.error());
+    for (auto& r : *runs) {
+      auto dir = fs::path(r.run_dir).lexically_normal();
+      if (dir == as_path || (bare_name && dir.filename() == id))
+        return r;
+    }
+    return caf::make_error(errc::bad_input, "no run " + id + " in " + db.location()
+                                              + " (give a run id, a unique prefix of one, or "
+                                                "a run folder; see `troupe runs`)");
+  }
+  if (found->size() > 1) {
+    std::string list;
+    for (size_t i = 0; i < found->size() && i < static_cast<size_t>(shown); ++i) {
+      auto& r = (*found)[i];
+      list += "\n  " + r.run_id + "  " + r.pipeline + "  " + to_string(r.status) + "  "
+              + std::filesystem::path(r.run_dir).filename().string();
+    }
+    if (found->size() > static_cast<size_t>(shown))
+      list += "\n  ...";
+    return caf::make_error(errc::bad_input, "run id prefix " + id + " is ambiguous; it matches:"
+                                              + list + "\ngive more characters");
+  }
   return found->front();
 }
 

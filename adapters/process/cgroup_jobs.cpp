@@ -78,7 +78,7 @@ void sweep_stale(const std::string& home) {
     std::string dir = home + "/" + e->d_name;
     if (DIR* jd = ::opendir(dir.c_str())) {
       while (dirent* j = ::readdir(jd))
-        if (std::strncmp(j->d_name, "job-", 4) == 0)
+        if (std::strncmp(j->d_name, "job-", 4) == 0 || std::strcmp(j->d_name, "probe") == 0)
           ::rmdir((dir + "/" + j->d_name).c_str());  // fails, harmlessly, if populated
       ::closedir(jd);
     }

@@ -103,8 +103,10 @@ caf::expected<std::unique_ptr<sql_store>> open_postgres_store(const std::string&
     std::string msg = e.what();
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
       msg.pop_back();
-    return caf::make_error(errc::store_error,
-                           "postgresql " + redact_url(url) + ": cannot connect: " + msg);
+    // The URL is the user's input: a server that does not answer is theirs
+    // to fix (exit 2), and the message never shows the password.
+    return caf::make_error(errc::bad_input,
+                           "--db " + redact_url(url) + ": cannot connect: " + msg);
   }
   if (auto err = s->migrate())
     return err;

@@ -172,7 +172,7 @@ caf::expected<std::unique_ptr<sql_store>> open_sqlite_store(const std::string& p
   try {
     s->open();
   } catch (const std::exception& e) {
-    return caf::make_error(errc::store_error, "sqlite " + path + ": cannot open: " + e.what());
+    return caf::make_error(errc::bad_input, "--db " + path + ": cannot open: " + e.what());
   }
   if (auto err = s->migrate())
     return err;

@@ -71,6 +71,10 @@ public:
 /// why the database could not be opened or migrated.
 caf::expected<std::unique_ptr<store>> open_store(const std::string& url);
 
+/// The checks of open_store that need no file or server: errc::bad_input
+/// for an empty URL, an unknown scheme or "sqlite:" without a path.
+caf::error check_store_url(const std::string& url);
+
 /// The URL with any password replaced by "***", for messages.
 std::string redact_url(const std::string& url);
 

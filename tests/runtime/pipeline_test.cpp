@@ -49,15 +49,15 @@ stages:
   const auto& crawl = p->stages[0];
   EXPECT_EQ(crawl.timeout, caf::timespan{std::chrono::minutes(10)});
   EXPECT_EQ(crawl.cwd, "/pipes") << "default cwd: the pipeline's folder";
-  EXPECT_EQ(crawl.env.at("LOG_LEVEL"), "info");
+  EXPECT_EQ(p->environment(crawl).at("LOG_LEVEL"), "info");
   EXPECT_EQ(crawl.argv(p->dir),
             (std::vector<std::string>{"python3", "stages/crawl.py", "--canary"}));
   EXPECT_EQ(crawl.line, 4);
   const auto& norm = p->stages[1];
   EXPECT_EQ(norm.timeout, caf::timespan{std::chrono::seconds(30)});
   EXPECT_EQ(norm.cwd, "/pipes/work") << "relative cwd resolves against the pipeline's folder";
-  EXPECT_EQ(norm.env.at("BATCH"), "5");
-  EXPECT_EQ(norm.env.at("LOG_LEVEL"), "info");
+  EXPECT_EQ(p->environment(norm).at("BATCH"), "5");
+  EXPECT_EQ(p->environment(norm).at("LOG_LEVEL"), "info");
   EXPECT_EQ(norm.argv(p->dir),
             (std::vector<std::string>{"/bin/sh", "-c", "./stages/normalize.sh && echo ok"}));
   EXPECT_TRUE(p->stages[2].optional);
@@ -150,7 +150,7 @@ TEST(PipelineTest, LoadNamesAMissingFile) {
   auto p = load_pipeline("/nonexistent/troupe.yaml");
   ASSERT_FALSE(p);
   EXPECT_EQ(describe(p.error()),
-            "/nonexistent/troupe.yaml: cannot read pipeline file");
+            "/nonexistent/troupe.yaml: no such pipeline file");
 }
 
 TEST(PipelineTest, ParsesRetryHttpLimitsSupervisionAndResume) {
@@ -272,7 +272,7 @@ stages:
     shell: "true"
     limits: { memory: lots }
 )",
-                  "stages[0] (a).limits.memory: 'lots' is not a positive size");
+                  "stages[0] (a).limits.memory: 'lots' is not a size with a unit");
   EXPECT_REJECTED(R"(name: p
 supervision: { within: 0s }
 stages:
@@ -280,4 +280,106 @@ stages:
     shell: "true"
 )",
                   "supervision.within: must be greater than zero");
+}
+
+// Issue 13, item 9 and 11: hostile files end in a message, never a crash.
+namespace {
+std::string stage_with(const std::string& extra) {
+  return "name: x\nstages:\n  - name: a\n    run: [true]\n" + extra;
+}
+} // namespace
+
+TEST(PipelineTest, NumbersThatAreNotPlainDecimalsAreRejected) {
+  EXPECT_REJECTED(stage_with("    retry: { backoff: { factor: nan } }\n"),
+                  "stages[0] (a).retry.backoff.factor: 'nan' is not a number");
+  EXPECT_REJECTED(stage_with("    retry: { backoff: { jitter: nan } }\n"),
+                  "retry.backoff.jitter: 'nan' is not a number");
+  EXPECT_REJECTED(stage_with("    retry: { backoff: { factor: 1e999 } }\n"),
+                  "retry.backoff.factor: '1e999' is not a number");
+  EXPECT_REJECTED(stage_with("    retry: { backoff: { factor: inf } }\n"),
+                  "retry.backoff.factor: 'inf' is not a number");
+  EXPECT_REJECTED(stage_with("    timeout: 1e999\n"), "timeout: '1e999' is not a duration");
+  EXPECT_REJECTED(stage_with("    timeout: " + std::string(400, '9') + "\n"),
+                  "timeout: '999999999999999999999999999999999999999999999999999999999999...(400"
+                  " bytes)' is not a duration");
+  EXPECT_REJECTED(stage_with("    retry: { max_attempts: 99999999999999999999 }\n"),
+                  "max_attempts: '99999999999999999999' is not a whole number");
+}
+
+TEST(PipelineTest, LongValuesDeepNestingAndManyStagesAreRejectedByName) {
+  EXPECT_REJECTED(stage_with("    description: x\n    cwd: " + std::string(70000, 'a') + "\n"),
+                  "stages[0] (a).cwd: value is 70000 bytes long; at most 65536 are accepted");
+  // std::regex used to recurse per character here and exhaust the stack.
+  EXPECT_REJECTED("name: x\nstages:\n  - name: a\n    http: { url: \"http://"
+                    + std::string(60000, 'a') + " \" }\n",
+                  "is not an http:// or https:// URL");
+  EXPECT_REJECTED("name: x\nstages: " + std::string(5000, '[') + std::string(5000, ']') + "\n",
+                  "/pipes/p.yaml:2: nested more than 32 levels deep (lists and mappings)");
+  std::string dashes;
+  for (int i = 0; i < 3000; ++i)
+    dashes += "- ";
+  EXPECT_REJECTED(dashes + "x\n", "/pipes/p.yaml:1: nested more than 32 levels deep");
+  std::string many = "name: x\nstages:\n";
+  for (int i = 0; i < 1001; ++i)
+    many += "  - { name: s" + std::to_string(i) + ", run: [true] }\n";
+  EXPECT_REJECTED(many, "stages: 1001 stages; at most 1000 are accepted");
+  EXPECT_REJECTED(std::string((1 << 20) + 1, '#'),
+                  "the file is 1048577 bytes; pipeline files may have at most 1048576");
+}
+
+TEST(PipelineTest, AShellScriptsOwnIndentationIsNotNesting) {
+  std::string script = "    shell: |\n";
+  for (int i = 0; i < 40; ++i)
+    script += "      " + std::string(2 * static_cast<size_t>(i), ' ') + "echo " + std::to_string(i)
+              + "\n";
+  auto p = parse_pipeline("name: x\nstages:\n  - name: a\n" + script, "/pipes/p.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+}
+
+TEST(PipelineTest, AliasesExpandedBeyondTheBudgetAreRejected) {
+  std::string yaml = "name: x\nstages:\n  - name: a\n    run: [true]\n    env: &e {";
+  for (int i = 0; i < 1000; ++i)
+    yaml += (i ? ", " : "") + std::string("V") + std::to_string(i) + ": x";
+  yaml += "}\n";
+  for (int i = 1; i < 300; ++i)
+    yaml += "  - { name: s" + std::to_string(i) + ", run: [true], env: *e }\n";
+  EXPECT_REJECTED(yaml, "more than 200000 values in all (aliases expanded too many times?)");
+}
+
+TEST(PipelineTest, ControlCharactersInKeysAreEscapedInMessages) {
+  auto text = problems("name: x\n\"\\e[31mred\\e[0m\": 1\nstages:\n  - name: a\n    run: [true]\n");
+  EXPECT_NE(text.find("\\x1b[31mred\\x1b[0m: unknown key"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << "a raw escape reached the message";
+}
+
+TEST(PipelineTest, MemoryLimitsNeedAUnitAndAtLeastOneMebibyte) {
+  EXPECT_REJECTED(stage_with("    limits: { memory: 10 }\n"),
+                  "limits.memory: '10' is not a size with a unit (e.g. 512Mi, 2Gi, 500MB)");
+  EXPECT_REJECTED(stage_with("    limits: { memory: 512k }\n"),
+                  "limits.memory: '512k' is below 1 MiB");
+  auto mem = [](const std::string& v) {
+    auto p = parse_pipeline(stage_with("    limits: { memory: " + v + " }\n"), "/pipes/p.yaml");
+    return p ? p->stages[0].memory_limit : -1;
+  };
+  EXPECT_EQ(mem("512M"), 512LL << 20);
+  EXPECT_EQ(mem("512Mi"), 512LL << 20);
+  EXPECT_EQ(mem("512MiB"), 512LL << 20);
+  EXPECT_EQ(mem("2Gi"), 2LL << 30);
+  EXPECT_EQ(mem("500MB"), 500LL * 1000 * 1000);
+  EXPECT_EQ(mem("2GB"), 2LL * 1000 * 1000 * 1000);
+}
+
+TEST(PipelineTest, DefaultEnvironmentIsKeptOnceNotCopiedIntoEveryStage) {
+  std::string yaml = "name: x\ndefaults: { env: {";
+  for (int i = 0; i < 500; ++i)
+    yaml += (i ? ", " : "") + std::string("V") + std::to_string(i) + ": x";
+  yaml += "} }\nstages:\n";
+  for (int i = 0; i < 1000; ++i)
+    yaml += "  - { name: s" + std::to_string(i) + ", run: [true] }\n";
+  auto p = parse_pipeline(yaml, "/pipes/p.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+  EXPECT_EQ(p->default_env.size(), 500u);
+  for (auto& s : p->stages)
+    ASSERT_TRUE(s.env.empty()) << s.name << " holds a copy of defaults.env";
+  EXPECT_EQ(p->environment(p->stages[999]).size(), 500u);
 }
