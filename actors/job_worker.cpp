@@ -53,6 +53,18 @@ std::string seconds_text(caf::timespan d) {
   return std::to_string(ms) + "ms";
 }
 
+// The phrase in a failed program's last stderr bytes that says an
+// allocation was refused, or "": what C (strerror ENOMEM), C++, Python, the
+// JVM, Go and Rust print.
+std::string allocation_failure_in(const std::string& tail) {
+  for (const char* phrase : {"Cannot allocate memory", "MemoryError", "std::bad_alloc",
+                             "OutOfMemoryError", "out of memory", "memory allocation of"}) {
+    if (tail.find(phrase) != std::string::npos)
+      return phrase;
+  }
+  return {};
+}
+
 // Decides the result from how the leader ended and why we stopped it.
 void classify(job_state& st, const process_exit& info) {
   auto& r = st.result;
@@ -87,6 +99,8 @@ void classify(job_state& st, const process_exit& info) {
     case stop_reason::leftovers:
       break;
   }
+  auto limit = st.spec.memory_limit;
+  auto refusal = limit > 0 ? allocation_failure_in(info.stderr_tail) : std::string{};
   if (r.exit_code && *r.exit_code == 0) {
     r.status = stage_status::succeeded;
   } else if (info.oom_kills > 0) {
@@ -95,14 +109,25 @@ void classify(job_state& st, const process_exit& info) {
     r.failure = failure_code::oom;
     r.error = how() + "; the OOM killer killed " + std::to_string(info.oom_kills)
               + " process(es) in its cgroup (memory.events)";
-  } else if (auto limit = st.spec.memory_limit;
-             limit > 0 && info.max_rss_bytes * 5 >= limit * 4) {
-    // Failed with its peak RSS at 80 % of limits.memory or more: the rlimit
-    // refused an allocation, or the kernel's OOM killer struck.
+  } else if (info.oom_events > 0) {
+    // memory.max refused an allocation inside the job's cgroup.
+    r.status = stage_status::failed;
+    r.failure = failure_code::oom;
+    r.error = how() + "; its cgroup reached memory.max " + std::to_string(limit >> 20)
+              + " MiB (memory.events oom " + std::to_string(info.oom_events) + ")";
+  } else if (limit > 0 && info.max_rss_bytes * 5 >= limit * 4) {
+    // Failed with its own peak RSS at 80 % of limits.memory or more.
     r.status = stage_status::failed;
     r.failure = failure_code::oom;
     r.error = how() + " with peak RSS " + std::to_string(info.max_rss_bytes >> 20)
               + " MiB against limits.memory " + std::to_string(limit >> 20) + " MiB";
+  } else if (!refusal.empty()) {
+    // Under RLIMIT_DATA a refused allocation leaves no trace in the figures
+    // (the memory was never had): the program's own last words say it.
+    r.status = stage_status::failed;
+    r.failure = failure_code::oom;
+    r.error = how() + "; its stderr reports a refused allocation ('" + refusal
+              + "') under limits.memory " + std::to_string(limit >> 20) + " MiB";
   } else if (r.exit_code) {
     r.status = stage_status::failed;
     r.failure = failure_code::exit_nonzero;

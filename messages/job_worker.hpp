@@ -96,15 +96,20 @@ typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
 struct process_exit {
   int32_t pid = 0;
   int32_t wait_status = 0;  // as from wait4: WIFEXITED etc.
-  double cpu_seconds = 0;   // rusage user + system (leader and its reaped children)
+  double cpu_seconds = 0;   // rusage user + system (the program and its reaped children)
+  // The stage's own peak: the job cgroup's memory.peak where the kernel has
+  // it, else the program's ru_maxrss as troupe-exec saw it; 0: not known
+  // (then only the sampled figures count). Never troupe's own accounting.
   int64_t max_rss_bytes = 0;
   int64_t oom_kills = -1;  // the job cgroup's memory.events oom_kill; -1: not known
+  int64_t oom_events = -1; // memory.events oom (allocations refused at memory.max); -1: not known
+  std::string stderr_tail; // last bytes of stderr, read only for a failed stage with limits.memory
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
   return f(caf::meta::type_name("troupe::process_exit"), x.pid, x.wait_status,
-           x.cpu_seconds, x.max_rss_bytes, x.oom_kills);
+           x.cpu_seconds, x.max_rss_bytes, x.oom_kills, x.oom_events, x.stderr_tail);
 }
 
 /// The outcome of one job. A failed stage is a normal result.

@@ -184,6 +184,14 @@ std::optional<cgroup_jobs::memory_events> cgroup_jobs::read_memory_events(const 
   return parse_memory_events(ss.str());
 }
 
+std::optional<int64_t> cgroup_jobs::read_memory_peak(const std::string& job) {
+  std::ifstream in(job + "/memory.peak");
+  int64_t bytes = 0;
+  if (!(in >> bytes) || bytes <= 0)
+    return std::nullopt;
+  return bytes;
+}
+
 bool cgroup_jobs::remove(const std::string& job) {
   return ::rmdir(job.c_str()) == 0;
 }

@@ -64,6 +64,10 @@ public:
   /// A job's memory.events; nothing where it has no memory controller.
   static std::optional<memory_events> read_memory_events(const std::string& job);
 
+  /// A job's memory.peak in bytes (Linux 5.19+ with a memory controller);
+  /// nothing elsewhere.
+  static std::optional<int64_t> read_memory_peak(const std::string& job);
+
   /// Sends `sig` to every member; SIGKILL goes through cgroup.kill.
   static void signal_all(const std::string& job, int sig);
 

@@ -38,11 +38,104 @@ double seconds_of(const timeval& tv) {
   return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
 }
 
+// What troupe-exec wrote on its report pipe (see exec_shim.cpp).
+struct shim_report {
+  bool started = false;
+  int spawn_errno = 0;
+  bool ended = false;
+  int wait_status = 0;
+  long long user_us = 0;
+  long long system_us = 0;
+  long long max_rss_kib = 0;
+};
+
+void parse_report(const std::string& text, shim_report& r) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string::npos)
+      break;
+    auto line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.size() < 2)
+      continue;
+    if (line[0] == 'S') {
+      r.started = true;
+    } else if (line[0] == 'E') {
+      r.spawn_errno = std::atoi(line.c_str() + 2);
+    } else if (line[0] == 'X') {
+      r.ended = std::sscanf(line.c_str() + 2, "%d %lld %lld %lld", &r.wait_status, &r.user_us,
+                            &r.system_us, &r.max_rss_kib)
+                == 4;
+    }
+  }
+}
+
+// Reads what is there without waiting (the pipe is non-blocking).
+std::string drain(int fd) {
+  std::string out;
+  char buf[256];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    return out;
+  }
+}
+
+// The last `max` bytes of a file (a failed stage's stderr).
+std::string tail_of(const std::string& path, size_t max) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return {};
+  struct stat st{};
+  std::string out;
+  if (::fstat(fd, &st) == 0) {
+    auto size = static_cast<size_t>(st.st_size);
+    auto from = size > max ? size - max : 0;
+    out.resize(size - from);
+    auto n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(from));
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  ::close(fd);
+  return out;
+}
+
+bool executable(const std::string& path) {
+  return !path.empty() && ::access(path.c_str(), X_OK) == 0;
+}
+
 } // namespace
+
+std::string find_exec_shim() {
+  if (const char* env = std::getenv("TROUPE_EXEC_SHIM"))
+    return executable(env) ? std::string(env) : std::string{};
+  char self[4096];
+  auto n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string dir(self, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    if (executable(dir + "/troupe-exec"))
+      return dir + "/troupe-exec";
+  }
+#ifdef TROUPE_EXEC_SHIM_BUILT
+  if (executable(TROUPE_EXEC_SHIM_BUILT))
+    return TROUPE_EXEC_SHIM_BUILT;
+#endif
+  return {};
+}
 
 struct process_runner::impl {
   struct watched {
     int pidfd = -1;
+    int report = -1;  // troupe-exec's report pipe, or -1
+    std::string reported;  // read from it already (the "S" line, maybe more)
+    int64_t memory_limit = 0;
+    std::string stderr_path;
     exit_callback on_exit;
   };
   struct logs {
@@ -52,6 +145,7 @@ struct process_runner::impl {
   };
 
   bool adopt_orphans;
+  std::string shim;
   std::unique_ptr<cgroup_jobs> cgroups;
   std::string tracking;
   int ep = -1;
@@ -65,7 +159,8 @@ struct process_runner::impl {
   std::deque<std::function<void()>> tasks;
   std::thread thread;
 
-  impl(bool adopt, bool use_cgroups) : adopt_orphans(adopt) {
+  impl(bool adopt, bool use_cgroups, std::string exec_shim)
+    : adopt_orphans(adopt), shim(exec_shim.empty() ? find_exec_shim() : std::move(exec_shim)) {
     if (adopt_orphans)
       ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     std::string why = "cgroups not requested";
@@ -89,8 +184,11 @@ struct process_runner::impl {
       ::close(l.out);
       ::close(l.err);
     }
-    for (auto& [pid, w] : by_pid)
+    for (auto& [pid, w] : by_pid) {
       ::close(w.pidfd);
+      if (w.report >= 0)
+        ::close(w.report);
+    }
     ::close(ep);
     ::close(wake);
   }
@@ -127,11 +225,31 @@ struct process_runner::impl {
     info.pid = pid;
     info.wait_status = status;
     info.cpu_seconds = seconds_of(ru.ru_utime) + seconds_of(ru.ru_stime);
-    info.max_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
+    // ru.ru_maxrss is never used: the leader's high-water mark starts at
+    // troupe's own (or troupe-exec's) when it execs.
+    if (w.report >= 0) {
+      shim_report rep;
+      parse_report(w.reported + drain(w.report), rep);
+      ::close(w.report);
+      if (rep.ended) {
+        // The program's own figures, as troupe-exec's wait4 saw them.
+        info.wait_status = rep.wait_status;
+        info.cpu_seconds = static_cast<double>(rep.user_us + rep.system_us) / 1e6;
+        info.max_rss_bytes = rep.max_rss_kib * 1024;
+      }
+    }
     auto lg = open_logs.find(pid);
-    if (lg != open_logs.end() && !lg->second.cgroup.empty())
-      if (auto ev = cgroup_jobs::read_memory_events(lg->second.cgroup))
+    if (lg != open_logs.end() && !lg->second.cgroup.empty()) {
+      if (auto ev = cgroup_jobs::read_memory_events(lg->second.cgroup)) {
         info.oom_kills = ev->oom_kill;
+        info.oom_events = ev->oom;
+      }
+      if (auto peak = cgroup_jobs::read_memory_peak(lg->second.cgroup))
+        info.max_rss_bytes = *peak;
+    }
+    bool failed = !(WIFEXITED(info.wait_status) && WEXITSTATUS(info.wait_status) == 0);
+    if (failed && w.memory_limit > 0)
+      info.stderr_tail = tail_of(w.stderr_path, 2048);
     w.on_exit(info);
   }
 
@@ -186,12 +304,16 @@ struct process_runner::impl {
   }
 };
 
-process_runner::process_runner(bool adopt_orphans, bool use_cgroups)
-  : impl_(std::make_unique<impl>(adopt_orphans, use_cgroups)) {
+process_runner::process_runner(bool adopt_orphans, bool use_cgroups, std::string exec_shim)
+  : impl_(std::make_unique<impl>(adopt_orphans, use_cgroups, std::move(exec_shim))) {
 }
 
 std::string process_runner::tracking() const {
   return impl_->tracking;
+}
+
+std::string process_runner::exec_shim() const {
+  return impl_->shim;
 }
 
 process_runner::~process_runner() = default;
@@ -246,8 +368,18 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
   posix_spawnattr_setsigdefault(&attr, &dflt);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
                                     | POSIX_SPAWN_SETSIGDEF);
+  // Through troupe-exec where there is one: it reports the program's own
+  // rusage on a pipe that it sees as fd 3.
+  int report[2] = {-1, -1};
+  std::string reported;  // what troupe-exec said before the spawn returned
+  std::vector<std::string> full;
+  if (!shim.empty() && ::pipe2(report, O_CLOEXEC) == 0) {
+    posix_spawn_file_actions_adddup2(&fa, report[1], 3);  // dup2 clears CLOEXEC
+    full = {shim, "3", std::to_string(req.memory_limit)};
+  }
+  full.insert(full.end(), req.argv.begin(), req.argv.end());
   std::vector<char*> argv;
-  for (auto& a : req.argv)
+  for (auto& a : full)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
@@ -257,22 +389,54 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
 
   pid_t pid = 0;
   int rc = 0;
+  bool memory_limited = false;  // by the job cgroup's memory.max
   auto do_spawn = [&] {
-    bool search = req.argv[0].find('/') == std::string::npos;
+    if (report[0] >= 0) {
+      // RLIMIT_DATA only where memory.max did not take (set just before).
+      full[2] = std::to_string(memory_limited ? 0 : req.memory_limit);
+      argv[2] = const_cast<char*>(full[2].c_str());
+    }
+    bool search = full[0].find('/') == std::string::npos;
     rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
                 : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   };
   std::string cgroup;
-  bool memory_limited = false;  // by the job cgroup's memory.max
   if (cgroups)
     cgroup = cgroups->spawn_inside(do_spawn, req.memory_limit, &memory_limited);
   else
     do_spawn();
+  if (report[1] >= 0)
+    ::close(report[1]);
+  if (rc == 0 && report[0] >= 0) {
+    // Wait (on this thread) for troupe-exec to say whether the program
+    // started: a command that does not exist still fails at spawn.
+    auto& text = reported;
+    shim_report rep;
+    char buf[128];
+    while (!rep.started && rep.spawn_errno == 0) {
+      ssize_t n = ::read(report[0], buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;  // troupe-exec died before it could say
+      text.append(buf, static_cast<size_t>(n));
+      parse_report(text, rep);
+    }
+    if (!rep.started) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);  // it exits at once
+      ::close(report[0]);
+      report[0] = -1;
+      rc = rep.spawn_errno != 0 ? rep.spawn_errno : ECHILD;
+    } else {
+      ::fcntl(report[0], F_SETFL, O_NONBLOCK);
+    }
+  }
   if (rc != 0 && !cgroup.empty()) {
     cgroups->remove(cgroup);
     cgroup.clear();
   }
-  if (rc == 0 && req.memory_limit > 0 && !memory_limited) {
+  if (rc == 0 && report[0] < 0 && req.memory_limit > 0 && !memory_limited) {
     // Without a memory controller: limits.memory as RLIMIT_DATA (heap and
     // private mappings), inherited by the leader's children. Set right after
     // exec: posix_spawn has no hook before it, so the first moments of the
@@ -282,7 +446,8 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
   }
   if (rc == 0) {
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    by_pid[pid] = watched{pidfd, std::move(on_exit)};
+    by_pid[pid] = watched{pidfd, report[0], reported, req.memory_limit,
+                          req.stderr_path, std::move(on_exit)};
     open_logs[pid] = logs{out, err, cgroup};
     if (pidfd >= 0) {
       epoll_event ev{};

@@ -27,7 +27,7 @@ struct spawn_request {
   std::vector<std::string> env;   // "KEY=value"
   std::string stdout_path;
   std::string stderr_path;
-  int64_t memory_limit = 0;  // bytes: RLIMIT_DATA of the leader (inherited); 0: none
+  int64_t memory_limit = 0;  // bytes: memory.max of the job cgroup, else RLIMIT_DATA; 0: none
 };
 
 /// A started leader: its pid (and process group) and, when troupe could
@@ -51,7 +51,12 @@ public:
   ///
   /// With `use_cgroups`, each job is started in a cgroup v2 of its own when
   /// the host allows it (see cgroup_jobs.hpp); tracking() says which.
-  process_runner(bool adopt_orphans, bool use_cgroups);
+  ///
+  /// `exec_shim` is the troupe-exec program that starts each command and
+  /// reports its own rusage (see exec_shim.cpp); empty: find_exec_shim().
+  /// Without one, commands start directly and their peak memory is known
+  /// from samples only (a directly started child's ru_maxrss holds troupe's).
+  process_runner(bool adopt_orphans, bool use_cgroups, std::string exec_shim = {});
   ~process_runner();
 
   process_runner(const process_runner&) = delete;
@@ -71,9 +76,16 @@ public:
   /// "process group (<why cgroups are not used>)".
   std::string tracking() const;
 
+  /// The troupe-exec in use, or "" when commands start directly.
+  std::string exec_shim() const;
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// troupe-exec: $TROUPE_EXEC_SHIM, else beside the running executable, else
+/// where the build put it; "" when none is executable.
+std::string find_exec_shim();
 
 } // namespace troupe

@@ -123,10 +123,36 @@ TEST_F(ProcessRunnerTest, ChildStartsWithSigtermUnblockedEvenIfParentBlocksIt) {
   auto pid = spawn(runner, request({"sleep", "30"}));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(pid);
-  ::kill(*pid, SIGTERM);
+  ::kill(-*pid, SIGTERM);  // the process group, as troupe stops a tree
   ASSERT_TRUE(wait_exit());
   EXPECT_TRUE(WIFSIGNALED(exit_info->wait_status));
   EXPECT_EQ(WTERMSIG(exit_info->wait_status), SIGTERM);
+}
+
+TEST_F(ProcessRunnerTest, ASignalToTheRecordedPidFromSomeoneElseReachesTheProgram) {
+  process_runner runner{false, false};
+  ASSERT_FALSE(runner.exec_shim().empty()) << "troupe-exec not found";
+  auto pid = spawn(runner, request({"sleep", "30"}));
+  ASSERT_TRUE(pid);
+  // An operator's `kill PID` (not troupe's parent process): troupe-exec
+  // passes it on, and reports the program's end as its own.
+  ASSERT_EQ(std::system(("kill -TERM " + std::to_string(*pid)).c_str()), 0);
+  ASSERT_TRUE(wait_exit());
+  EXPECT_TRUE(WIFSIGNALED(exit_info->wait_status));
+  EXPECT_EQ(WTERMSIG(exit_info->wait_status), SIGTERM);
+}
+
+TEST_F(ProcessRunnerTest, PeakMemoryIsTheProgramsOwn) {
+  // This test process has touched 96 MiB, which a program started straight
+  // from it would inherit as its ru_maxrss.
+  std::vector<char> ballast(96 << 20, 1);
+  process_runner runner{false, false};
+  auto pid = spawn(runner, request({"true"}));
+  ASSERT_TRUE(pid);
+  ASSERT_TRUE(wait_exit());
+  EXPECT_GT(exit_info->max_rss_bytes, 0);
+  EXPECT_LT(exit_info->max_rss_bytes, 5 << 20) << "true's peak includes its spawner's";
+  EXPECT_EQ(ballast[12345], 1);
 }
 
 TEST_F(ProcessRunnerTest, SpawnErrorsNameWhatFailed) {
