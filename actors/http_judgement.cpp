@@ -64,31 +64,4 @@ std::string page_title(const std::string& html) {
   return b == std::string::npos ? std::string{} : t.substr(b, e - b + 1);
 }
 
-std::string browser_load_error(const std::string& stderr_text) {
-  static const std::regex failed(R"(Page load failed: (net::[A-Z_]+))");
-  std::smatch m;
-  if (std::regex_search(stderr_text, m, failed))
-    return m[1].str();
-  return {};
-}
-
-std::vector<std::string> chromium_argv(const std::string& chromium, const std::string& url,
-                                       const std::string& profile_dir) {
-  std::vector<std::string> argv{chromium,
-                                "--headless",
-                                "--no-sandbox",
-                                "--disable-gpu",
-                                "--disable-dev-shm-usage",
-                                "--disable-quic",
-                                "--no-first-run",
-                                "--disable-background-networking",
-                                "--disable-component-update",
-                                "--disable-sync",
-                                "--disable-extensions",
-                                "--user-data-dir=" + profile_dir};
-  argv.push_back("--dump-dom");
-  argv.push_back(url);
-  return argv;
-}
-
 } // namespace troupe

@@ -1,6 +1,5 @@
 // How an HTTP or browser attempt is judged, with no I/O in it: status codes
-// to failure codes, whether a page needs a browser, its title, and the
-// Chromium command line.
+// to failure codes, whether a page needs a browser, and its title.
 #pragma once
 
 #include "messages/status.hpp"
@@ -21,15 +20,5 @@ bool looks_client_rendered(const std::string& html);
 
 /// The text of the first <title>, trimmed; empty when there is none.
 std::string page_title(const std::string& html);
-
-/// What Chromium writes on stderr when it could not load the page
-/// ("Page load failed: net::ERR_CONNECTION_REFUSED"); empty if nothing.
-std::string browser_load_error(const std::string& stderr_text);
-
-/// The argv of a headless Chromium that prints the rendered DOM of `url` on
-/// stdout: no sandbox (troupe may run as root), no GPU, no network of its
-/// own (background, sync, updates), a fresh profile in `profile_dir`.
-std::vector<std::string> chromium_argv(const std::string& chromium, const std::string& url,
-                                       const std::string& profile_dir);
 
 } // namespace troupe

@@ -2,9 +2,12 @@
 
 #include "actors/http_judgement.hpp"
 #include "actors/job_worker.hpp"
+#include "adapters/browser/cdp_browser.hpp"
 #include "adapters/http_client/http_client.hpp"
 
 #include <caf/all.hpp>
+
+#include "messages/errors.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -23,6 +26,10 @@ struct http_state {
   job_spec spec;
   caf::typed_response_promise<job_result> rp;
   job_worker_actor browser;
+  std::shared_ptr<browser_session> page;  // the DevTools session of `browser`
+  caf::optional<job_result> browser_job;   // how the Chromium process ended
+  caf::optional<job_result> browser_page;  // what the page was, judged
+  bool browser_stopped_by_us = false;      // the page was had (or lost); Chromium stopped
   std::chrono::steady_clock::time_point t0;
   caf::timestamp started_at;
   std::string resolved_by;  // auto: why the strategy ended up as it did
@@ -32,14 +39,6 @@ struct http_state {
 };
 
 using self_ptr = http_worker_actor::stateful_pointer<http_state>;
-
-std::string read_head(const std::string& path, size_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  std::string out(limit, '\0');
-  in.read(&out[0], static_cast<std::streamsize>(limit));
-  out.resize(static_cast<size_t>(in.gcount()));
-  return out;
-}
 
 void deliver(self_ptr self, job_result r) {
   auto& st = self->state;
@@ -82,6 +81,33 @@ job_result judge(const job_spec& spec, http_outcome out) {
   return r;
 }
 
+// Both halves of a browser attempt are in: the page as judged, and how the
+// Chromium process ended. The page decides, unless the process was stopped
+// (timeout, cancel) or died before a page was had.
+void finish_browser(self_ptr self) {
+  auto& st = self->state;
+  if (!st.browser_job || !st.browser_page)
+    return;
+  auto job = *st.browser_job;
+  auto r = *st.browser_page;
+  r.strategy = "browser";
+  r.pid = job.pid;
+  r.cpu_seconds = job.cpu_seconds;
+  r.max_rss_bytes = job.max_rss_bytes;
+  r.leftovers_killed = job.leftovers_killed;
+  bool stopped = job.status == stage_status::timed_out
+                 || (job.status == stage_status::cancelled && !st.browser_stopped_by_us);
+  if (stopped && r.status != stage_status::succeeded) {
+    r.status = job.status;
+    r.failure = job.failure;
+    r.error = job.error + (r.error.empty() ? "" : "; " + r.error);
+  } else if (r.failure == failure_code::browser_unavailable
+             && job.status != stage_status::succeeded) {
+    r.error = "Chromium " + job.error + "; " + r.error;
+  }
+  deliver(self, std::move(r));
+}
+
 void run_browser(self_ptr self) {
   auto& st = self->state;
   if (st.deps.chromium.empty()) {
@@ -94,56 +120,61 @@ void run_browser(self_ptr self) {
     deliver(self, std::move(r));
     return;
   }
+  auto me = caf::actor_cast<http_worker_actor>(self);
+  browser_call call;
+  call.url = st.spec.http.url;
+  call.fifo_in = st.spec.body_path + ".cdp-in";
+  call.fifo_out = st.spec.body_path + ".cdp-out";
+  call.body_path = st.spec.body_path;
+  call.timeout = st.spec.timeout;
+  auto spec = st.spec;
+  auto page = browser_session::start(call, [me, spec](http_outcome out) {
+    auto r = judge(spec, out);
+    r.strategy = "browser";
+    caf::anon_send(me, fetched_atom_v, std::move(r), std::move(out.head));
+  });
+  if (!page) {
+    job_result r;
+    r.strategy = "browser";
+    r.status = stage_status::failed;
+    r.failure = failure_code::unknown;
+    r.error = describe(page.error());
+    deliver(self, std::move(r));
+    return;
+  }
+  st.page = *page;
   job_spec js = st.spec;
   js.strategy = "exec";
   auto profile = st.spec.body_path + ".chromium-profile";
-  js.argv = chromium_argv(st.deps.chromium, st.spec.http.url, profile);
-  js.stdout_path = st.spec.body_path;  // the rendered DOM is the body
+  js.argv = chromium_pipe_argv(st.deps.chromium, profile, call.fifo_in, call.fifo_out);
   st.browser = spawn_job_worker(self->system(), st.deps.runner, st.deps.listener);
   self->request(st.browser, caf::infinite, start_atom_v, std::move(js))
     .then(
       [=](job_result& r) {
         auto& st = self->state;
-        auto me = caf::actor_cast<http_worker_actor>(self);
-        auto body = st.spec.body_path;
-        auto errlog = st.spec.stderr_path;
-        auto url = st.spec.http.url;
-        // Read back what Chromium wrote on the client's thread, not here.
-        st.deps.client->post([me, r, body, errlog, url, profile]() mutable {
-          auto head = read_head(body, 64 * 1024);
-          auto err = read_head(errlog, 256 * 1024);
+        st.browser_job = std::move(r);
+        if (st.page)
+          st.page->abort();  // if the page is still pending, it will never come now
+        // The profile goes on the client's thread, not here.
+        st.deps.client->post([profile] {
           std::error_code ec;
           std::filesystem::remove_all(profile, ec);
-          http_stats s;
-          s.final_url = url;
-          s.content_type = "text/html";
-          s.content_length = static_cast<int64_t>(std::filesystem::file_size(body, ec));
-          s.title = page_title(head);
-          s.total_ms = std::chrono::duration<double, std::milli>(r.duration).count();
-          r.http = s;
-          r.strategy = "browser";
-          if (r.status == stage_status::succeeded) {
-            auto load = browser_load_error(err);
-            if (!load.empty()) {
-              r.status = stage_status::failed;
-              r.failure = failure_code::network;
-              r.error = "Chromium could not load " + url + ": " + load;
-            } else if (head.empty()) {
-              r.status = stage_status::failed;
-              r.failure = failure_code::bad_response;
-              r.error = "Chromium printed no DOM for " + url;
-            }
-          }
-          caf::anon_send(me, fetched_atom_v, std::move(r), std::string{});
         });
+        finish_browser(self);
       },
       [=](caf::error& err) {
+        auto& st = self->state;
+        if (st.page)
+          st.page->abort();
         job_result r;
         r.strategy = "browser";
         r.status = stage_status::failed;
         r.failure = failure_code::lost;
         r.error = "browser job_worker failed: " + self->system().render(err);
-        deliver(self, std::move(r));
+        st.browser_job = r;
+        if (!st.browser_page)
+          st.browser_page = r;
+        finish_browser(self);
       });
 }
 
@@ -180,6 +211,18 @@ http_worker_actor::behavior_type http_worker(self_ptr self, http_worker_deps dep
       auto& st = self->state;
       if (st.done)
         return;
+      if (r.strategy == "browser") {
+        // The page is judged; Chromium exits after Browser.close. If the
+        // session gave up (deadline, DevTools error), stop the browser.
+        bool captured = r.http && r.http->status > 0;
+        st.browser_page = std::move(r);
+        if (!captured && !st.browser_job && st.browser) {
+          st.browser_stopped_by_us = true;
+          self->send(st.browser, cancel_atom_v);
+        }
+        finish_browser(self);
+        return;
+      }
       if (r.strategy == "http" && st.spec.strategy == "auto") {
         if (r.failure == failure_code::blocked) {
           st.resolved_by = "browser: HTTP " + std::to_string(r.http->status) + " to the probe";
@@ -198,6 +241,7 @@ http_worker_actor::behavior_type http_worker(self_ptr self, http_worker_deps dep
     [=](cancel_atom) {
       auto& st = self->state;
       if (st.browser) {
+        st.browser_stopped_by_us = false;  // the user's cancel, whatever came before
         self->send(st.browser, cancel_atom_v);  // its result comes back as usual
         return;
       }

@@ -3,7 +3,10 @@
 // both alike. Strategies:
 //
 //   http     one request through the http_client adapter (libcurl multi)
-//   browser  headless Chromium as a job_worker subprocess (--dump-dom),
+//   browser  headless Chromium as a job_worker subprocess, driven through
+//            the DevTools protocol (adapters/browser): the main document's
+//            status, final URL and timings are judged by the same rules as
+//            http (expect.status; 401/403 blocked, 429 rate_limited, ...);
 //            under the stage's timeout; browser_unavailable without Chromium
 //   auto     http first; then browser when the answer is blocked (401/403)
 //            or a page that renders its content with JavaScript

@@ -21,7 +21,7 @@ namespace {
 // The Python fixture server on an ephemeral loopback port.
 class fixture_server {
 public:
-  fixture_server() {
+  explicit fixture_server(const std::string& log_path = {}) {
     int out[2];
     if (::pipe(out) != 0)
       return;
@@ -29,6 +29,8 @@ public:
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       ::close(out[0]);
+      if (!log_path.empty())
+        ::setenv("HTTP_FIXTURE_LOG", log_path.c_str(), 1);
       ::execlp("python3", "python3", TROUPE_SOURCE_DIR "/tests/support/http_fixture.py",
                nullptr);
       ::_exit(127);
@@ -123,6 +125,7 @@ stages:
   ASSERT_EQ(js["attempts"].size(), 1u);
   EXPECT_EQ(js["attempts"][0]["strategy"], "browser");
   EXPECT_EQ(js["attempts"][0]["stats"]["http"]["title"], "Rendered by JS");
+  EXPECT_EQ(js["attempts"][0]["http_status"], 200) << "the browser knows the document's status";
   auto run_dir = run["run_dir"].get<std::string>();
   EXPECT_NE(read_file(run_dir + "/logs/js-page.body").find("rendered by javascript"),
             std::string::npos);
@@ -135,6 +138,7 @@ stages:
   EXPECT_EQ(fb["attempts"][1]["strategy"], "browser");
   EXPECT_EQ(fb["attempts"][1]["status"], "succeeded");
   EXPECT_EQ(fb["attempts"][1]["stats"]["http"]["title"], "Welcome, browser");
+  EXPECT_EQ(fb["attempts"][1]["http_status"], 200);
   bool escalated = false;
   for (auto& e : events_of(dir, out, run["run_id"]))
     escalated = escalated || e["message"].get<std::string>().find("escalating http -> browser")
@@ -144,6 +148,55 @@ stages:
   auto meta = read_json(run_dir + "/metadata.json");
   EXPECT_EQ(meta["stages"][2]["attempts"].size(), 2u);
   EXPECT_EQ(meta["stages"][2]["attempts"][0]["http"]["status"], 403);
+}
+
+// Issue 13 item 1: a page that answers 403 to the browser too was recorded
+// `succeeded` (chromium --dump-dom cannot see statuses). The browser now
+// reads the main document's status through DevTools and is judged like
+// http; the fixture's own log says what it answered.
+TEST(DurableRuns, ABrowserThatIsStillBlockedFailsBlocked) {
+  temp_dir dir;
+  auto log = dir.path() + "/fixture.log";
+  fixture_server web{log};
+  ASSERT_GT(web.port(), 0);
+  auto pipe = dir.write("blocked.yaml", R"(name: blocked
+stages:
+  - name: via-auto
+    http: { url: ")" + web.url("/blocked?auto") + R"(" }
+    timeout: 60s
+    optional: true
+  - name: via-retry
+    http: { url: ")" + web.url("/blocked?retry") + R"(" }
+    strategy: http
+    timeout: 60s
+    retry: { max_attempts: 2, backoff: { initial: 100ms }, on: [blocked] }
+    optional: true
+)");
+  for (auto stage : {"via-auto", "via-retry"}) {
+    auto out = dir.path() + "/out-" + stage;
+    auto r = run_troupe({"run", pipe, "-o", out, "--enable", stage}, dir.path());
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    auto run = show(dir, out);
+    EXPECT_EQ(run["status"], "failed");
+    auto job = job_of(run, stage);
+    EXPECT_EQ(job["status"], "failed");
+    EXPECT_EQ(job["failure_code"], "blocked") << job.dump(2);
+    auto& last = job["attempts"].back();
+    EXPECT_EQ(last["strategy"], "browser");
+    EXPECT_EQ(last["status"], "failed");
+    EXPECT_EQ(last["failure_code"], "blocked");
+    EXPECT_EQ(last["http_status"], 403);
+    EXPECT_EQ(last["stats"]["http"]["title"], "Access denied");
+    EXPECT_NE(last["stats"]["http"]["final_url"].get<std::string>().find("/blocked"),
+              std::string::npos);
+  }
+  // The fixture's record: each strategy got 403, the browser included.
+  auto text = read_file(log);
+  EXPECT_NE(text.find("403 /blocked?auto client"), std::string::npos) << text;
+  EXPECT_NE(text.find("403 /blocked?auto browser"), std::string::npos) << text;
+  EXPECT_NE(text.find("403 /blocked?retry client"), std::string::npos) << text;
+  EXPECT_NE(text.find("403 /blocked?retry browser"), std::string::npos) << text;
+  EXPECT_EQ(text.find("200 /blocked"), std::string::npos) << text;
 }
 
 TEST(DurableRuns, RateLimitsAreRetriedAfterRetryAfterAndErrorsClassified) {

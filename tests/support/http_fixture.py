@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """The HTTP fixture server of the integration tests: real sockets on loopback.
-Prints its port on stdout, then serves until killed.
+Prints its port on stdout, then serves until killed. With HTTP_FIXTURE_LOG
+set, appends one line per answer there: "STATUS PATH browser|client", the
+fixture's own record for tests to compare troupe's with.
   /ok         200, a page with a title
   /forbidden  403 to plain HTTP clients; 200 to headless Chromium
+  /blocked    403 to everyone, Chromium included (a page with a title)
   /limited    429 with Retry-After: 1
   /error      500
   /slow       answers after 5 s
   /js         a page whose content only JavaScript renders
 """
 import http.server
+import os
 import socketserver
 import sys
 import time
@@ -26,6 +30,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def send(self, status, body=b"", ctype="text/html", headers=()):
+        log = os.environ.get("HTTP_FIXTURE_LOG")
+        if log:
+            who = "browser" if "HeadlessChrome" in self.headers.get("User-Agent", "") else "client"
+            with open(log, "a") as f:
+                f.write("%d %s %s\n" % (status, self.path, who))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -45,6 +54,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           b"<body><p>let in</p></body></html>")
             else:
                 self.send(403, b"<html><body>go away</body></html>")
+        elif path == "/blocked":
+            self.send(403, b"<html><head><title>Access denied</title></head>"
+                      b"<body><p>blocked for everyone</p></body></html>")
         elif path == "/limited":
             self.send(429, b"slow down", "text/plain", [("Retry-After", "1")])
         elif path == "/error":
