@@ -386,6 +386,18 @@ std::string attempt_stats(const attempt_record& x) {
   return dump(j, -1);
 }
 
+attempt_figures parse_attempt_stats(const std::string& stats) {
+  attempt_figures f;
+  auto j = json::parse(stats, nullptr, false);
+  if (!j.is_object())
+    return f;
+  if (auto it = j.find("cpu_seconds"); it != j.end() && it->is_number())
+    f.cpu_seconds = it->get<double>();
+  if (auto it = j.find("peak_rss_bytes"); it != j.end() && it->is_number())
+    f.peak_rss_bytes = it->get<int64_t>();
+  return f;
+}
+
 std::string runs_document(const std::vector<run_row>& runs) {
   return dump(json{{"runs", runs}}, 2) + "\n";
 }

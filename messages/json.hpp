@@ -58,6 +58,14 @@ private:
 /// The attempts table's `stats` column: resources and HTTP figures.
 std::string attempt_stats(const attempt_record& x);
 
+/// The figures `troupe show` prints from an attempt's stats column; -1
+/// where the column has none.
+struct attempt_figures {
+  double cpu_seconds = -1;
+  int64_t peak_rss_bytes = -1;
+};
+attempt_figures parse_attempt_stats(const std::string& stats);
+
 /// `--json` output of the CLI: one document.
 std::string runs_document(const std::vector<run_row>& runs);
 std::string show_document(const run_row& run, const std::vector<job_row>& jobs,

@@ -92,10 +92,23 @@ void progress_display::on_event(const progress_event& ev) {
       break;
     case kind::stage_finished: {
       running_.clear();
-      auto text = tag + " " + pad(ev.stage.name, 18) + " " + pad(to_string(ev.stage.status), 9)
-                  + " " + pad(format_duration(ev.stage.duration), 8);
-      if (!ev.stage.error.empty())
-        text += " " + ev.stage.error;
+      // The duration shown is the attempt's own; a stage with several
+      // attempts also says its total (first start to end, waits included).
+      const auto& s = ev.stage;
+      auto own = s.attempts.empty() ? s.duration : s.attempts.back().duration;
+      auto text = tag + " " + pad(s.name, 18) + " " + pad(to_string(s.status), 9) + " "
+                  + pad(format_duration(own), 8);
+      if (s.attempts.size() > 1 || s.status == stage_status::retrying) {
+        text += " attempt " + std::to_string(s.attempts.size()) + "/"
+                + std::to_string(s.max_attempts);
+        if (s.status != stage_status::retrying)
+          text += ", stage " + format_duration(s.duration) + " in all";
+        else if (!s.attempts.empty() && s.attempts.back().retry_delay.count() > 0)
+          text += " next in " + format_duration(s.attempts.back().retry_delay);
+        text += s.error.empty() ? "" : ":";
+      }
+      if (!s.error.empty())
+        text += " " + s.error;
       line(text);
       if (ev.stage.status != stage_status::succeeded && !ev.stage.stderr_log.empty()) {
         auto tail = tail_lines(run_dir_ + "/" + ev.stage.stderr_log, 5);

@@ -4,7 +4,9 @@
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
+#include "runtime/duration.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -38,20 +40,78 @@ int fail(const caf::error& err) {
            : exit_code::internal;
 }
 
+// A UTC time to the second, with its zone: 2026-11-23T09:14:03Z.
 std::string short_ts(const caf::optional<caf::timestamp>& t) {
   if (!t)
     return "-";
   auto s = iso8601(*t);  // 2026-11-23T09:14:03.127Z
-  return s.substr(0, 10) + " " + s.substr(11, 8);
+  return s.substr(0, 19) + "Z";
 }
 
 std::string seconds(const caf::optional<caf::timestamp>& a,
                     const caf::optional<caf::timestamp>& b) {
   if (!a || !b)
     return "-";
+  return format_duration(*b - *a);
+}
+
+std::string cpu_text(double s) {
+  if (s < 0)
+    return "-";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(*b - *a).count());
+  std::snprintf(buf, sizeof buf, s < 10 ? "%.2fs" : "%.1fs", s);
   return buf;
+}
+
+std::string bytes_text(int64_t b) {
+  if (b < 0)
+    return "-";
+  char buf[32];
+  if (b < (1 << 20))
+    std::snprintf(buf, sizeof buf, "%.0fK", static_cast<double>(b) / 1024);
+  else if (b < (1LL << 30))
+    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(b) / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%.2fG", static_cast<double>(b) / (1LL << 30));
+  return buf;
+}
+
+// Rows of cells printed with every column as wide as its widest cell (the
+// last column is not padded), so any content keeps the table aligned.
+class table {
+public:
+  explicit table(std::vector<std::string> header) {
+    rows_.push_back(std::move(header));
+  }
+  void add(std::vector<std::string> row) {
+    rows_.push_back(std::move(row));
+  }
+  void print(std::FILE* out) const {
+    std::vector<size_t> width;
+    for (auto& r : rows_)
+      for (size_t i = 0; i < r.size(); ++i) {
+        width.resize(std::max(width.size(), r.size()));
+        width[i] = std::max(width[i], r[i].size());
+      }
+    for (auto& r : rows_) {
+      std::string line;
+      for (size_t i = 0; i < r.size(); ++i) {
+        line += r[i];
+        if (i + 1 < r.size())
+          line += std::string(width[i] - r[i].size() + 2, ' ');
+      }
+      while (!line.empty() && line.back() == ' ')
+        line.pop_back();
+      std::fprintf(out, "%s\n", line.c_str());
+    }
+  }
+
+private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string status_text(const run_row& r) {
+  return to_string(r.status);
 }
 
 std::string code_text(failure_code c) {
@@ -145,12 +205,11 @@ int runs_command(const store_command_options& o) {
     std::fputs(runs_document(*runs).c_str(), stdout);
     return 0;
   }
-  std::printf("%-36s  %-16s  %-9s  %-19s  %-8s  %s\n", "RUN", "PIPELINE", "STATUS", "STARTED",
-              "WALL", "REASON");
+  table t{{"RUN", "PIPELINE", "STATUS", "STARTED", "ELAPSED", "REASON"}};
   for (auto& r : *runs)
-    std::printf("%-36s  %-16s  %-9s  %-19s  %-8s  %s\n", r.run_id.c_str(), r.pipeline.c_str(),
-                to_string(r.status).c_str(), short_ts(r.created_at).c_str(),
-                seconds(r.started_at, r.finished_at).c_str(), r.reason.c_str());
+    t.add({r.run_id, r.pipeline, status_text(r), short_ts(r.created_at),
+           seconds(r.started_at, r.finished_at), r.reason});
+  t.print(stdout);
   if (runs->empty())
     std::printf("(no runs in %s)\n", (*db)->location().c_str());
   return 0;
@@ -173,29 +232,59 @@ int show_command(const store_command_options& o) {
     return 0;
   }
   std::printf("run       %s\npipeline  %s (%s)\nstatus    %s%s\nhost      %s (pid %d)\n"
-              "started   %s\nfinished  %s\nfolder    %s\n\n",
+              "started   %s\nfinished  %s\nelapsed   %s\nfolder    %s\n\n",
               run->run_id.c_str(), run->pipeline.c_str(), run->pipeline_file.c_str(),
-              to_string(run->status).c_str(),
+              status_text(*run).c_str(),
               run->reason.empty() ? "" : ("  (" + run->reason + ")").c_str(), run->host.c_str(),
               run->pid, short_ts(run->started_at).c_str(), short_ts(run->finished_at).c_str(),
-              run->run_dir.c_str());
-  std::printf("%-3s %-20s %-9s %-4s %-8s %-9s %-9s %-6s %-5s %s\n", "#", "STAGE", "STATUS", "TRY",
-              "STRATEGY", "RESULT", "CODE", "EXIT", "HTTP", "ERROR");
+              seconds(run->started_at, run->finished_at).c_str(), run->run_dir.c_str());
+  // One line per stage (ELAPSED: first start to end, retry waits included;
+  // CPU summed and MAXRSS the highest over its attempts), then one per
+  // attempt with its own figures, as sacct shows a job and its steps.
+  table t{{"#", "STAGE", "STATUS", "TRY", "STRATEGY", "ELAPSED", "CPU", "MAXRSS", "EXIT", "HTTP",
+           "CODE", "ERROR"}};
+  auto exit_text = [](const attempt_row& a) {
+    return a.exit_code ? std::to_string(*a.exit_code)
+           : a.signal  ? "sig" + std::to_string(*a.signal)
+                       : std::string("-");
+  };
   for (auto& j : *jobs) {
-    std::printf("%-3d %-20s %-9s %-4s %-8s %-9s %-9s %-6s %-5s %s\n", j.position + 1,
-                j.job.c_str(), to_string(j.status).c_str(), "", "", "",
-                code_text(j.failure).c_str(), "", "", "");
-    for (auto& a : *attempts) {
-      if (a.job != j.job)
-        continue;
-      auto dur = std::to_string(a.duration_ms) + "ms";
-      std::printf("%-3s %-20s %-9s %-4d %-8s %-9s %-9s %-6s %-5s %s\n", "", "", "", a.attempt,
-                  a.strategy.c_str(), to_string(a.status).c_str(), code_text(a.failure).c_str(),
-                  a.exit_code ? std::to_string(*a.exit_code).c_str() : "-",
-                  a.http_status ? std::to_string(*a.http_status).c_str() : "-",
-                  a.error.c_str());
+    std::vector<const attempt_row*> mine;
+    for (auto& a : *attempts)
+      if (a.job == j.job)
+        mine.push_back(&a);
+    double cpu = -1;
+    int64_t rss = -1;
+    caf::optional<caf::timestamp> first, last;
+    for (auto* a : mine) {
+      auto f = parse_attempt_stats(a->stats);
+      if (f.cpu_seconds >= 0)
+        cpu = std::max(cpu, 0.0) + f.cpu_seconds;
+      rss = std::max(rss, f.peak_rss_bytes);
+      if (!first && a->started_at)
+        first = a->started_at;
+      if (a->finished_at)
+        last = a->finished_at;
+    }
+    const attempt_row* latest = mine.empty() ? nullptr : mine.back();
+    t.add({std::to_string(j.position + 1), j.job, to_string(j.status),
+           mine.empty() ? "-" : std::to_string(mine.size()), latest ? latest->strategy : "-",
+           seconds(first, last), cpu_text(cpu), bytes_text(rss),
+           latest ? exit_text(*latest) : "-",
+           latest && latest->http_status ? std::to_string(*latest->http_status) : "-",
+           code_text(j.failure), j.error});
+    if (mine.size() < 2)
+      continue;
+    for (auto* a : mine) {
+      auto f = parse_attempt_stats(a->stats);
+      t.add({"", "  try " + std::to_string(a->attempt), to_string(a->status), "", a->strategy,
+             format_duration(std::chrono::milliseconds(a->duration_ms)),
+             cpu_text(f.cpu_seconds), bytes_text(f.peak_rss_bytes), exit_text(*a),
+             a->http_status ? std::to_string(*a->http_status) : "-", code_text(a->failure),
+             a->error});
     }
   }
+  t.print(stdout);
   return 0;
 }
 

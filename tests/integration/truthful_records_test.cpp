@@ -96,3 +96,64 @@ TEST_F(TruthfulRecords, AFailureUnderAMemoryLimitIsOomOnlyByTheStagesOwnFigures)
   EXPECT_EQ(s["failure_code"], "oom") << s.dump();
   EXPECT_NE(s["error"].get<std::string>().find("refused allocation"), std::string::npos) << s.dump();
 }
+
+// Item 4: a retried stage's progress line showed the time since its first
+// start, backoff included; item 7: show gained ELAPSED, CPU, MAXRSS and
+// EXIT, aligned whatever the content, and times with their zone.
+TEST_F(TruthfulRecords, AttemptsReportTheirOwnDurationAndTheStageItsTotal) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run("name: flaky\nstages:\n"
+               "  - name: flaky\n"
+               "    shell: 'test -f \"$TROUPE_RUN_DIR/once\" || { touch \"$TROUPE_RUN_DIR/once\"; "
+               "exit 1; }'\n"
+               "    retry: { max_attempts: 3, backoff: { initial: 1s }, on: [exit_nonzero] }\n");
+  auto wall = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // "[1/1] flaky  retrying  3ms  attempt 1/3: exited with code 1 next in 1.00s"
+  auto retry_line = r.out.substr(r.out.find("retrying"));
+  retry_line = retry_line.substr(0, retry_line.find('\n'));
+  auto own = retry_line.substr(9, retry_line.find(' ', 10) - 9);
+  own = own.substr(own.find_first_not_of(' '));
+  EXPECT_NE(own.find("ms"), std::string::npos) << "attempt 1 took milliseconds: " << retry_line;
+  EXPECT_NE(retry_line.find("attempt 1/3"), std::string::npos) << retry_line;
+  EXPECT_NE(retry_line.find("next in 1.00s"), std::string::npos) << retry_line;
+  auto done = r.out.substr(r.out.find("succeeded"));
+  done = done.substr(0, done.find('\n'));
+  EXPECT_NE(done.find("attempt 2/3, stage 1."), std::string::npos) << done;
+  EXPECT_GE(wall, 1s) << "the test's clock: the backoff was waited";
+
+  auto m = metadata();
+  const auto& s = stage(m, "flaky");
+  ASSERT_EQ(s["attempts"].size(), 2u);
+  double total = s["duration_s"].get<double>();
+  double first = s["attempts"][0]["duration_s"].get<double>();
+  double second = s["attempts"][1]["duration_s"].get<double>();
+  EXPECT_LT(first, 0.5);
+  EXPECT_LT(second, 0.5);
+  EXPECT_GE(total, 1.0) << "the stage's total includes the 1 s wait";
+  EXPECT_LE(total, std::chrono::duration<double>(wall).count());
+
+  auto shown = run_troupe({"show", "-o", out(), single_run_dir(out())}, tmp.path());
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("started   20"), std::string::npos);
+  EXPECT_NE(shown.out.find("Z\n"), std::string::npos) << "times carry their zone";
+  // The table: every row's cells start where the header's columns do.
+  auto table = shown.out.substr(shown.out.find("#  STAGE"));
+  std::vector<std::string> lines;
+  for (size_t pos = 0; pos < table.size();) {
+    auto nl = table.find('\n', pos);
+    lines.push_back(table.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 4u) << table;  // header, stage, try 1, try 2
+  for (auto col : {"STATUS", "STRATEGY", "ELAPSED", "CPU", "MAXRSS", "EXIT", "HTTP", "CODE"}) {
+    auto at = lines[0].find(col);
+    ASSERT_NE(at, std::string::npos) << col;
+    for (size_t i = 1; i < lines.size(); ++i) {
+      ASSERT_GT(lines[i].size(), at) << lines[i];
+      EXPECT_EQ(lines[i][at - 1], ' ') << col << " misaligned in: " << lines[i];
+      EXPECT_NE(lines[i][at], ' ') << col << " misaligned in: " << lines[i];
+    }
+  }
+  EXPECT_NE(lines[2].find("exit_nonzero"), std::string::npos) << lines[2];
+}
