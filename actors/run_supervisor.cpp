@@ -287,7 +287,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       auto& st = self->state;
       if (!st.current || st.order->record().stages.at(*st.current).name != stage)
         return;
-      st.order->stage_spawned(*st.current, pid);
+      st.order->stage_spawned(*st.current, pid, cgroup);
       st.cgroup = std::move(cgroup);
       persist(self);
       if (st.plan.sample_interval.count() > 0) {

@@ -53,6 +53,7 @@ void running_order::journal_run(caf::timestamp now) {
   r.reason = record_.reason;
   r.host = record_.host.hostname;
   r.pid = record_.pid;
+  r.owner = record_.owner;
   r.created_at = record_.started_at;
   if (record_.status != run_status::queued)
     r.started_at = record_.started_at;
@@ -96,6 +97,7 @@ void running_order::journal_attempt(size_t i, caf::timestamp now) {
   r.duration_ms = ms_of(a.duration);
   r.stats = attempt_stats(a);
   r.updated_at = now;
+  r.cgroup = a.cgroup;
   journal_.attempts.push_back(std::move(r));
 }
 
@@ -117,6 +119,7 @@ void running_order::restore(run_record& rec, const std::vector<job_row>& jobs,
       ar.finished_at = a.finished_at;
       ar.duration = std::chrono::milliseconds(a.duration_ms);
       ar.pid = a.pid;
+      ar.cgroup = a.cgroup;
       ar.stdout_log = attempt_log(s.name, a.attempt, "stdout.log");
       ar.stderr_log = attempt_log(s.name, a.attempt, "stderr.log");
       s.attempts.push_back(std::move(ar));
@@ -253,9 +256,10 @@ const attempt_record& running_order::attempt_started(size_t i, caf::timestamp no
   return cur;
 }
 
-void running_order::stage_spawned(size_t i, int32_t pid) {
+void running_order::stage_spawned(size_t i, int32_t pid, const std::string& cgroup) {
   touch(i).pid = pid;
   current(i).pid = pid;
+  current(i).cgroup = cgroup;
   journal_attempt(i, caf::make_timestamp());
 }
 

@@ -59,7 +59,7 @@ public:
   /// retry decided).
   const attempt_record& attempt_started(size_t i, caf::timestamp now);
 
-  void stage_spawned(size_t i, int32_t pid);
+  void stage_spawned(size_t i, int32_t pid, const std::string& cgroup = {});
   void stage_before(size_t i, snapshot s);
   void stage_sample(size_t i, const snapshot& s);
   void stage_after(size_t i, snapshot s);

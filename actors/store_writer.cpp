@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include <cstdio>
+#include <map>
 
 namespace troupe {
 
@@ -17,6 +18,7 @@ struct writer_state {
   bool flush_pending = false;
   int32_t failures = 0;  // rows refused or lost
   bool reported = false;
+  std::map<std::string, std::string> beating;  // unfinished run -> its owner
   static inline const char* name = "store_writer";
 };
 
@@ -63,15 +65,24 @@ void flush(self_ptr self) {
 
 } // namespace
 
-store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db) {
-  auto fn = [](self_ptr self, std::shared_ptr<std::unique_ptr<store>> db)
-    -> store_actor::behavior_type {
+store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db,
+                               caf::timespan heartbeat) {
+  auto fn = [](self_ptr self, std::shared_ptr<std::unique_ptr<store>> db,
+               caf::timespan heartbeat) -> store_actor::behavior_type {
     self->state.db = std::move(*db);
+    if (heartbeat.count() > 0)
+      self->delayed_send(self, heartbeat, tick_atom_v);
     return {
       [=](persist_atom, store_batch& batch) {
         auto& st = self->state;
         if (batch.empty())
           return;
+        for (auto& r : batch.runs) {
+          if (is_terminal(r.status) || r.owner.empty())
+            st.beating.erase(r.run_id);
+          else
+            st.beating[r.run_id] = r.owner;
+        }
         st.queued.push_back(std::move(batch));
         if (!st.flush_pending) {
           st.flush_pending = true;
@@ -80,6 +91,18 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
         }
       },
       [=](flush_atom) { flush(self); },
+      [=](tick_atom) {
+        auto& st = self->state;
+        flush(self);  // a run's last rows first: a finished run needs no heartbeat
+        std::map<std::string, std::vector<std::string>> by_owner;
+        for (auto& [run, owner] : st.beating)
+          by_owner[owner].push_back(run);
+        auto now = caf::make_timestamp();
+        for (auto& [owner, runs] : by_owner)
+          if (auto res = st.db->heartbeat(runs, owner, now); !res)
+            report(st, res.error());
+        self->delayed_send(self, heartbeat, tick_atom_v);
+      },
       [=](sync_atom) -> int32_t {
         flush(self);
         return self->state.failures;
@@ -87,7 +110,7 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
     };
   };
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(db));
-  return sys.spawn<caf::detached>(fn, holder);
+  return sys.spawn<caf::detached>(fn, holder, heartbeat);
 }
 
 } // namespace troupe

@@ -6,6 +6,7 @@
 #include "messages/store.hpp"
 
 #include <caf/fwd.hpp>
+#include <caf/timestamp.hpp>
 
 #include <memory>
 
@@ -13,6 +14,10 @@ namespace troupe {
 
 class store;
 
-store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db);
+/// How often the writer refreshes its unfinished runs' heartbeat_at.
+inline constexpr caf::timespan default_heartbeat_interval = std::chrono::seconds(2);
+
+store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db,
+                               caf::timespan heartbeat = default_heartbeat_interval);
 
 } // namespace troupe

@@ -272,7 +272,9 @@ void to_json(json& j, const run_row& x) {
            {"created_at", iso8601(x.created_at)},
            {"started_at", opt_ts(x.started_at)},
            {"finished_at", opt_ts(x.finished_at)},
-           {"updated_at", iso8601(x.updated_at)}};
+           {"updated_at", iso8601(x.updated_at)},
+           {"owner", x.owner},
+           {"heartbeat_at", opt_ts(x.heartbeat_at)}};
 }
 
 void to_json(json& j, const job_row& x) {

@@ -88,6 +88,7 @@ struct attempt_record {
   double cpu_seconds = 0;
   int64_t peak_rss_bytes = 0;
   caf::timespan retry_delay{0};  // the wait scheduled after this attempt; 0: none
+  std::string cgroup;            // the job cgroup it ran in; "" when none
 };
 
 template <class Inspector>
@@ -95,7 +96,7 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
   return f(caf::meta::type_name("troupe::attempt_record"), x.attempt, x.strategy, x.status,
            x.failure, x.error, x.exit_code, x.signal, x.started_at, x.finished_at, x.duration,
            x.pid, x.stdout_log, x.stderr_log, x.body_log, x.http, x.cpu_seconds,
-           x.peak_rss_bytes, x.retry_delay);
+           x.peak_rss_bytes, x.retry_delay, x.cgroup);
 }
 
 struct stage_record {
@@ -142,6 +143,7 @@ struct run_record {
   failure_code failure = failure_code::none;  // why the run failed, when it did
   std::string reason;                         // the same for people
   int32_t pid = 0;                            // the troupe process driving it
+  std::string owner;                          // and its owner token (host:pid:start-ticks)
   caf::timestamp started_at;
   caf::optional<caf::timestamp> finished_at;
   host_info host;
@@ -152,8 +154,8 @@ struct run_record {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_record& x) {
   return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
-           x.run_dir, x.status, x.failure, x.reason, x.pid, x.started_at, x.finished_at, x.host, x.options,
-           x.stages);
+           x.run_dir, x.status, x.failure, x.reason, x.pid, x.owner, x.started_at, x.finished_at,
+           x.host, x.options, x.stages);
 }
 
 /// What a run_supervisor tells its listener (the CLI's progress display).

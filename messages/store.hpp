@@ -39,13 +39,15 @@ struct run_row {
   caf::optional<caf::timestamp> started_at;
   caf::optional<caf::timestamp> finished_at;
   caf::timestamp updated_at;
+  std::string owner;  // "host:pid:start-ticks" of the process driving it (see owner_token)
+  caf::optional<caf::timestamp> heartbeat_at;  // its last sign of life (non-terminal runs)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
-           x.started_at, x.finished_at, x.updated_at);
+           x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).
@@ -84,6 +86,7 @@ struct attempt_row {
   int64_t duration_ms = 0;
   std::string stats;  // JSON object: resources, HTTP figures; "{}" when none
   caf::timestamp updated_at;
+  std::string cgroup;  // the job cgroup it ran in, on its host; "" when none
 };
 
 template <class Inspector>
@@ -91,7 +94,7 @@ typename Inspector::result_type inspect(Inspector& f, attempt_row& x) {
   return f(caf::meta::type_name("troupe::attempt_row"), x.run_id, x.job, x.attempt,
            x.status, x.strategy, x.failure, x.error, x.exit_code, x.signal,
            x.http_status, x.pid, x.started_at, x.finished_at, x.duration_ms, x.stats,
-           x.updated_at);
+           x.updated_at, x.cgroup);
 }
 
 enum class event_level : uint8_t { info, warn, error };
@@ -144,10 +147,15 @@ typename Inspector::result_type inspect(Inspector& f, store_batch& x) {
 ///                                         // committed: the number of rows refused or
 ///                                         // lost so far (0: all written)
 ///   internal: (flush_atom)                // commit what is queued
+///   internal: (tick_atom)                 // heartbeat the unfinished runs it wrote
 /// }
+/// The writer refreshes heartbeat_at of every run it has written as
+/// unfinished (by that run row's owner) every heartbeat interval, until it
+/// writes the run as terminal: the owner's sign of life (runtime/liveness).
 using store_actor = caf::typed_actor<
   caf::reacts_to<persist_atom, store_batch>,
   caf::replies_to<sync_atom>::with<int32_t>,
-  caf::reacts_to<flush_atom>>;
+  caf::reacts_to<flush_atom>,
+  caf::reacts_to<tick_atom>>;
 
 } // namespace troupe

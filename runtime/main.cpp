@@ -85,6 +85,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  auto* recover_cmd = app.add_subcommand(
+    "recover", "Reconcile runs whose owner is lost (its troupe process died, is a zombie, or "
+               "sent no heartbeat for 20 s): fail them as interrupted, kill what is left of "
+               "their stages, and bring metadata.json in line. `troupe run` does this before "
+               "it starts; this does it now.");
+  add_db(recover_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -100,5 +107,7 @@ int main(int argc, char** argv) {
     return troupe::show_command(q);
   if (*events_cmd)
     return troupe::events_command(q);
+  if (*recover_cmd)
+    return troupe::recover_command(q);
   return 2;
 }

@@ -3,11 +3,19 @@
 #include "adapters/artifacts/atomic_file.hpp"
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
+#include "runtime/liveness.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/process/cgroup_jobs.hpp"
+
+#include <dirent.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace troupe {
@@ -21,31 +29,21 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// A stage leader the dead runner left behind: alive, still leading its
-// process group, and carrying the run's id in its environment (set by troupe).
-bool is_stage_of(int32_t pid, const std::string& run_id) {
-  if (pid <= 0 || ::getpgid(pid) != pid)
-    return false;
-  auto env = read_file("/proc/" + std::to_string(pid) + "/environ");
-  return env.find("TROUPE_RUN_ID=" + run_id + '\0') != std::string::npos;
+std::string comm_of(int32_t pid) {
+  auto c = read_file("/proc/" + std::to_string(pid) + "/comm");
+  while (!c.empty() && c.back() == '\n')
+    c.pop_back();
+  return c;
 }
 
-} // namespace
-
-bool troupe_alive(int32_t pid) {
-  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM))
-    return false;
-  auto comm = read_file("/proc/" + std::to_string(pid) + "/comm");
-  return comm.rfind("troupe", 0) == 0;
-}
-
-namespace {
-
-// Moves one unfinished run forward: its live attempts fail with `code`
-// (their leftover processes killed), its jobs fail (or wait for a new
-// attempt when `resume`), and the run fails (or is taken over by `pid`).
+// Moves one unfinished run forward: its live attempts fail with `code`, its
+// jobs fail (or wait for a new attempt when `resume`) or, not reached, are
+// skipped, and the run fails (or is taken over by `owner`). Every change
+// is an event. On this host (`local`), what is left of its processes is
+// killed and named.
 caf::error settle_run(store& db, run_row run, failure_code code, const std::string& why,
-                      bool resume, int32_t pid, recovery_report& report) {
+                      bool resume, bool local, int32_t pid, const std::string& owner,
+                      recovery_report& report) {
   auto jobs = db.jobs(run.run_id);
   if (!jobs)
     return std::move(jobs.error());
@@ -67,13 +65,26 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
     e.meta = std::move(meta_json);
     b.events.push_back(std::move(e));
   };
+  std::vector<std::string> killed;
+  if (local) {
+    std::vector<std::string> cgroups;
+    for (auto& a : *attempts)
+      if (!a.cgroup.empty())
+        cgroups.push_back(a.cgroup);
+    killed = kill_leftovers(run.run_id, cgroups);
+    report.processes_killed += static_cast<int32_t>(killed.size());
+  }
+  if (!killed.empty()) {
+    std::string list;
+    for (auto& k : killed)
+      list += (list.empty() ? "" : ", ") + k;
+    event("", 0, event_level::warn,
+          "killed " + std::to_string(killed.size()) + " leftover process(es): " + list,
+          meta().add("killed", static_cast<int32_t>(killed.size())).str());
+  }
   for (auto a : *attempts) {
     if (a.status != stage_status::running && a.status != stage_status::pending)
       continue;
-    int32_t killed = 0;
-    if (is_stage_of(a.pid, run.run_id) && ::kill(-a.pid, SIGKILL) == 0)
-      killed = 1;
-    report.processes_killed += killed;
     a.status = stage_status::failed;
     a.failure = code;
     a.error = why;
@@ -81,10 +92,12 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
     a.updated_at = now;
     event(a.job, a.attempt, event_level::error,
           "attempt " + std::to_string(a.attempt) + " " + code_name + ": " + why,
-          meta().add("pid", a.pid).add("leftover_killed", killed > 0).str());
+          meta().add("pid", a.pid).str());
     b.attempts.push_back(a);
     ++report.attempts_interrupted;
   }
+  auto not_run = "not run: the run " + std::string(code == failure_code::lost ? "was lost"
+                                                                              : "was interrupted");
   for (auto j : *jobs) {
     bool live = j.status == stage_status::running || j.status == stage_status::retrying;
     if (resume && live) {
@@ -97,11 +110,11 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
       j.status = stage_status::failed;
       j.failure = code;
       j.error = why;
-      event(j.job, j.attempts, event_level::error, "failed: " + code_name);
+      event(j.job, j.attempts, event_level::error, "failed: " + code_name + ": " + why);
     } else if (!resume && j.status == stage_status::pending) {
       j.status = stage_status::skipped;
-      j.error = "not run: the run " + std::string(code == failure_code::lost ? "was lost"
-                                                                             : "was interrupted");
+      j.error = not_run;
+      event(j.job, 0, event_level::info, "skipped: " + not_run);
     } else {
       continue;
     }
@@ -113,6 +126,7 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
           "run resumed by troupe process " + std::to_string(pid) + " (" + why + ")",
           meta().add("previous_pid", run.pid).add("pid", pid).str());
     run.pid = pid;
+    run.owner = owner;
   } else {
     run.status = run_status::failed;
     run.failure = code;
@@ -126,13 +140,59 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
   auto res = db.apply(b);
   if (!res)
     return std::move(res.error());
-  report.messages.push_back("run " + run.run_id + (resume ? " resumed: " : " failed: ") + why);
-  if (!resume)
-    report.settled.push_back(run);
+  auto line = "run " + run.run_id + (resume ? " resumed: " : " failed: ") + why;
+  if (!killed.empty())
+    line += "; killed " + std::to_string(killed.size()) + " leftover process(es)";
+  report.messages.push_back(line);
+  if (!resume) {
+    resumable_run settled;
+    settled.run = run;
+    auto j = db.jobs(run.run_id);
+    auto a = db.attempts(run.run_id);
+    if (!j)
+      return std::move(j.error());
+    if (!a)
+      return std::move(a.error());
+    settled.jobs = std::move(*j);
+    settled.attempts = std::move(*a);
+    report.settled.push_back(std::move(settled));
+  }
   return caf::none;
 }
 
 } // namespace
+
+std::vector<std::string> kill_leftovers(const std::string& run_id,
+                                        const std::vector<std::string>& cgroups) {
+  std::vector<std::string> killed;
+  std::set<int32_t> seen;
+  auto kill_one = [&](int32_t pid) {
+    if (pid <= 0 || pid == ::getpid() || !seen.insert(pid).second)
+      return;
+    auto comm = comm_of(pid);
+    if (::kill(pid, SIGKILL) == 0)
+      killed.push_back(std::to_string(pid) + " (" + comm + ")");
+  };
+  for (auto& cg : cgroups)
+    for (auto pid : cgroup_jobs::members(cg))
+      kill_one(pid);
+  auto needle = "TROUPE_RUN_ID=" + run_id + '\0';
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (pid <= 0 || *end != '\0')
+        continue;
+      auto env = read_file("/proc/" + std::string(e->d_name) + "/environ");
+      if (env.rfind(needle, 0) == 0 || env.find('\0' + needle) != std::string::npos)
+        kill_one(static_cast<int32_t>(pid));
+    }
+    ::closedir(d);
+  }
+  for (auto& cg : cgroups)
+    cgroup_jobs::remove_when_empty(cg);
+  return killed;
+}
 
 caf::expected<recovery_report> reconcile(store& db, const std::string& host, int32_t pid,
                                          const std::string& resume_file) {
@@ -140,15 +200,19 @@ caf::expected<recovery_report> reconcile(store& db, const std::string& host, int
   auto runs = db.unfinished_runs();
   if (!runs)
     return std::move(runs.error());
+  auto now = caf::make_timestamp();
   for (auto& run : *runs) {
-    if (run.host != host || run.pid == pid || troupe_alive(run.pid))
+    if (run.host == host && run.pid == pid)
+      continue;  // ours
+    auto owner = owner_liveness(run, host, now);
+    if (!owner.lost)
       continue;
-    auto why = "troupe process " + std::to_string(run.pid) + " on " + run.host
-               + " died while the run was " + to_string(run.status);
+    auto why = owner.why + "; the run was " + to_string(run.status);
     bool resume = !report.resume && !resume_file.empty() && run.pipeline_file == resume_file
                   && run.status == run_status::running;
     auto run_id = run.run_id;
-    if (auto err = settle_run(db, run, failure_code::interrupted, why, resume, pid, report))
+    if (auto err = settle_run(db, run, failure_code::interrupted, why, resume, run.host == host,
+                              pid, owner_token(host), report))
       return err;
     if (resume) {
       resumable_run r;
@@ -181,13 +245,15 @@ caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_i
   auto& run = runs->front();
   if (is_terminal(run.status))
     return report;  // it finished after all: nothing to settle
-  if (auto err = settle_run(db, run, failure_code::lost, why, false, run.pid, report))
+  if (auto err = settle_run(db, run, failure_code::lost, why, false, run.host == this_host(),
+                            run.pid, run.owner, report))
     return err;
   return report;
 }
 
-caf::error settle_metadata(const std::string& run_dir, const run_row& run) {
-  auto path = run_dir + "/metadata.json";
+caf::error settle_metadata(const resumable_run& settled) {
+  const auto& run = settled.run;
+  auto path = run.run_dir + "/metadata.json";
   auto text = read_file(path);
   nlohmann::json doc;
   try {
@@ -197,14 +263,49 @@ caf::error settle_metadata(const std::string& run_dir, const run_row& run) {
   }
   if (!doc.is_object())
     return caf::make_error(errc::os_error, path + ": not a JSON object");
-  auto status = doc.value("status", std::string{});
-  auto parsed = parse_run_status(status);
-  if (parsed && is_terminal(*parsed))
-    return caf::none;  // the run's own record stands
-  doc["status"] = to_string(run.status);
-  doc["failure_code"] = to_string(run.failure);
-  doc["reason"] = run.reason;
-  doc["finished_at"] = iso8601(run.finished_at ? *run.finished_at : caf::make_timestamp());
+  auto code_json = [](failure_code c) {
+    return c == failure_code::none ? nlohmann::json(nullptr) : nlohmann::json(to_string(c));
+  };
+  auto text_json = [](const std::string& s) {
+    return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+  };
+  auto parsed = parse_run_status(doc.value("status", std::string{}));
+  if (!parsed || !is_terminal(*parsed)) {
+    doc["status"] = to_string(run.status);
+    doc["failure_code"] = code_json(run.failure);
+    doc["reason"] = run.reason;
+    doc["finished_at"] = iso8601(run.finished_at ? *run.finished_at : caf::make_timestamp());
+  }
+  // Every stage and attempt exactly as the store has it.
+  if (doc.contains("stages") && doc["stages"].is_array()) {
+    for (auto& stage : doc["stages"]) {
+      auto name = stage.value("name", std::string{});
+      for (auto& j : settled.jobs) {
+        if (j.job != name)
+          continue;
+        stage["status"] = to_string(j.status);
+        stage["failure_code"] = code_json(j.failure);
+        stage["error"] = text_json(j.error);
+      }
+      if (!stage.contains("attempts") || !stage["attempts"].is_array())
+        continue;
+      for (auto& a : settled.attempts) {
+        if (a.job != name)
+          continue;
+        for (auto& att : stage["attempts"]) {
+          if (att.value("attempt", 0) != a.attempt)
+            continue;
+          att["status"] = to_string(a.status);
+          att["failure_code"] = code_json(a.failure);
+          att["error"] = text_json(a.error);
+          if (a.finished_at)
+            att["finished_at"] = iso8601(*a.finished_at);
+        }
+        if (a.finished_at && stage["finished_at"].is_null())
+          stage["finished_at"] = iso8601(*a.finished_at);
+      }
+    }
+  }
   return write_atomically(path, doc.dump(2) + "\n");
 }
 

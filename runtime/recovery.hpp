@@ -28,7 +28,7 @@ struct recovery_report {
   int32_t attempts_interrupted = 0;
   int32_t processes_killed = 0;  // stage processes the dead runner left behind
   std::vector<std::string> messages;  // one line per run, for people
-  std::vector<run_row> settled;       // the runs now failed, as written
+  std::vector<resumable_run> settled; // the runs now failed, as the store has them
   std::optional<resumable_run> resume;
 };
 
@@ -44,13 +44,18 @@ caf::expected<recovery_report> reconcile(store& db, const std::string& host, int
 caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_id,
                                              const std::string& why);
 
-/// Brings the run folder's metadata.json in line with `run` (failed as the
-/// store now has it) when the run's own process could not: status,
-/// failure_code, reason and finished_at. A terminal status already there
-/// stands; stages keep what their last write said.
-caf::error settle_metadata(const std::string& run_dir, const run_row& run);
+/// Brings the run folder's metadata.json in line with the store's rows of a
+/// run settled by recovery, when the run's own process could not: the run's
+/// status, failure_code, reason and finished_at, and each stage's and
+/// attempt's status, failure_code, error and finished_at. A terminal run
+/// status already there stands (the run's own last word).
+caf::error settle_metadata(const resumable_run& settled);
 
-/// True when `pid` is a live troupe process (not merely a live pid: pids are reused).
-bool troupe_alive(int32_t pid);
+/// Kills what a dead owner left of `run_id` on this host: each job cgroup
+/// in `cgroups`, then every process whose environment carries
+/// TROUPE_RUN_ID=`run_id` (stages inherit it; without cgroups this is how a
+/// background child whose leader exited is found). "pid (comm)" of each.
+std::vector<std::string> kill_leftovers(const std::string& run_id,
+                                        const std::vector<std::string>& cgroups);
 
 } // namespace troupe

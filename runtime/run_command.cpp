@@ -16,6 +16,7 @@
 #include "messages/errors.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/ids.hpp"
+#include "runtime/liveness.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/system.hpp"
@@ -280,7 +281,7 @@ int run_command(const run_command_options& opts) {
     for (auto& line : report->messages)
       std::fprintf(stderr, "troupe: recovery: %s\n", line.c_str());
     for (auto& run : report->settled)
-      if (auto err = settle_metadata(run.run_dir, run))
+      if (auto err = settle_metadata(run))
         std::fprintf(stderr, "troupe: recovery: %s\n", describe(err).c_str());
     resumed = std::move(report->resume);
   }
@@ -308,6 +309,7 @@ int run_command(const run_command_options& opts) {
   rec.run_dir = *run_dir;
   rec.started_at = resumed ? resumed->run.created_at : now;
   rec.pid = static_cast<int32_t>(::getpid());
+  rec.owner = owner_token(host.hostname);
   if (resumed)
     rec.status = run_status::running;
   rec.host = host;

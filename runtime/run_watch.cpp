@@ -49,7 +49,7 @@ caf::expected<recovery_report> record_lost_run(caf::scoped_actor& self, const lo
   barrier(run.writer);
   barrier(run.store);
   recovery_report report;
-  run_row failed;
+  resumable_run failed;
   if (!run.store_url.empty()) {
     auto db = open_store(run.store_url);
     if (!db)
@@ -62,13 +62,14 @@ caf::expected<recovery_report> record_lost_run(caf::scoped_actor& self, const lo
   if (!report.settled.empty()) {
     failed = report.settled.front();
   } else {
-    failed.run_id = run.run_id;
-    failed.status = run_status::failed;
-    failed.failure = failure_code::lost;
-    failed.reason = why;
-    failed.finished_at = caf::make_timestamp();
+    failed.run.run_id = run.run_id;
+    failed.run.status = run_status::failed;
+    failed.run.failure = failure_code::lost;
+    failed.run.reason = why;
+    failed.run.finished_at = caf::make_timestamp();
   }
-  if (auto err = settle_metadata(run.run_dir, failed))
+  failed.run.run_dir = run.run_dir;
+  if (auto err = settle_metadata(failed))
     return err;
   return report;
 }

@@ -5,6 +5,10 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/liveness.hpp"
+#include "runtime/recovery.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -111,7 +115,8 @@ private:
 };
 
 std::string status_text(const run_row& r) {
-  return to_string(r.status);
+  static const auto host = this_host();
+  return status_with_owner(r, host, caf::make_timestamp());
 }
 
 std::string code_text(failure_code c) {
@@ -311,6 +316,35 @@ int events_command(const store_command_options& o) {
                 where.c_str(), e.message.c_str());
   }
   return 0;
+}
+
+int recover_command(const store_command_options& o) {
+  auto db = open_for_reading(o);
+  if (!db)
+    return fail(db.error());
+  // The same reconciliation `troupe run` does before it starts, on demand:
+  // every unfinished run whose owner is lost fails as interrupted (none is
+  // resumed: no run is being started here).
+  auto host = this_host();
+  auto report = reconcile(**db, host, static_cast<int32_t>(::getpid()), std::string{});
+  if (!report)
+    return fail(report.error());
+  for (auto& line : report->messages)
+    std::printf("%s\n", line.c_str());
+  int code = 0;
+  for (auto& run : report->settled) {
+    if (auto err = settle_metadata(run)) {
+      std::fprintf(stderr, "troupe: %s\n", describe(err).c_str());
+      code = exit_code::internal;
+    }
+  }
+  if (report->settled.empty())
+    std::printf("nothing to recover: no unfinished run in %s has lost its owner\n",
+                (*db)->location().c_str());
+  else
+    std::printf("recovered %zu run(s); killed %d leftover process(es)\n", report->settled.size(),
+                report->processes_killed);
+  return code;
 }
 
 } // namespace troupe

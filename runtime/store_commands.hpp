@@ -1,5 +1,6 @@
 // `troupe runs`, `troupe show RUN_ID`, `troupe events RUN_ID`: read the
 // store; tables for people by default, `--json` for machines.
+// `troupe recover`: reconciles the unfinished runs whose owner is lost.
 #pragma once
 
 #include <string>
@@ -20,5 +21,6 @@ struct store_command_options {
 int runs_command(const store_command_options& opts);
 int show_command(const store_command_options& opts);
 int events_command(const store_command_options& opts);
+int recover_command(const store_command_options& opts);
 
 } // namespace troupe

@@ -196,6 +196,15 @@ bool cgroup_jobs::remove(const std::string& job) {
   return ::rmdir(job.c_str()) == 0;
 }
 
+bool cgroup_jobs::remove_when_empty(const std::string& job) {
+  for (int i = 0; i < 20; ++i) {
+    if (::rmdir(job.c_str()) == 0 || errno == ENOENT)
+      return true;
+    ::usleep(10 * 1000);
+  }
+  return false;
+}
+
 std::vector<int32_t> cgroup_jobs::members(const std::string& job) {
   std::vector<int32_t> pids;
   std::ifstream in(job + "/cgroup.procs");

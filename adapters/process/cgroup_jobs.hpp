@@ -51,6 +51,10 @@ public:
   /// Removes a job cgroup once it is empty; false if it is still populated.
   bool remove(const std::string& job);
 
+  /// The same for a job cgroup of another (dead) troupe, after its members
+  /// were killed: waits up to 200 ms for them to leave.
+  static bool remove_when_empty(const std::string& job);
+
   /// The processes in a job cgroup (empty if it is gone).
   static std::vector<int32_t> members(const std::string& job);
 

@@ -68,6 +68,17 @@ std::vector<migration> schema_migrations(dialect d) {
        " meta TEXT NOT NULL DEFAULT '{}')",
        "CREATE INDEX events_by_run ON events (run_id, id)",
      }},
+    {2,
+     "run owners and heartbeats; attempts' job cgroups",
+     {
+       // owner: "host:pid:start-ticks" of the process driving the run;
+       // heartbeat_at: refreshed by it every few seconds while the run is
+       // unfinished. A run whose owner is gone (or silent) is reconciled.
+       "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+       // The job cgroup an attempt ran in: what recovery kills what is left of.
+       "ALTER TABLE attempts ADD COLUMN cgroup TEXT NOT NULL DEFAULT ''",
+     }},
   };
 }
 

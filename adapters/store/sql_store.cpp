@@ -73,7 +73,7 @@ failure_code code_of(const row& r, size_t i) {
 
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
-  "created_at, started_at, finished_at, updated_at";
+  "created_at, started_at, finished_at, updated_at, owner, heartbeat_at";
 
 run_row run_of(const row& r) {
   run_row x;
@@ -90,6 +90,8 @@ run_row run_of(const row& r) {
   x.started_at = opt_ts_of(r, 10);
   x.finished_at = opt_ts_of(r, 11);
   x.updated_at = ts_of(r, 12);
+  x.owner = str(r, 13);
+  x.heartbeat_at = opt_ts_of(r, 14);
   return x;
 }
 
@@ -112,7 +114,7 @@ job_row job_of(const row& r) {
 constexpr const char* attempt_columns =
   "a.run_id, a.job, a.attempt, a.status, a.strategy, a.failure, a.error, a.exit_code, "
   "a.signal, a.http_status, a.pid, a.started_at, a.finished_at, a.duration_ms, a.stats, "
-  "a.updated_at";
+  "a.updated_at, a.cgroup";
 
 attempt_row attempt_of(const row& r) {
   attempt_row x;
@@ -132,6 +134,7 @@ attempt_row attempt_of(const row& r) {
   x.duration_ms = int_of(r, 13);
   x.stats = str(r, 14);
   x.updated_at = ts_of(r, 15);
+  x.cgroup = str(r, 16);
   return x;
 }
 
@@ -236,10 +239,11 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   auto cur = exec("SELECT status FROM runs WHERE run_id = $1" + lock_clause(), {text(r.run_id)});
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
-           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
-          ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now)});
+          ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
+          is_terminal(r.status) ? value{} : ts(now)});
     ++out.written;
     return;
   }
@@ -251,10 +255,13 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
            now);
     return;
   }
+  // A write that leaves the run unfinished is its owner's sign of life.
   exec("UPDATE runs SET status = $2, failure = $3, reason = $4, host = $5, pid = $6, "
-       "started_at = $7, finished_at = $8, updated_at = $9 WHERE run_id = $1",
+       "started_at = $7, finished_at = $8, updated_at = $9, owner = $10, "
+       "heartbeat_at = COALESCE($11, heartbeat_at) WHERE run_id = $1",
        {text(r.run_id), text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
-        num(r.pid), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now)});
+        num(r.pid), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
+        is_terminal(r.status) ? value{} : ts(now)});
   ++out.written;
 }
 
@@ -292,12 +299,12 @@ void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::time
            text(r.strategy), code(r.failure),     text(r.error),         opt_num(r.exit_code),
            opt_num(r.signal), opt_num(r.http_status), num(r.pid),        opt_ts(r.started_at),
            opt_ts(r.finished_at), num(r.duration_ms), text(r.stats.empty() ? "{}" : r.stats),
-           ts(now)};
+           ts(now), text(r.cgroup)};
   if (cur.empty()) {
     exec("INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
          "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
-         "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-         "$15, $16)",
+         "updated_at, cgroup) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+         "$14, $15, $16, $17)",
          p);
     ++out.written;
     return;
@@ -312,7 +319,7 @@ void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::time
   }
   exec("UPDATE attempts SET status = $4, strategy = $5, failure = $6, error = $7, "
        "exit_code = $8, signal = $9, http_status = $10, pid = $11, started_at = $12, "
-       "finished_at = $13, duration_ms = $14, stats = $15, updated_at = $16 "
+       "finished_at = $13, duration_ms = $14, stats = $15, updated_at = $16, cgroup = $17 "
        "WHERE run_id = $1 AND job = $2 AND attempt = $3",
        p);
   ++out.written;
@@ -341,6 +348,22 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
         ++out.written;
       }
       return out;
+    });
+  });
+}
+
+caf::expected<int32_t> sql_store::heartbeat(const std::vector<std::string>& run_ids,
+                                            const std::string& owner, caf::timestamp now) {
+  return guarded("heartbeat", [&] {
+    return in_transaction([&] {
+      int32_t beat = 0;
+      for (auto& id : run_ids)
+        beat += static_cast<int32_t>(
+          exec("UPDATE runs SET heartbeat_at = $1 WHERE run_id = $2 AND owner = $3 "
+               "AND status IN ('queued', 'running') RETURNING run_id",
+               {ts(now), text(id), text(owner)})
+            .size());
+      return beat;
     });
   });
 }

@@ -318,7 +318,7 @@ stages:
   auto meta = read_json(before["run_dir"].get<std::string>() + "/metadata.json");
   EXPECT_EQ(meta["status"], "failed");
   EXPECT_EQ(meta["failure_code"], "interrupted");
-  EXPECT_NE(meta["reason"].get<std::string>().find("died while the run was running"),
+  EXPECT_NE(meta["reason"].get<std::string>().find("is gone; the run was running"),
             std::string::npos)
     << meta["reason"];
   bool gone = false;
