@@ -1,6 +1,7 @@
 #include "actors/artifact_writer.hpp"
 
 #include "adapters/artifacts/atomic_file.hpp"
+#include "messages/errors.hpp"
 #include "messages/json.hpp"
 
 #include <caf/all.hpp>
@@ -15,8 +16,9 @@ struct writer_state {
   std::string run_dir;
   line_appender trace;
   bool trace_open = false;
-  int32_t failures = 0;
+  write_health health;
   metadata_renderer renderer;
+  space_reserve reserve;  // given back to write a run's final record on a full disk
   static inline const char* name = "artifact_writer";
 };
 
@@ -25,17 +27,37 @@ using self_ptr = artifact_writer_actor::stateful_pointer<writer_state>;
 void report(self_ptr self, const caf::error& err) {
   if (!err)
     return;
-  if (self->state.failures++ == 0)
-    std::fprintf(stderr, "troupe: artifact write failed: %s\n",
-                 self->system().render(err).c_str());
+  auto& h = self->state.health;
+  if (h.failures++ == 0) {
+    h.first_error = describe(err);
+    std::fprintf(stderr, "troupe: artifact write failed: %s\n", h.first_error.c_str());
+  }
 }
 
 artifact_writer_actor::behavior_type artifact_writer(self_ptr self, std::string run_dir) {
-  self->state.run_dir = std::move(run_dir);
+  auto& st = self->state;
+  st.run_dir = std::move(run_dir);
+  // Without the reserve, a full disk could leave the run without its final
+  // record: that counts as a failed write, so no stage starts.
+  if (auto err = st.reserve.hold(st.run_dir + "/.troupe-reserve", artifact_reserve_bytes))
+    report(self, caf::make_error(errc::os_error,
+                                 describe(err) + " (troupe keeps this free to record the run's "
+                                                 "end should the disk fill up)"));
   return {
     [=](metadata_atom, const run_record& rec) {
-      report(self, write_atomically(self->state.run_dir + "/metadata.json",
-                                    self->state.renderer.render(rec)));
+      auto& st = self->state;
+      auto path = st.run_dir + "/metadata.json";
+      auto text = st.renderer.render(rec);
+      auto err = write_atomically(path, text);
+      if (err && is_terminal(rec.status) && st.reserve.release()) {
+        // The disk is full and this is the run's last word: write it in the
+        // space held back for it. The failure still counts (the run says so).
+        report(self, err);
+        err = write_atomically(path, text);
+      }
+      report(self, err);
+      if (is_terminal(rec.status) && !err)
+        st.reserve.release();  // a finished run needs none
     },
     [=](trace_atom, const snapshot& snap) {
       auto& st = self->state;
@@ -48,7 +70,7 @@ artifact_writer_actor::behavior_type artifact_writer(self_ptr self, std::string 
       }
       report(self, st.trace.append(trace_line(snap)));
     },
-    [=](sync_atom) { return self->state.failures; },
+    [=](sync_atom) { return self->state.health; },
   };
 }
 

@@ -256,7 +256,7 @@ http_worker_actor::behavior_type http_worker(self_ptr self, http_worker_deps dep
     [=](launched_atom, int32_t, std::string&) {},
     [=](launch_failed_atom, std::string&) {},
     [=](exited_atom, const process_exit&) {},
-    [=](synced_atom, int32_t) {},
+    [=](synced_atom, int32_t, std::string&) {},
     [=](timeout_atom) {},
     [=](kill_atom) {},
     [=](poll_atom) {},

@@ -146,7 +146,9 @@ void finalize(self_ptr self) {
   st.finalizing = true;
   auto me = caf::actor_cast<job_worker_actor>(self);
   auto pid = st.pid;
-  st.runner->sync_logs(pid, [me, pid] { caf::anon_send(me, synced_atom_v, pid); });
+  st.runner->sync_logs(pid, [me, pid](std::string error) {
+    caf::anon_send(me, synced_atom_v, pid, std::move(error));
+  });
 }
 
 // SIGTERM to the tree now, SIGKILL after the grace period.
@@ -284,9 +286,11 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       if (!self->state.finalizing)
         check_tree(self);
     },
-    [=](synced_atom, int32_t) {
+    [=](synced_atom, int32_t, std::string& error) {
       auto& st = self->state;
-      // Logs are complete and durable: the tree is gone and they are fsynced.
+      // Logs are complete and durable: the tree is gone and they are fsynced
+      // (or `error` says why they could not be).
+      st.result.log_error = std::move(error);
       st.result.finished_at = caf::make_timestamp();
       st.result.duration = std::chrono::steady_clock::now() - st.t0;
       st.rp.deliver(st.result);

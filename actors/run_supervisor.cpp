@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 
 #include <csignal>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -27,6 +28,7 @@ struct supervisor_state {
   int64_t oom_rss = 0;
   bool started = false;
   bool finishing = false;
+  bool checking_writer = false;  // a sync to the artifact_writer is out (samples)
   static inline const char* name = "run_supervisor";
 };
 
@@ -61,6 +63,57 @@ sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t p
 }
 
 void step(self_ptr self);
+void finish(self_ptr self);
+
+// A writer answered sync: if it failed to make something durable, the run
+// can no longer be recorded truthfully. No stage starts after this (next()
+// and launch() see it), the running one is stopped, and the run fails with
+// `code` (it exits 4). True when healthy.
+bool records_ok(self_ptr self, const write_health& h, failure_code code) {
+  auto& st = self->state;
+  if (h.failures == 0 || st.order->record_failed())
+    return h.failures == 0;
+  auto why = h.first_error.empty() ? std::to_string(h.failures) + " write(s) failed"
+                                   : h.first_error;
+  st.order->record_failed(code, why, caf::make_timestamp());
+  persist(self);  // what can still be written is written (the store, or the folder)
+  if (st.worker)
+    self->send(st.worker, cancel_atom_v);  // its result ends the run
+  return false;
+}
+
+// Before a stage starts: everything so far is durable in the run folder and
+// the store, or the run is marked failed; then `go`, which finds the run
+// stopped in that case and finishes it (a stage it cannot record never starts).
+void after_barrier(self_ptr self, std::function<void()> go) {
+  auto& st = self->state;
+  self->request(st.deps.writer, caf::infinite, sync_atom_v)
+    .then(
+      [=](write_health& h) {
+        records_ok(self, h, failure_code::artifact_write_failed);
+        auto& st = self->state;
+        if (!st.deps.store) {
+          go();
+          return;
+        }
+        self->request(st.deps.store, caf::infinite, sync_atom_v)
+          .then(
+            [=](write_health& h) {
+              records_ok(self, h, failure_code::store_write_failed);
+              go();
+            },
+            [=](caf::error& err) {
+              records_ok(self, write_health{1, "store: " + to_string(err)},
+                         failure_code::store_write_failed);
+              go();
+            });
+      },
+      [=](caf::error& err) {
+        records_ok(self, write_health{1, "artifact writer: " + to_string(err)},
+                   failure_code::artifact_write_failed);
+        go();
+      });
+}
 
 void report_finished(self_ptr self, int32_t failures) {
   auto& st = self->state;
@@ -88,14 +141,15 @@ void finish(self_ptr self) {
   st.order->finish(caf::make_timestamp());
   persist(self);
   // Barriers: every metadata, trace and store write before this is on disk.
-  self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](int32_t failures) {
+  self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](write_health& h) {
     auto& st = self->state;
+    auto failures = h.failures;
     if (!st.deps.store) {
       report_finished(self, failures);
       return;
     }
     self->request(st.deps.store, caf::infinite, sync_atom_v)
-      .then([=](int32_t store_failures) { report_finished(self, failures + store_failures); },
+      .then([=](write_health& s) { report_finished(self, failures + s.failures); },
             [=](caf::error&) { report_finished(self, failures + 1); });
   });
 }
@@ -124,6 +178,13 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
   // so that no process of the stage outlives it here either.
   if (result.failure == failure_code::lost && pid > 0)
     signal_tree(pid, st.cgroup, SIGKILL);
+  if (!result.log_error.empty() && !st.order->record_failed()) {
+    // The stage's logs are not durable: this attempt is recorded as it
+    // ended, then the run stops (step finds nothing more to start).
+    std::fprintf(stderr, "troupe: artifact write failed: %s\n", result.log_error.c_str());
+    st.order->record_failed(failure_code::artifact_write_failed, result.log_error,
+                            caf::make_timestamp());
+  }
   if (std::exchange(st.oom_killed, false) && result.status != stage_status::succeeded
       && result.status != stage_status::cancelled) {
     result.status = stage_status::failed;
@@ -168,7 +229,7 @@ job_worker_actor spawn_worker(self_ptr self, const job_spec& spec) {
 
 void launch(self_ptr self, size_t i) {
   auto& st = self->state;
-  if (st.order->cancelled()) {
+  if (st.order->cancelled() || st.order->record_failed()) {
     finish(self);
     return;
   }
@@ -203,7 +264,13 @@ void launch(self_ptr self, size_t i) {
           });
 }
 
+void step_now(self_ptr self);
+
 void step(self_ptr self) {
+  after_barrier(self, [=] { step_now(self); });
+}
+
+void step_now(self_ptr self) {
   auto& st = self->state;
   auto next = st.order->next();
   if (!next) {
@@ -265,13 +332,25 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
           || static_cast<int32_t>(st.order->record().stages.at(i).attempts.size()) != attempt)
         return;  // cancelled meanwhile, or stale
       st.waiting.reset();
-      launch(self, i);
+      after_barrier(self, [=] { launch(self, i); });
     },
     [=](sample_atom, snapshot& snap) {
       auto& st = self->state;
       if (!st.current || st.order->record().stages.at(*st.current).name != snap.stage)
         return;
       self->send(st.deps.writer, trace_atom_v, snap);
+      if (!st.checking_writer) {
+        // A trace line that cannot be written (a full disk) stops the run
+        // while the stage runs, not after it.
+        st.checking_writer = true;
+        self->request(st.deps.writer, caf::infinite, sync_atom_v)
+          .then(
+            [=](write_health& h) {
+              self->state.checking_writer = false;
+              records_ok(self, h, failure_code::artifact_write_failed);
+            },
+            [=](caf::error&) { self->state.checking_writer = false; });
+      }
       auto i = *st.current;
       st.order->stage_sample(i, snap);
       const auto& s = st.order->record().stages.at(i);

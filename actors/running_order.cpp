@@ -282,8 +282,15 @@ void running_order::stage_after(size_t i, snapshot snap) {
   touch(i).resources.after = std::move(snap);
 }
 
-attempt_decision running_order::attempt_finished(size_t i, const job_result& r,
+attempt_decision running_order::attempt_finished(size_t i, const job_result& result,
                                                  caf::timestamp now) {
+  auto r = result;
+  if (record_failed_ != failure_code::none && r.status == stage_status::cancelled) {
+    // Stopped by troupe because the run can no longer be recorded.
+    r.status = stage_status::failed;
+    r.failure = record_failed_;
+    r.error = "stopped: " + record_failure_;
+  }
   auto& s = record_.stages.at(i);
   if (s.status != stage_status::running || s.attempts.empty())
     return {};
@@ -341,11 +348,15 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& r,
     event(now, i, a.attempt, level, std::move(why),
           meta().add("attempts", a.attempt).add("max_attempts", s.max_attempts).str());
     stopped_ = true;
-    skip_pending("not run: stage '" + s.name + "' " + to_string(s.status));
+    skip_pending(record_failed_ != failure_code::none
+                   ? "not run: troupe cannot record the run"
+                   : "not run: stage '" + s.name + "' " + to_string(s.status));
     return attempt_decision{attempt_decision::stop, {}, {}};
   };
   if (r.status == stage_status::cancelled || cancelled_)
     return give_up(event_level::info, "cancelled: no retry");
+  if (record_failed_ != failure_code::none)
+    return give_up(event_level::error, "no retry: troupe cannot record the run");
   bool escalate = r.failure == failure_code::blocked && a.strategy == "http"
                   && a.attempt < s.max_attempts;
   if (!escalate && !policy.retries(r.failure, a.attempt)) {
@@ -420,6 +431,28 @@ void running_order::cancel(caf::timestamp now) {
   }
 }
 
+void running_order::record_failed(failure_code code, const std::string& why,
+                                  caf::timestamp now) {
+  if (record_failed_ != failure_code::none)
+    return;
+  record_failed_ = code;
+  record_failure_ = why;
+  stopped_ = true;
+  run_event(now, event_level::error, "cannot record the run: " + to_string(code) + ": " + why,
+            meta().add("failure", to_string(code)).str());
+  for (size_t i = 0; i < record_.stages.size(); ++i) {
+    auto& s = record_.stages[i];
+    if (s.status == stage_status::retrying) {
+      touch(i);
+      s.status = stage_status::failed;
+      s.failure = code;
+      s.error = "not retried: troupe cannot record the run: " + why;
+      journal_job(i, now);
+      event(now, i, static_cast<int32_t>(s.attempts.size()), event_level::error, s.error);
+    }
+  }
+}
+
 void running_order::skip_pending(const std::string& why) {
   auto now = caf::make_timestamp();
   for (size_t i = 0; i < record_.stages.size(); ++i) {
@@ -436,7 +469,9 @@ void running_order::skip_pending(const std::string& why) {
 }
 
 void running_order::finish(caf::timestamp now) {
-  if (cancelled_)
+  if (record_failed_ != failure_code::none)
+    skip_pending("not run: troupe cannot record the run");
+  else if (cancelled_)
     skip_pending("run cancelled");
   else
     skip_pending("not run");
@@ -451,7 +486,11 @@ void running_order::finish(caf::timestamp now) {
         return &s;
     return nullptr;
   };
-  if (cancelled_ || any(stage_status::cancelled)) {
+  if (record_failed_ != failure_code::none) {
+    record_.status = run_status::failed;
+    record_.failure = record_failed_;
+    record_.reason = to_string(record_failed_) + ": " + record_failure_;
+  } else if (cancelled_ || any(stage_status::cancelled)) {
     record_.status = run_status::cancelled;
     record_.failure = failure_code::cancelled;
     if (record_.reason.empty())
@@ -482,6 +521,8 @@ void running_order::finish(caf::timestamp now) {
 }
 
 int running_order::exit_code() const {
+  if (record_failed_ != failure_code::none)
+    return exit_code::internal;
   switch (record_.status) {
     case run_status::succeeded: return exit_code::ok;
     case run_status::failed: return exit_code::stage_failed;

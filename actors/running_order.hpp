@@ -77,6 +77,16 @@ public:
     return cancelled_;
   }
 
+  /// troupe cannot make the run's record durable (`code`:
+  /// artifact_write_failed or store_write_failed; `why` names the path and
+  /// the error): no further attempt starts, the running one is to be
+  /// stopped by the caller and is recorded as failed with `code`, and the
+  /// run fails with `code` and exits 4. The first call decides.
+  void record_failed(failure_code code, const std::string& why, caf::timestamp now);
+  bool record_failed() const {
+    return record_failed_ != failure_code::none;
+  }
+
   /// Ends the run: derives its status, skips what never ran.
   void finish(caf::timestamp now);
 
@@ -121,6 +131,8 @@ private:
   size_t cursor_ = 0;
   bool stopped_ = false;  // a stage failed for good
   bool cancelled_ = false;
+  failure_code record_failed_ = failure_code::none;
+  std::string record_failure_;
 };
 
 } // namespace troupe

@@ -15,8 +15,10 @@ namespace {
 struct writer_state {
   std::unique_ptr<store> db;
   std::vector<store_batch> queued;
+  std::vector<store_batch> failed;  // batches a commit lost, tried again at each sync
+  size_t failed_rows = 0;
   bool flush_pending = false;
-  int32_t failures = 0;  // rows refused or lost
+  write_health health;  // rows refused or lost, and the first reason
   bool reported = false;
   std::map<std::string, std::string> beating;  // unfinished run -> its owner
   static inline const char* name = "store_writer";
@@ -24,15 +26,34 @@ struct writer_state {
 
 using self_ptr = store_actor::stateful_pointer<writer_state>;
 
+constexpr size_t max_retained_rows = 100000;
+
 void report(writer_state& st, const caf::error& err) {
   // Once per writer: a database that is gone fails every commit after.
-  if (!st.reported)
+  if (!st.reported) {
     std::fprintf(stderr, "troupe: store: %s\n", describe(err).c_str());
+    if (st.health.first_error.empty())
+      st.health.first_error = describe(err);
+  }
   st.reported = true;
 }
 
 void count(writer_state& st, const apply_result& res) {
-  st.failures += static_cast<int32_t>(res.refused.size());
+  st.health.failures += static_cast<int32_t>(res.refused.size());
+  if (!res.refused.empty() && st.health.first_error.empty())
+    st.health.first_error = "refused: " + res.refused.front();
+}
+
+// Writes the batches lost earlier, oldest first, until one fails again.
+// Their failures were counted when they were lost and stay counted.
+void retry_failed(writer_state& st) {
+  size_t done = 0;
+  for (; done < st.failed.size(); ++done)
+    if (!st.db->apply(st.failed[done]))
+      break;
+  for (size_t k = 0; k < done; ++k)
+    st.failed_rows -= st.failed[k].size();
+  st.failed.erase(st.failed.begin(), st.failed.begin() + static_cast<long>(done));
 }
 
 // One transaction for everything queued; if it fails, each batch in a
@@ -40,6 +61,21 @@ void count(writer_state& st, const apply_result& res) {
 void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_pending = false;
+  if (!st.failed.empty()) {
+    // What was lost first goes first: rows move forward in order.
+    retry_failed(st);
+    if (!st.failed.empty()) {
+      for (auto& b : st.queued) {
+        st.health.failures += static_cast<int32_t>(b.size());
+        if (st.failed_rows + b.size() <= max_retained_rows) {
+          st.failed_rows += b.size();
+          st.failed.push_back(std::move(b));
+        }
+      }
+      st.queued.clear();
+      return;
+    }
+  }
   if (st.queued.empty())
     return;
   auto batches = std::exchange(st.queued, {});
@@ -58,7 +94,13 @@ void flush(self_ptr self) {
       count(st, *res);
     } else {
       report(st, res.error());
-      st.failures += static_cast<int32_t>(b.size());
+      st.health.failures += static_cast<int32_t>(b.size());
+      // Kept, in order, for the next sync: a full disk that gets space back
+      // (troupe's reserve released at a run's end) still gets every row.
+      if (st.failed_rows + b.size() <= max_retained_rows) {
+        st.failed_rows += b.size();
+        st.failed.push_back(std::move(b));
+      }
     }
   }
 }
@@ -103,9 +145,9 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
             report(st, res.error());
         self->delayed_send(self, heartbeat, tick_atom_v);
       },
-      [=](sync_atom) -> int32_t {
+      [=](sync_atom) -> write_health {
         flush(self);
-        return self->state.failures;
+        return self->state.health;
       },
     };
   };

@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   for (int k = 0; k < n; ++k)
     self->send(writer, persist_atom_v, transition(run2, k));
   self->request(writer, caf::infinite, sync_atom_v)
-    .receive([&](int32_t f) { failures = f; }, [&](caf::error&) {});
+    .receive([&](troupe::write_health& h) { failures = h.failures; }, [&](caf::error&) {});
   double grouped = seconds_since(t0);
   self->send_exit(writer, caf::exit_reason::user_shutdown);
   std::printf("%s: %d transitions (job row + attempt row + event each)\n", url.c_str(), n);

@@ -4,6 +4,7 @@
 
 #include "messages/resource_sampler.hpp"
 #include "messages/run.hpp"
+#include "messages/store.hpp"
 #include "messages/type_ids.hpp"
 
 #include <caf/replies_to.hpp>
@@ -13,15 +14,20 @@
 
 namespace troupe {
 
+/// Space an artifact_writer holds back in its run folder while the run is
+/// unfinished (`.troupe-reserve`), so that on a full disk the run's final
+/// metadata.json (and a store in the same filesystem) can still be written.
+inline constexpr int64_t artifact_reserve_bytes = 1 << 20;
+
 /// interface artifact_writer {
 ///   (metadata_atom, run_record) -> void  // rewrite metadata.json atomically
 ///   (trace_atom, snapshot) -> void       // append one line, fsync
-///   (sync_atom) -> int32_t               // barrier: replies after all earlier
+///   (sync_atom) -> write_health          // barrier: replies after all earlier
 ///                                        // writes, with how many failed so far
 /// }
 using artifact_writer_actor = caf::typed_actor<
   caf::reacts_to<metadata_atom, run_record>,
   caf::reacts_to<trace_atom, snapshot>,
-  caf::replies_to<sync_atom>::with<int32_t>>;
+  caf::replies_to<sync_atom>::with<write_health>>;
 
 } // namespace troupe

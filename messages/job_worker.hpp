@@ -130,6 +130,7 @@ struct job_result {
   std::string strategy = "exec";  // what ran: exec | http | browser
   caf::optional<http_stats> http;
   caf::timespan retry_after{0};   // from an HTTP Retry-After; 0: none
+  std::string log_error;  // the stage's logs could not be made durable: why ("" when they were)
 };
 
 template <class Inspector>
@@ -137,7 +138,7 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("troupe::job_result"), x.name, x.status,
            x.failure, x.exit_code, x.signal, x.error, x.pid, x.started_at,
            x.finished_at, x.duration, x.cpu_seconds, x.max_rss_bytes,
-           x.leftovers_killed, x.strategy, x.http, x.retry_after);
+           x.leftovers_killed, x.strategy, x.http, x.retry_after, x.log_error);
 }
 
 /// interface job_listener {
@@ -154,7 +155,8 @@ using job_listener_actor =
 ///             (launched_atom, int32_t, std::string)  the leader runs (pid, cgroup)
 ///             (launch_failed_atom, std::string)  it could not be started
 ///             (exited_atom, process_exit)        the leader exited and was reaped
-///             (synced_atom, int32_t)             logs fsynced and closed (pid)
+///             (synced_atom, int32_t, std::string) logs fsynced and closed (pid; the
+///                                                  first write/fsync error, or "")
 ///             (timeout_atom) (kill_atom) (poll_atom)  own timers
 /// }
 using job_worker_actor = caf::typed_actor<
@@ -163,7 +165,7 @@ using job_worker_actor = caf::typed_actor<
   caf::reacts_to<launched_atom, int32_t, std::string>,
   caf::reacts_to<launch_failed_atom, std::string>,
   caf::reacts_to<exited_atom, process_exit>,
-  caf::reacts_to<synced_atom, int32_t>,
+  caf::reacts_to<synced_atom, int32_t, std::string>,
   caf::reacts_to<timeout_atom>,
   caf::reacts_to<kill_atom>,
   caf::reacts_to<poll_atom>>;

@@ -27,7 +27,7 @@ constexpr std::array<std::pair<stage_status, const char*>, 8> stage_names{{
   {stage_status::retrying, "retrying"},
 }};
 
-constexpr std::array<std::pair<failure_code, const char*>, 15> failure_names{{
+constexpr std::array<std::pair<failure_code, const char*>, 17> failure_names{{
   {failure_code::none, "none"},
   {failure_code::exit_nonzero, "exit_nonzero"},
   {failure_code::signaled, "signaled"},
@@ -42,6 +42,8 @@ constexpr std::array<std::pair<failure_code, const char*>, 15> failure_names{{
   {failure_code::network, "network"},
   {failure_code::browser_unavailable, "browser_unavailable"},
   {failure_code::interrupted, "interrupted"},
+  {failure_code::artifact_write_failed, "artifact_write_failed"},
+  {failure_code::store_write_failed, "store_write_failed"},
   {failure_code::unknown, "unknown"},
 }};
 

@@ -55,6 +55,8 @@ enum class failure_code : uint8_t {
   network,              // DNS, connect, reset, TLS; a page Chromium could not load
   browser_unavailable,  // strategy browser, but Chromium is not installed
   interrupted,          // the troupe process running it died (found at the next start)
+  artifact_write_failed,  // troupe could not make metadata.json, the trace or a log durable
+  store_write_failed,     // troupe could not write the run's rows to its store
   unknown,              // none of the above
 };
 

@@ -141,11 +141,24 @@ typename Inspector::result_type inspect(Inspector& f, store_batch& x) {
            x.events);
 }
 
+/// What a writer (store_writer, artifact_writer) answers to sync: how many
+/// writes failed so far, and the first failure in words ("metadata.json:
+/// No space left on device"), empty when none did.
+struct write_health {
+  int32_t failures = 0;
+  std::string first_error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_health& x) {
+  return f(caf::meta::type_name("troupe::write_health"), x.failures, x.first_error);
+}
+
 /// interface store {
 ///   (persist_atom, store_batch) -> void   // queued; written with the next group commit
-///   (sync_atom) -> int32_t                // after every batch sent before it is
-///                                         // committed: the number of rows refused or
-///                                         // lost so far (0: all written)
+///   (sync_atom) -> write_health           // after every batch sent before it is
+///                                         // committed: the rows refused or lost so
+///                                         // far (0: all written), the first reason
 ///   internal: (flush_atom)                // commit what is queued
 ///   internal: (tick_atom)                 // heartbeat the unfinished runs it wrote
 /// }
@@ -154,7 +167,7 @@ typename Inspector::result_type inspect(Inspector& f, store_batch& x) {
 /// writes the run as terminal: the owner's sign of life (runtime/liveness).
 using store_actor = caf::typed_actor<
   caf::reacts_to<persist_atom, store_batch>,
-  caf::replies_to<sync_atom>::with<int32_t>,
+  caf::replies_to<sync_atom>::with<write_health>,
   caf::reacts_to<flush_atom>,
   caf::reacts_to<tick_atom>>;
 

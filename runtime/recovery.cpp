@@ -15,8 +15,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace troupe {
 
@@ -36,6 +38,55 @@ std::string comm_of(int32_t pid) {
   return c;
 }
 
+// The run's own last word, when its metadata.json ended it but the store's
+// last writes were lost (a full disk): status, failure and error by stage
+// and attempt name. Empty when metadata.json is missing or unfinished.
+struct own_record {
+  bool ended = false;
+  run_status status = run_status::failed;
+  failure_code failure = failure_code::none;
+  std::string reason;
+  std::map<std::string, std::tuple<stage_status, failure_code, std::string>> stages;
+  std::map<std::pair<std::string, int32_t>, std::tuple<stage_status, failure_code, std::string>>
+    attempts;
+};
+
+own_record read_own_record(const std::string& run_dir) {
+  own_record out;
+  auto doc = nlohmann::json::parse(read_file(run_dir + "/metadata.json"), nullptr, false);
+  if (!doc.is_object())
+    return out;
+  auto status = parse_run_status(doc.value("status", std::string{}));
+  if (!status || !is_terminal(*status))
+    return out;
+  auto code = [](const nlohmann::json& j) {
+    return j.contains("failure_code") && j["failure_code"].is_string()
+             ? parse_failure_code(j["failure_code"].get<std::string>())
+                 .value_or(failure_code::unknown)
+             : failure_code::none;
+  };
+  auto text = [](const nlohmann::json& j, const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string{};
+  };
+  out.ended = true;
+  out.status = *status;
+  out.failure = code(doc);
+  out.reason = text(doc, "reason");
+  if (doc.contains("stages") && doc["stages"].is_array()) {
+    for (auto& s : doc["stages"]) {
+      auto name = text(s, "name");
+      auto st = parse_stage_status(text(s, "status")).value_or(stage_status::failed);
+      out.stages[name] = {st, code(s), text(s, "error")};
+      if (s.contains("attempts") && s["attempts"].is_array())
+        for (auto& a : s["attempts"])
+          out.attempts[{name, a.value("attempt", 0)}] = {
+            parse_stage_status(text(a, "status")).value_or(stage_status::failed), code(a),
+            text(a, "error")};
+    }
+  }
+  return out;
+}
+
 // Moves one unfinished run forward: its live attempts fail with `code`, its
 // jobs fail (or wait for a new attempt when `resume`) or, not reached, are
 // skipped, and the run fails (or is taken over by `owner`). Every change
@@ -52,6 +103,9 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
     return std::move(attempts.error());
   auto now = caf::make_timestamp();
   const auto code_name = to_string(code);
+  // metadata.json said how the run ended but the store did not hear it:
+  // the store takes the run's own word, not a guess.
+  auto own = resume ? own_record{} : read_own_record(run.run_dir);
   store_batch b;
   auto event = [&](std::string job, int32_t attempt, event_level level, std::string msg,
                    std::string meta_json = "{}") {
@@ -88,6 +142,10 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
     a.status = stage_status::failed;
     a.failure = code;
     a.error = why;
+    if (auto it = own.attempts.find({a.job, a.attempt});
+        it != own.attempts.end() && is_terminal(std::get<0>(it->second))) {
+      std::tie(a.status, a.failure, a.error) = it->second;
+    }
     a.finished_at = now;
     a.updated_at = now;
     event(a.job, a.attempt, event_level::error,
@@ -100,6 +158,17 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
                                                                               : "was interrupted");
   for (auto j : *jobs) {
     bool live = j.status == stage_status::running || j.status == stage_status::retrying;
+    if (auto it = own.stages.find(j.job); own.ended && it != own.stages.end()
+                                          && j.status != std::get<0>(it->second)
+                                          && !is_terminal(j.status)) {
+      std::tie(j.status, j.failure, j.error) = it->second;
+      event(j.job, j.attempts, j.status == stage_status::succeeded ? event_level::info
+                                                                   : event_level::error,
+            to_string(j.status) + " (from the run's own metadata.json)");
+      j.updated_at = now;
+      b.jobs.push_back(j);
+      continue;
+    }
     if (resume && live) {
       j.status = stage_status::retrying;
       j.failure = code;
@@ -127,6 +196,14 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
           meta().add("previous_pid", run.pid).add("pid", pid).str());
     run.pid = pid;
     run.owner = owner;
+  } else if (own.ended) {
+    run.status = own.status;
+    run.failure = own.failure;
+    run.reason = own.reason + " (the store's last writes were lost; settled from metadata.json)";
+    run.finished_at = now;
+    event("", 0, event_level::warn, "run " + to_string(run.status) + ": " + run.reason);
+    if (run.status != run_status::succeeded)
+      ++report.runs_failed;
   } else {
     run.status = run_status::failed;
     run.failure = code;
@@ -140,7 +217,10 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
   auto res = db.apply(b);
   if (!res)
     return std::move(res.error());
-  auto line = "run " + run.run_id + (resume ? " resumed: " : " failed: ") + why;
+  auto line = "run " + run.run_id
+              + (resume      ? " resumed: " + why
+                 : own.ended ? " " + to_string(run.status) + ": " + run.reason
+                             : " failed: " + why);
   if (!killed.empty())
     line += "; killed " + std::to_string(killed.size()) + " leftover process(es)";
   report.messages.push_back(line);

@@ -417,7 +417,12 @@ int run_command(const run_command_options& opts) {
     if (store_writer)
       self->send_exit(store_writer, caf::exit_reason::user_shutdown);
   }
-  std::printf("%s/metadata.json\n", run_dir->c_str());
+  // The last line names the record, and only one that exists.
+  auto metadata = *run_dir + "/metadata.json";
+  if (::access(metadata.c_str(), F_OK) == 0)
+    std::printf("%s\n", metadata.c_str());
+  else
+    std::fprintf(stderr, "troupe: no metadata.json could be written in %s\n", run_dir->c_str());
   return code;
 }
 

@@ -43,7 +43,7 @@ caf::expected<recovery_report> record_lost_run(caf::scoped_actor& self, const lo
   auto barrier = [&](auto& writer) {
     if (!writer)
       return;
-    self->request(writer, caf::infinite, sync_atom_v).receive([](int32_t) {},
+    self->request(writer, caf::infinite, sync_atom_v).receive([](write_health&) {},
                                                               [](caf::error&) {});
   };
   barrier(run.writer);

@@ -93,4 +93,34 @@ caf::error line_appender::append(const std::string& line) {
   return caf::none;
 }
 
+space_reserve::~space_reserve() {
+  release();
+}
+
+caf::error space_reserve::hold(const std::string& path, int64_t bytes) {
+  release();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return caf::make_error(errc::os_error, "cannot create '" + path + "': " + std::strerror(errno));
+  int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (rc == 0 && ::fsync(fd) != 0)
+    rc = errno;
+  ::close(fd);
+  if (rc != 0) {
+    ::unlink(path.c_str());
+    return caf::make_error(errc::os_error, "cannot hold " + std::to_string(bytes >> 10)
+                                             + " KiB at '" + path + "': " + std::strerror(rc));
+  }
+  path_ = path;
+  return caf::none;
+}
+
+bool space_reserve::release() {
+  if (path_.empty())
+    return false;
+  ::unlink(path_.c_str());
+  path_.clear();
+  return true;
+}
+
 } // namespace troupe

@@ -34,4 +34,27 @@ private:
 /// fsyncs a directory so that entries created or renamed in it are durable.
 void sync_directory(const std::string& dir);
 
+/// Space held back on a run folder's filesystem (a preallocated file) so
+/// that a run whose disk fills up can still write its final record: given
+/// back with release(), or when destroyed.
+class space_reserve {
+public:
+  space_reserve() = default;
+  ~space_reserve();
+  space_reserve(const space_reserve&) = delete;
+  space_reserve& operator=(const space_reserve&) = delete;
+
+  /// Preallocates `bytes` at `path`; errc::os_error (and nothing held) if
+  /// the filesystem has not that much free.
+  caf::error hold(const std::string& path, int64_t bytes);
+  /// Gives the space back; false when nothing was held.
+  bool release();
+  bool held() const {
+    return !path_.empty();
+  }
+
+private:
+  std::string path_;
+};
+
 } // namespace troupe

@@ -142,6 +142,8 @@ struct process_runner::impl {
     int out = -1;
     int err = -1;
     std::string cgroup;  // removed with the logs' sync
+    std::string out_path;
+    std::string err_path;
   };
 
   bool adopt_orphans;
@@ -448,7 +450,7 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     by_pid[pid] = watched{pidfd, report[0], reported, req.memory_limit,
                           req.stderr_path, std::move(on_exit)};
-    open_logs[pid] = logs{out, err, cgroup};
+    open_logs[pid] = logs{out, err, cgroup, req.stdout_path, req.stderr_path};
     if (pidfd >= 0) {
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -475,15 +477,20 @@ void process_runner::sync_logs(int32_t pid, done_callback done) {
       l = it->second;
       self->open_logs.erase(it);
     }
-    for (int fd : {l.out, l.err}) {
-      if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-      }
+    std::string error;
+    for (auto [fd, path] : {std::pair{l.out, &l.out_path}, std::pair{l.err, &l.err_path}}) {
+      if (fd < 0)
+        continue;
+      // A log that is not durable is a record troupe could not keep: the
+      // first fsync or close error is reported, never ignored.
+      if (::fsync(fd) != 0 && error.empty())
+        error = *path + ": fsync: " + errno_text(errno);
+      if (::close(fd) != 0 && error.empty())
+        error = *path + ": close: " + errno_text(errno);
     }
     if (!l.cgroup.empty())
       self->cgroups->remove(l.cgroup);
-    done();
+    done(std::move(error));
   });
 }
 

@@ -41,7 +41,9 @@ class process_runner {
 public:
   using started_callback = std::function<void(caf::expected<launched_process>)>;
   using exit_callback = std::function<void(const process_exit&)>;
-  using done_callback = std::function<void()>;
+  /// "" when the logs are durable, else the first error ("logs/x.stdout.log:
+  /// fsync: Input/output error").
+  using done_callback = std::function<void(std::string)>;
 
   /// With `adopt_orphans`, the process becomes a child subreaper
   /// (PR_SET_CHILD_SUBREAPER): grandchildren whose parent died reparent to us

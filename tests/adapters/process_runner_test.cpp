@@ -71,7 +71,7 @@ struct ProcessRunnerTest : ::testing::Test {
     std::mutex m;
     std::condition_variable c;
     bool synced = false;
-    runner.sync_logs(pid, [&] {
+    runner.sync_logs(pid, [&](std::string) {
       std::lock_guard<std::mutex> g{m};
       synced = true;
       c.notify_all();
