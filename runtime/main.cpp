@@ -9,15 +9,35 @@
 #include <cstdio>
 #include <cstring>
 
+namespace {
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Before anything else of troupe runs, even the shared libraries' static
+// initializers (CAF's take milliseconds): SIGINT/SIGTERM/SIGHUP stay
+// pending until `troupe run`'s signal thread takes them, so a SIGTERM in
+// the first milliseconds becomes a cancel and exit 130, not death by the
+// signal. Only the dynamic loader's own work comes earlier.
+void block_stop_signals(int, char**, char**) {
+  auto set = stop_signals();
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+__attribute__((section(".preinit_array"), used)) void (*const block_early)(int, char**, char**) =
+  block_stop_signals;
+
+} // namespace
+
 int main(int argc, char** argv) {
-  // First thing: SIGINT/SIGTERM/SIGHUP stay pending until `troupe run`'s
-  // signal thread takes them (a SIGTERM in the first milliseconds becomes a
-  // cancel and exit 130, not death by signal). Other commands unblock them.
-  sigset_t handled;
-  sigemptyset(&handled);
-  sigaddset(&handled, SIGINT);
-  sigaddset(&handled, SIGTERM);
-  sigaddset(&handled, SIGHUP);
+  // Other commands than `run` take the default actions again (below).
+  auto handled = stop_signals();
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
 
   CLI::App app{"troupe: runs pipelines of stages as auditable runs"};
@@ -70,6 +90,13 @@ int main(int argc, char** argv) {
   events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
     ->capture_default_str();
 
+  auto* recover_cmd = app.add_subcommand(
+    "recover", "Reconcile runs whose owner is lost (its troupe process died, is a zombie, or "
+               "sent no heartbeat for 20 s): fail them as interrupted, kill what is left of "
+               "their stages, and bring metadata.json in line. `troupe run` does this before "
+               "it starts; this does it now.");
+  add_db(recover_cmd);
+
   // A first word that is not a command: say so (CLI11 would only say that a
   // subcommand is required).
   if (argc > 1 && argv[1][0] != '-') {
@@ -85,12 +112,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto* recover_cmd = app.add_subcommand(
-    "recover", "Reconcile runs whose owner is lost (its troupe process died, is a zombie, or "
-               "sent no heartbeat for 20 s): fail them as interrupted, kill what is left of "
-               "their stages, and bring metadata.json in line. `troupe run` does this before "
-               "it starts; this does it now.");
-  add_db(recover_cmd);
 
   try {
     app.parse(argc, argv);

@@ -3,6 +3,7 @@
 #include "adapters/artifacts/atomic_file.hpp"
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
+#include "actors/running_order.hpp"
 #include "runtime/liveness.hpp"
 
 #include <nlohmann/json.hpp>
@@ -372,15 +373,27 @@ caf::error settle_metadata(const resumable_run& settled) {
       for (auto& a : settled.attempts) {
         if (a.job != name)
           continue;
-        for (auto& att : stage["attempts"]) {
-          if (att.value("attempt", 0) != a.attempt)
-            continue;
-          att["status"] = to_string(a.status);
-          att["failure_code"] = code_json(a.failure);
-          att["error"] = text_json(a.error);
-          if (a.finished_at)
-            att["finished_at"] = iso8601(*a.finished_at);
+        nlohmann::json* found = nullptr;
+        for (auto& att : stage["attempts"])
+          if (att.value("attempt", 0) == a.attempt)
+            found = &att;
+        if (found == nullptr) {
+          // The store heard of this attempt; the dead owner never wrote it here.
+          stage["attempts"].push_back(
+            {{"attempt", a.attempt},
+             {"strategy", a.strategy},
+             {"started_at", a.started_at ? nlohmann::json(iso8601(*a.started_at)) : nullptr},
+             {"pid", a.pid == 0 ? nlohmann::json(nullptr) : nlohmann::json(a.pid)},
+             {"stdout_log", running_order::attempt_log(name, a.attempt, "stdout.log")},
+             {"stderr_log", running_order::attempt_log(name, a.attempt, "stderr.log")}});
+          found = &stage["attempts"].back();
         }
+        auto& att = *found;
+        att["status"] = to_string(a.status);
+        att["failure_code"] = code_json(a.failure);
+        att["error"] = text_json(a.error);
+        if (a.finished_at)
+          att["finished_at"] = iso8601(*a.finished_at);
         if (a.finished_at && stage["finished_at"].is_null())
           stage["finished_at"] = iso8601(*a.finished_at);
       }

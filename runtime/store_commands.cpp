@@ -319,6 +319,12 @@ int events_command(const store_command_options& o) {
 }
 
 int recover_command(const store_command_options& o) {
+  auto url = url_of(o);
+  if (!check_store_url(url) && url.rfind("postgres", 0) != 0
+      && !std::filesystem::exists(url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url)) {
+    std::printf("nothing to recover: no store at %s\n", url.c_str());
+    return 0;
+  }
   auto db = open_for_reading(o);
   if (!db)
     return fail(db.error());
