@@ -13,7 +13,7 @@ jobs=${2:-1}
 out=build-fuzz
 mkdir -p "$out/corpus" "$out/crashes"
 CXX=${CXX:-clang++}
-command -v "$CXX" >/dev/null || { echo "fuzz-pipeline: $CXX not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+command -v "$CXX" >/dev/null || { echo "fuzz-pipeline: $CXX not found (scripts/install-deps.sh --fuzz)" >&2; exit 1; }
 if [ ! -x "$out/pipeline_fuzzer" ] || [ -n "$(find runtime messages actors tests/fuzz -newer "$out/pipeline_fuzzer" -name '*.[ch]pp' | head -1)" ]; then
   echo "fuzz-pipeline: building $out/pipeline_fuzzer"
   "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

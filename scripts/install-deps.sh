@@ -2,6 +2,9 @@
 # Installs troupe's build and test dependencies from Debian 12 packages.
 # Idempotent: packages already present are skipped, so a second run is quick.
 # Needs root (or sudo) for apt-get; nothing is downloaded outside apt.
+#   scripts/install-deps.sh          what make run / make test need
+#   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime
+#                                    (scripts/fuzz-pipeline.sh)
 set -euo pipefail
 
 packages=(
@@ -18,7 +21,11 @@ packages=(
   libgtest-dev libgmock-dev       # tests
   libbenchmark-dev                # bench/
   python3 procps                  # example stages; ps/pgrep used by tests
+  jq                              # the README's examples read metadata.json with it
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)  # clang -fsanitize=fuzzer (libFuzzer's runtime)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
