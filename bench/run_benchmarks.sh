@@ -25,7 +25,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   for i in $(seq 200); do printf '  - name: s%03d\n    run: ["true"]\n' "$i"; done
 } > "$work/p200.yaml"
 
-shell_ms=(); troupe_ms=(); troupe_nosample_ms=(); troupe_nodb_ms=()
+shell_ms=(); troupe_ms=(); troupe_nosample_ms=(); troupe_nodb_ms=(); troupe_noshim_ms=()
 for r in $(seq "$repeats"); do
   t0=$(now_ns); sh -c 'for i in $(seq 200); do /bin/true; done'; t1=$(now_ns)
   shell_ms+=($(( (t1 - t0) / 1000000 )))
@@ -35,7 +35,12 @@ for r in $(seq "$repeats"); do
   troupe_nosample_ms+=($(( (t1 - t0) / 1000000 )))
   t0=$(now_ns); "$troupe" run "$work/p200.yaml" -o "$work/out" --no-db >/dev/null; t1=$(now_ns)
   troupe_nodb_ms+=($(( (t1 - t0) / 1000000 )))
+  # Commands started straight from troupe, not through troupe-exec (whose
+  # cost this measures; their peak memory would then be troupe's own).
+  t0=$(now_ns); TROUPE_EXEC_SHIM=/nonexistent "$troupe" run "$work/p200.yaml" -o "$work/out" >/dev/null; t1=$(now_ns)
+  troupe_noshim_ms+=($(( (t1 - t0) / 1000000 )))
 done
+ns=$(printf '%s\n' "${troupe_noshim_ms[@]}" | median)
 nd=$(printf '%s\n' "${troupe_nodb_ms[@]}" | median)
 s=$(printf '%s\n' "${shell_ms[@]}" | median)
 t=$(printf '%s\n' "${troupe_ms[@]}" | median)
@@ -45,10 +50,13 @@ echo "shell loop:                      ${s} ms   (${shell_ms[*]})"
 echo "troupe run (default options):    ${t} ms   (${troupe_ms[*]})"
 echo "troupe run --sample-interval 0:  ${tn} ms   (${troupe_nosample_ms[*]})"
 echo "troupe run --no-db:              ${nd} ms   (${troupe_nodb_ms[*]})"
+echo "troupe run without troupe-exec:  ${ns} ms   (${troupe_noshim_ms[*]})"
 awk -v s="$s" -v t="$t" -v tn="$tn" -v nd="$nd" 'BEGIN {
   printf "ratio troupe/shell: %.1fx; per-stage overhead: %.2f ms (%.2f ms without periodic sampling)\n",
          t / s, (t - s) / 200, (tn - s) / 200
   printf "store on vs --no-db: %.2fx (%.2f ms per stage for SQLite)\n", t / nd, (t - nd) / 200 }'
+awk -v t="$t" -v ns="$ns" 'BEGIN {
+  printf "troupe-exec: %.2f ms per stage (%.2fx)\n", (t - ns) / 200, t / ns }'
 
 # -- 2. the sampler at 10 Hz on 50 processes -------------------------------------
 cat > "$work/p50.yaml" <<'YAML'
