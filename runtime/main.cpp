@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     "run", "Run a pipeline's stages in order, leaving logs, metadata.json and "
            "resource_trace.jsonl in a new run folder.\nExit codes: 0 all stages "
            "succeeded, 1 a stage failed, 2 usage or pipeline error, 3 a stage timed "
-           "out, 4 internal error, 130 cancelled.");
+           "out, 4 the run could not be recorded (full disk, store) or an internal error, 130 cancelled.");
   cmd->add_option("pipeline", run.pipeline, "Pipeline file (YAML)")->required();
   cmd->add_option("-o,--output", run.output, "Folder for run folders")
     ->capture_default_str();

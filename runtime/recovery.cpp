@@ -334,6 +334,8 @@ caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_i
 
 caf::error settle_metadata(const resumable_run& settled) {
   const auto& run = settled.run;
+  // The space its dead owner held back for the final record: not needed now.
+  ::unlink((run.run_dir + "/.troupe-reserve").c_str());
   auto path = run.run_dir + "/metadata.json";
   auto text = read_file(path);
   nlohmann::json doc;
