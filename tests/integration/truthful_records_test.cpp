@@ -130,6 +130,7 @@ TEST_F(TruthfulRecords, AttemptsReportTheirOwnDurationAndTheStageItsTotal) {
   EXPECT_NE(done.find("attempt 2/3, stage 1."), std::string::npos) << done;
   EXPECT_GE(wall, 1s) << "the test's clock: the backoff was waited";
 
+  EXPECT_FALSE(exists(single_run_dir(out()) + "/.troupe-reserve")) << "a finished run holds none";
   auto m = metadata();
   const auto& s = stage(m, "flaky");
   ASSERT_EQ(s["attempts"].size(), 2u);
@@ -232,6 +233,8 @@ TEST_F(TruthfulRecords, AZombieOwnerIsShownLostAndReconciledByRecover) {
   auto beat2 = store_runs(tmp, out())[0]["heartbeat_at"].get<std::string>();
   EXPECT_GT(beat2, beat1) << "the owner refreshes its heartbeat";
   EXPECT_FALSE(runs[0]["owner"].get<std::string>().empty());
+  auto run_dir = single_run_dir(out());
+  EXPECT_TRUE(exists(run_dir + "/.troupe-reserve")) << "space held back while the run is unfinished";
 
   ::kill(p.pid(), SIGKILL);  // not reaped: a zombie, pid and comm intact
   ASSERT_TRUE(p.wait_until([&] { return process_state(p.pid()) == 'Z'; }, 5s));
@@ -257,6 +260,7 @@ TEST_F(TruthfulRecords, AZombieOwnerIsShownLostAndReconciledByRecover) {
   EXPECT_EQ(stage(m, "after")["status"], "skipped");
   EXPECT_TRUE(p.wait_until([&] { return processes_of_run(id).empty(); }, 3s))
     << "recover killed what was left of the stage";
+  EXPECT_FALSE(exists(run_dir + "/.troupe-reserve")) << "released with the dead owner's run";
   // A second recover finds nothing.
   rec = run_troupe({"recover", "-o", out()}, tmp.path());
   EXPECT_NE(rec.out.find("nothing to recover"), std::string::npos) << rec.out;
