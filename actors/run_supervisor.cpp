@@ -82,47 +82,47 @@ bool records_ok(self_ptr self, const write_health& h, failure_code code) {
   return false;
 }
 
-// Asks both writers whether everything so far is durable. With `wait`, `go`
-// runs once they have answered (before the first stage: the run's first
-// record is on disk and in the store before anything runs; a run that
-// cannot be recorded is then marked failed, and `go` finds it stopped and
-// finishes it). Without, `go` runs at once and a failure that comes back
-// stops the stage just started: the metadata fsync of the previous stage
-// stays off the critical path (about 1 ms a stage, docs/benchmarks.md).
-void after_barrier(self_ptr self, std::function<void()> go, bool wait = true) {
-  auto& st = self->state;
-  if (!wait) {
-    auto ignore = [] {};
-    after_barrier(self, ignore, true);
-    go();
-    return;
-  }
-  self->request(st.deps.writer, caf::infinite, sync_atom_v)
-    .then(
+// Asks the artifact writer, then the store, whether everything so far is
+// durable; a failure goes to records_ok; then `then` runs.
+void check_writers(self_ptr self, std::function<void()> then) {
+  // The reply handlers of one writer's sync: record a failure, go on.
+  auto handlers = [=](failure_code code, std::string who, std::function<void()> next) {
+    return std::make_pair(
       [=](write_health& h) {
-        records_ok(self, h, failure_code::artifact_write_failed);
-        auto& st = self->state;
-        if (!st.deps.store) {
-          go();
-          return;
-        }
-        self->request(st.deps.store, caf::infinite, sync_atom_v)
-          .then(
-            [=](write_health& h) {
-              records_ok(self, h, failure_code::store_write_failed);
-              go();
-            },
-            [=](caf::error& err) {
-              records_ok(self, write_health{1, "store: " + to_string(err)},
-                         failure_code::store_write_failed);
-              go();
-            });
+        records_ok(self, h, code);
+        next();
       },
       [=](caf::error& err) {
-        records_ok(self, write_health{1, "artifact writer: " + to_string(err)},
-                   failure_code::artifact_write_failed);
-        go();
+        records_ok(self, write_health{1, who + ": " + to_string(err)}, code);
+        next();
       });
+  };
+  auto store = self->state.deps.store;
+  auto check_store = [=] {
+    if (!store) {
+      then();
+      return;
+    }
+    auto [ok, failed] = handlers(failure_code::store_write_failed, "store", then);
+    self->request(store, caf::infinite, sync_atom_v).then(ok, failed);
+  };
+  auto [ok, failed] = handlers(failure_code::artifact_write_failed, "artifact writer", check_store);
+  self->request(self->state.deps.writer, caf::infinite, sync_atom_v).then(ok, failed);
+}
+
+// Before a stage starts. With `wait` (the first stage), `go` runs once both
+// writers have confirmed the run's record so far: it is on disk and in the
+// store before anything runs, or the run is marked failed and `go` finds it
+// stopped and finishes it. Without, `go` runs at once and a failure that
+// comes back stops the stage just started: the previous stage's metadata
+// fsync stays off the critical path (about 1 ms a stage, docs/benchmarks.md).
+void after_barrier(self_ptr self, std::function<void()> go, bool wait = true) {
+  if (wait) {
+    check_writers(self, std::move(go));
+    return;
+  }
+  check_writers(self, [] {});
+  go();
 }
 
 void report_finished(self_ptr self, int32_t failures) {
