@@ -4,22 +4,53 @@
 
 #include <caf/all.hpp>
 
+#include <map>
+#include <tuple>
+
 namespace troupe {
 
 namespace {
 
-struct sampler_state {
-  std::unique_ptr<host_sampler> sampler;
-  sample_request watched;
+using watch_key = std::tuple<std::string, std::string, int32_t>;  // run, stage, attempt
+
+watch_key key_of(const sample_request& r) {
+  return {r.run_id, r.stage, r.attempt};
+}
+
+struct watch {
+  sample_request request;
   caf::timespan interval{0};
   sample_sink_actor sink;
-  uint64_t generation = 0;  // bumped by watch/unwatch: stale ticks are dropped
+  std::chrono::steady_clock::time_point due;
+};
+
+struct sampler_state {
+  std::unique_ptr<host_sampler> sampler;
+  std::map<watch_key, watch> watches;
+  uint64_t timer = 0;  // the armed tick's generation; older ticks are dropped
+  std::chrono::steady_clock::time_point timer_at;
   static inline const char* name = "resource_sampler";
 };
 
-resource_sampler_actor::behavior_type
-resource_sampler(resource_sampler_actor::stateful_pointer<sampler_state> self,
-                 std::shared_ptr<gpu_source> gpus) {
+using self_ptr = resource_sampler_actor::stateful_pointer<sampler_state>;
+
+// Arms one tick for the earliest due watch, unless one is armed as early.
+void arm(self_ptr self) {
+  auto& st = self->state;
+  if (st.watches.empty())
+    return;
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (auto& [k, w] : st.watches)
+    next = std::min(next, w.due);
+  if (st.timer != 0 && st.timer_at <= next)
+    return;
+  st.timer_at = next;
+  auto delay = next - std::chrono::steady_clock::now();
+  self->delayed_send(self, std::max(delay, decltype(delay){0}), tick_atom_v, ++st.timer);
+}
+
+resource_sampler_actor::behavior_type resource_sampler(self_ptr self,
+                                                       std::shared_ptr<gpu_source> gpus) {
   self->state.sampler = std::make_unique<host_sampler>(std::move(gpus));
   return {
     [=](snapshot_atom, const sample_request& req) {
@@ -27,25 +58,40 @@ resource_sampler(resource_sampler_actor::stateful_pointer<sampler_state> self,
     },
     [=](watch_atom, sample_request& req, caf::timespan interval, sample_sink_actor& sink) {
       auto& st = self->state;
-      st.watched = std::move(req);
-      st.watched.phase = "sample";
-      st.interval = interval;
-      st.sink = std::move(sink);
-      auto gen = ++st.generation;
-      if (interval.count() > 0)
-        self->delayed_send(self, interval, tick_atom_v, gen);
+      if (interval.count() <= 0)
+        return;
+      req.phase = "sample";
+      auto key = key_of(req);
+      st.watches[key] = watch{std::move(req), interval, std::move(sink),
+                              std::chrono::steady_clock::now() + interval};
+      arm(self);
     },
-    [=](unwatch_atom) {
-      auto& st = self->state;
-      ++st.generation;
-      st.sink = nullptr;
+    [=](unwatch_atom, const sample_request& req) {
+      self->state.watches.erase(key_of(req));
     },
     [=](tick_atom, uint64_t gen) {
       auto& st = self->state;
-      if (gen != st.generation || !st.sink)
-        return;
-      self->send(st.sink, sample_atom_v, st.sampler->take(st.watched));
-      self->delayed_send(self, st.interval, tick_atom_v, gen);
+      if (gen != st.timer)
+        return;  // superseded by an earlier one
+      st.timer = 0;
+      // Every watch due now (or within a millisecond) from one /proc pass.
+      auto now = std::chrono::steady_clock::now();
+      std::vector<watch*> due;
+      std::vector<sample_request> reqs;
+      for (auto& [k, w] : st.watches) {
+        if (w.due <= now + std::chrono::milliseconds(1)) {
+          due.push_back(&w);
+          reqs.push_back(w.request);
+        }
+      }
+      if (!reqs.empty()) {
+        auto snaps = st.sampler->take_many(reqs);
+        for (size_t i = 0; i < due.size(); ++i) {
+          self->send(due[i]->sink, sample_atom_v, std::move(snaps[i]));
+          due[i]->due = now + due[i]->interval;
+        }
+      }
+      arm(self);
     },
   };
 }

@@ -59,7 +59,9 @@ void notify(self_ptr self, progress_event::kind_t kind, size_t i) {
 sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t pgid,
                            std::string cgroup = {}) {
   const auto& rec = self->state.order->record();
-  return sample_request{rec.run_id, rec.stages.at(i).name, phase, pgid, std::move(cgroup)};
+  const auto& s = rec.stages.at(i);
+  return sample_request{rec.run_id, s.name, phase, pgid, std::move(cgroup),
+                        static_cast<int32_t>(s.attempts.size())};
 }
 
 void step(self_ptr self, bool wait = false);
@@ -182,7 +184,7 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     return;  // already handled (a down message after the reply, say)
   st.current.reset();
   st.worker = nullptr;
-  self->send(st.deps.sampler, unwatch_atom_v);
+  self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
   // A worker that ended without a result left its tree unattended: stop it,
   // so that no process of the stage outlives it here either.

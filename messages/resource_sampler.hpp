@@ -95,19 +95,21 @@ typename Inspector::result_type inspect(Inspector& f, snapshot& x) {
 }
 
 /// What to sample: `pgid` 0 means host only (the `before` phase); `cgroup`
-/// is the job's cgroup on this node, when it has one.
+/// is the job's cgroup on this node, when it has one. A watch is known by
+/// (run_id, stage, attempt): several runs' stages are watched at once.
 struct sample_request {
   std::string run_id;
   std::string stage;
   std::string phase;
   int32_t pgid = 0;
   std::string cgroup;
+  int32_t attempt = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sample_request& x) {
   return f(caf::meta::type_name("troupe::sample_request"), x.run_id, x.stage,
-           x.phase, x.pgid, x.cgroup);
+           x.phase, x.pgid, x.cgroup, x.attempt);
 }
 
 /// interface sample_sink {
@@ -120,14 +122,16 @@ using sample_sink_actor =
 ///   (snapshot_atom, sample_request) -> snapshot      // now, once
 ///   (watch_atom, sample_request, timespan, sample_sink_actor) -> void
 ///        // every `timespan`, send (sample_atom, snapshot) to the sink,
-///        // until unwatch; a new watch replaces the previous one
-///   (unwatch_atom) -> void
+///        // until unwatched; a watch of the same (run_id, stage, attempt)
+///        // replaces that one only. One /proc pass per tick serves every
+///        // watch that is due.
+///   (unwatch_atom, sample_request) -> void  // by (run_id, stage, attempt)
 ///   (tick_atom, uint64_t) -> void                     // internal timer
 /// }
 using resource_sampler_actor = caf::typed_actor<
   caf::replies_to<snapshot_atom, sample_request>::with<snapshot>,
   caf::reacts_to<watch_atom, sample_request, caf::timespan, sample_sink_actor>,
-  caf::reacts_to<unwatch_atom>,
+  caf::reacts_to<unwatch_atom, sample_request>,
   caf::reacts_to<tick_atom, uint64_t>>;
 
 } // namespace troupe

@@ -75,11 +75,12 @@ host_sampler::cpu_totals host_sampler::read_cpu_totals() {
 }
 
 snapshot host_sampler::take(const sample_request& req) {
+  return take_many({req}).at(0);
+}
+
+std::vector<snapshot> host_sampler::take_many(const std::vector<sample_request>& reqs) {
   snapshot s;
   s.ts = caf::make_timestamp();
-  s.run_id = req.run_id;
-  s.stage = req.stage;
-  s.phase = req.phase;
 
   auto cpu = read_cpu_totals();
   if (cpu.total > last_cpu_.total)
@@ -129,23 +130,32 @@ snapshot host_sampler::take(const sample_request& req) {
     s.top.push_back(std::move(t));
   }
   last_ticks_ = std::move(ticks);
-
-  if (req.pgid > 0) {
-    tree_figures tree;
-    uint64_t tree_ticks = 0;
-    auto members = req.cgroup.empty() ? std::vector<int32_t>{}
-                                      : cgroup_jobs::members(req.cgroup);
-    for (auto* p : tree_of(table, req.pgid, members)) {
-      tree.pids.push_back(p->pid);
-      tree.rss_bytes += p->rss_pages * page;
-      tree_ticks += p->cpu_ticks;
-    }
-    tree.cpu_seconds = static_cast<double>(tree_ticks) / hz;
-    s.process = std::move(tree);
-  }
   if (gpus_)
     s.gpus = gpus_->read();
-  return s;
+
+  std::vector<snapshot> out;
+  out.reserve(reqs.size());
+  for (const auto& req : reqs) {
+    auto one = s;
+    one.run_id = req.run_id;
+    one.stage = req.stage;
+    one.phase = req.phase;
+    if (req.pgid > 0) {
+      tree_figures tree;
+      uint64_t tree_ticks = 0;
+      auto members = req.cgroup.empty() ? std::vector<int32_t>{}
+                                        : cgroup_jobs::members(req.cgroup);
+      for (auto* p : tree_of(table, req.pgid, members)) {
+        tree.pids.push_back(p->pid);
+        tree.rss_bytes += p->rss_pages * page;
+        tree_ticks += p->cpu_ticks;
+      }
+      tree.cpu_seconds = static_cast<double>(tree_ticks) / hz;
+      one.process = std::move(tree);
+    }
+    out.push_back(std::move(one));
+  }
+  return out;
 }
 
 } // namespace troupe

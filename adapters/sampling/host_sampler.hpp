@@ -24,6 +24,10 @@ public:
   /// Reads /proc (and NVML) now. `req.pgid` 0: no process tree.
   snapshot take(const sample_request& req);
 
+  /// The same for several requests from one pass over /proc (and one NVML
+  /// read): the host figures are shared, each tree is its own. In order.
+  std::vector<snapshot> take_many(const std::vector<sample_request>& reqs);
+
 private:
   struct cpu_totals {
     uint64_t busy = 0;
