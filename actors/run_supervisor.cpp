@@ -106,7 +106,8 @@ void check_writers(self_ptr self, std::function<void()> then) {
       return;
     }
     auto [ok, failed] = handlers(failure_code::store_write_failed, "store", then);
-    self->request(store, caf::infinite, sync_atom_v).then(ok, failed);
+    self->request(store, caf::infinite, sync_atom_v, self->state.order->record().run_id)
+      .then(ok, failed);
   };
   auto [ok, failed] = handlers(failure_code::artifact_write_failed, "artifact writer", check_store);
   self->request(self->state.deps.writer, caf::infinite, sync_atom_v).then(ok, failed);
@@ -160,7 +161,7 @@ void finish(self_ptr self) {
       report_finished(self, failures);
       return;
     }
-    self->request(st.deps.store, caf::infinite, sync_atom_v)
+    self->request(st.deps.store, caf::infinite, sync_atom_v, st.order->record().run_id)
       .then([=](write_health& s) { report_finished(self, failures + s.failures); },
             [=](caf::error&) { report_finished(self, failures + 1); });
   });

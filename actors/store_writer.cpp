@@ -19,6 +19,7 @@ struct writer_state {
   size_t failed_rows = 0;
   bool flush_pending = false;
   write_health health;  // rows refused or lost, and the first reason
+  std::map<std::string, write_health> by_run;  // the same for each run
   bool reported = false;
   std::map<std::string, std::string> beating;  // unfinished run -> its owner
   static inline const char* name = "store_writer";
@@ -27,6 +28,28 @@ struct writer_state {
 using self_ptr = store_actor::stateful_pointer<writer_state>;
 
 constexpr size_t max_retained_rows = 100000;
+
+void charge(writer_state& st, const std::string& run, int32_t rows, const std::string& why) {
+  auto& h = st.by_run[run];
+  h.failures += rows;
+  if (h.first_error.empty())
+    h.first_error = why;
+}
+
+// A batch a commit lost: each of its runs is charged with its own rows.
+void charge_lost(writer_state& st, const store_batch& b, const std::string& why) {
+  std::map<std::string, int32_t> rows;
+  for (auto& r : b.runs)
+    ++rows[r.run_id];
+  for (auto& r : b.jobs)
+    ++rows[r.run_id];
+  for (auto& r : b.attempts)
+    ++rows[r.run_id];
+  for (auto& e : b.events)
+    ++rows[e.run_id];
+  for (auto& [run, n] : rows)
+    charge(st, run, n, why);
+}
 
 void report(writer_state& st, const caf::error& err) {
   // Once per writer: a database that is gone fails every commit after.
@@ -42,6 +65,8 @@ void count(writer_state& st, const apply_result& res) {
   st.health.failures += static_cast<int32_t>(res.refused.size());
   if (!res.refused.empty() && st.health.first_error.empty())
     st.health.first_error = "refused: " + res.refused.front();
+  for (size_t i = 0; i < res.refused.size() && i < res.refused_runs.size(); ++i)
+    charge(st, res.refused_runs[i], 1, "refused: " + res.refused[i]);
 }
 
 // Writes the batches lost earlier, oldest first, until one fails again.
@@ -67,6 +92,7 @@ void flush(self_ptr self) {
     if (!st.failed.empty()) {
       for (auto& b : st.queued) {
         st.health.failures += static_cast<int32_t>(b.size());
+        charge_lost(st, b, st.health.first_error);
         if (st.failed_rows + b.size() <= max_retained_rows) {
           st.failed_rows += b.size();
           st.failed.push_back(std::move(b));
@@ -95,6 +121,7 @@ void flush(self_ptr self) {
     } else {
       report(st, res.error());
       st.health.failures += static_cast<int32_t>(b.size());
+      charge_lost(st, b, describe(res.error()));
       // Kept, in order, for the next sync: a full disk that gets space back
       // (troupe's reserve released at a run's end) still gets every row.
       if (st.failed_rows + b.size() <= max_retained_rows) {
@@ -148,6 +175,12 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
       [=](sync_atom) -> write_health {
         flush(self);
         return self->state.health;
+      },
+      [=](sync_atom, const std::string& run) -> write_health {
+        flush(self);
+        auto& st = self->state;
+        auto it = st.by_run.find(run);
+        return it == st.by_run.end() ? write_health{} : it->second;
       },
     };
   };

@@ -159,6 +159,10 @@ typename Inspector::result_type inspect(Inspector& f, write_health& x) {
 ///   (sync_atom) -> write_health           // after every batch sent before it is
 ///                                         // committed: the rows refused or lost so
 ///                                         // far (0: all written), the first reason
+///   (sync_atom, std::string run_id) -> write_health
+///                                         // the same barrier, counting that run's
+///                                         // rows only: one run's refused row does not
+///                                         // fail another run
 ///   internal: (flush_atom)                // commit what is queued
 ///   internal: (tick_atom)                 // heartbeat the unfinished runs it wrote
 /// }
@@ -168,6 +172,7 @@ typename Inspector::result_type inspect(Inspector& f, write_health& x) {
 using store_actor = caf::typed_actor<
   caf::reacts_to<persist_atom, store_batch>,
   caf::replies_to<sync_atom>::with<write_health>,
+  caf::replies_to<sync_atom, std::string>::with<write_health>,
   caf::reacts_to<flush_atom>,
   caf::reacts_to<tick_atom>>;
 

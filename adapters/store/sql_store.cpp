@@ -233,6 +233,7 @@ void sql_store::refuse(apply_result& out, const std::string& run_id, const std::
   if (!exec("SELECT 1 FROM runs WHERE run_id = $1", {text(run_id)}).empty())
     write_event(ev);
   out.refused.push_back(std::move(what));
+  out.refused_runs.push_back(run_id);
 }
 
 void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp now) {

@@ -22,6 +22,7 @@ namespace troupe {
 struct apply_result {
   int32_t written = 0;
   std::vector<std::string> refused;  // "runs[<id>]: succeeded -> running is not a legal transition"
+  std::vector<std::string> refused_runs;  // the run each refusal belongs to, in the same order
 };
 
 struct run_filter {
