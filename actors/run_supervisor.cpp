@@ -48,12 +48,13 @@ void notify(self_ptr self, progress_event::kind_t kind, size_t i) {
   if (!st.deps.listener)
     return;
   progress_event ev;
+  ev.run_id = st.order->record().run_id;
   ev.kind = kind;
   ev.index = static_cast<int32_t>(i);
   ev.total = static_cast<int32_t>(st.order->record().stages.size());
   ev.stage = st.order->record().stages.at(i);
   ev.run = st.order->record().status;
-  caf::anon_send(st.deps.listener, std::move(ev));
+  self->send(st.deps.listener, std::move(ev));
 }
 
 sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t pgid,
@@ -132,6 +133,7 @@ void report_finished(self_ptr self, int32_t failures) {
   auto& st = self->state;
   if (st.deps.listener) {
     progress_event ev;
+    ev.run_id = st.order->record().run_id;
     ev.kind = progress_event::kind_t::run_finished;
     ev.index = -1;
     ev.total = static_cast<int32_t>(st.order->record().stages.size());
@@ -140,7 +142,7 @@ void report_finished(self_ptr self, int32_t failures) {
     ev.exit_code = failures > 0 && st.order->exit_code() == exit_code::ok
                      ? exit_code::internal
                      : st.order->exit_code();
-    caf::anon_send(st.deps.listener, std::move(ev));
+    self->send(st.deps.listener, std::move(ev));
   }
   self->quit();
 }

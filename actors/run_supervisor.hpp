@@ -39,7 +39,7 @@ struct run_supervisor_deps {
   resource_sampler_actor sampler;
   artifact_writer_actor writer;
   store_actor store;    // may be null: no database
-  caf::actor listener;  // receives progress_event messages; may be null
+  progress_listener_actor listener;  // receives progress_event messages; may be null
 };
 
 run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, run_plan plan,

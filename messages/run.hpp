@@ -161,6 +161,7 @@ typename Inspector::result_type inspect(Inspector& f, run_record& x) {
 /// What a run_supervisor tells its listener (the CLI's progress display).
 struct progress_event {
   enum class kind_t : uint8_t { stage_started, stage_finished, run_finished };
+  std::string run_id;  // several runs' events share a listener (the coordinator's)
   kind_t kind = kind_t::stage_started;
   int32_t index = 0;  // stage index; -1 for run_finished
   int32_t total = 0;  // stages in the pipeline
@@ -172,7 +173,7 @@ struct progress_event {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_event& x) {
-  return f(caf::meta::type_name("troupe::progress_event"), x.kind, x.index,
+  return f(caf::meta::type_name("troupe::progress_event"), x.run_id, x.kind, x.index,
            x.total, x.stage, x.run, x.exit_code, x.stages);
 }
 

@@ -13,6 +13,12 @@
 
 namespace troupe {
 
+/// interface progress_listener {
+///   (progress_event) -> void   // a stage started or ended, or the run ended
+/// }
+/// What `troupe run`'s display (and later the API's event stream) hears.
+using progress_listener_actor = caf::typed_actor<caf::reacts_to<progress_event>>;
+
 /// interface run_supervisor {
 ///   (start_atom) -> void           // run every stage; progress goes to the
 ///                                  // listener, ending with run_finished, after

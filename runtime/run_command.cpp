@@ -390,7 +390,7 @@ int run_command(const run_command_options& opts) {
     deps.sampler = sampler;
     deps.writer = writer;
     deps.store = store_writer;
-    deps.listener = caf::actor{self};
+    deps.listener = caf::actor_cast<progress_listener_actor>(self);
     const auto run_id = rec.run_id;  // `rec` is moved into the supervisor
     auto sup = spawn_run_supervisor(sys, std::move(plan), std::move(deps));
     {

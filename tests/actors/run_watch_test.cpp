@@ -57,7 +57,7 @@ struct RunWatchTest : ::testing::Test {
     deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
     deps.writer = spawn_artifact_writer(sys, run_dir);
     deps.store = store;
-    deps.listener = caf::actor{self};
+    deps.listener = caf::actor_cast<progress_listener_actor>(self);
     helpers.push_back(caf::actor_cast<caf::actor>(deps.sampler));
     helpers.push_back(caf::actor_cast<caf::actor>(deps.writer));
     if (store)
