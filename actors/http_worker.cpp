@@ -252,14 +252,11 @@ http_worker_actor::behavior_type http_worker(self_ptr self, http_worker_deps dep
       r.error = "cancelled during the HTTP request";
       deliver(self, std::move(r));
     },
-    // job_worker's internal messages: an http_worker gets none of them.
-    [=](launched_atom, int32_t, std::string&) {},
-    [=](launch_failed_atom, std::string&) {},
-    [=](exited_atom, const process_exit&) {},
-    [=](synced_atom, int32_t, std::string&) {},
-    [=](timeout_atom) {},
-    [=](kill_atom) {},
-    [=](poll_atom) {},
+    [=](kill_atom, std::string& why) {
+      // limits.memory: only the browser has a tree to kill.
+      if (self->state.browser)
+        self->send(self->state.browser, kill_atom_v, std::move(why));
+    },
   };
 }
 

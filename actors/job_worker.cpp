@@ -44,7 +44,19 @@ struct job_state {
   static inline const char* name = "job_worker";
 };
 
-using self_ptr = job_worker_actor::stateful_pointer<job_state>;
+/// The public interface plus what only this file sends: the process
+/// adapter's thread (launched, launch_failed, exited, synced) and the
+/// worker's own timers (timeout, kill, poll).
+using job_worker_impl = job_worker_actor::extend<
+  caf::reacts_to<launched_atom, int32_t, std::string>,
+  caf::reacts_to<launch_failed_atom, std::string>,
+  caf::reacts_to<exited_atom, process_exit>,
+  caf::reacts_to<synced_atom, int32_t, std::string>,
+  caf::reacts_to<timeout_atom>,
+  caf::reacts_to<kill_atom>,
+  caf::reacts_to<poll_atom>>;
+
+using self_ptr = job_worker_impl::stateful_pointer<job_state>;
 
 std::string seconds_text(caf::timespan d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -144,7 +156,7 @@ void finalize(self_ptr self) {
   if (st.finalizing)
     return;
   st.finalizing = true;
-  auto me = caf::actor_cast<job_worker_actor>(self);
+  auto me = caf::actor_cast<job_worker_impl>(self);
   auto pid = st.pid;
   st.runner->sync_logs(pid, [me, pid](std::string error) {
     caf::anon_send(me, synced_atom_v, pid, std::move(error));
@@ -198,7 +210,7 @@ void cancel_job(self_ptr self) {
 
 } // namespace
 
-job_worker_actor::behavior_type job_worker(self_ptr self,
+job_worker_impl::behavior_type job_worker(self_ptr self,
                                            std::shared_ptr<process_runner> runner,
                                            job_listener_actor listener) {
   self->state.runner = std::move(runner);
@@ -223,7 +235,7 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       st.result.name = st.spec.name;
       st.result.started_at = caf::make_timestamp();
       st.t0 = std::chrono::steady_clock::now();
-      auto me = caf::actor_cast<job_worker_actor>(self);
+      auto me = caf::actor_cast<job_worker_impl>(self);
       spawn_request req{st.spec.argv,        st.spec.cwd,         st.spec.env,
                         st.spec.stdout_path, st.spec.stderr_path, st.spec.memory_limit};
       st.runner->spawn(
@@ -276,6 +288,21 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
       st.killed_at = std::chrono::steady_clock::now();
       signal_tree(st.pid, st.cgroup, SIGKILL);
     },
+    [=](kill_atom, const std::string&) {
+      // Over limits.memory (the requester classifies the result): the tree
+      // goes now, with no grace. Before the leader runs there is nothing to
+      // kill; a cancel is remembered instead.
+      auto& st = self->state;
+      if (st.finalizing)
+        return;
+      if (st.pid == 0) {
+        st.cancel_requested = true;
+        return;
+      }
+      st.killed = true;
+      st.killed_at = std::chrono::steady_clock::now();
+      signal_tree(st.pid, st.cgroup, SIGKILL);
+    },
     [=](exited_atom, const process_exit& info) {
       auto& st = self->state;
       st.leader_exited = true;
@@ -302,7 +329,8 @@ job_worker_actor::behavior_type job_worker(self_ptr self,
 job_worker_actor spawn_job_worker(caf::actor_system& sys,
                                   std::shared_ptr<process_runner> runner,
                                   job_listener_actor listener) {
-  return sys.spawn(job_worker, std::move(runner), std::move(listener));
+  return caf::actor_cast<job_worker_actor>(
+    sys.spawn(job_worker, std::move(runner), std::move(listener)));
 }
 
 } // namespace troupe

@@ -374,7 +374,11 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
           && !st.oom_killed && s.pid > 0) {
         st.oom_killed = true;
         st.oom_rss = snap.process->rss_bytes;
-        signal_tree(s.pid, st.cgroup, SIGKILL);
+        // The job's own worker kills its tree: the same message reaches a
+        // job_worker on a remote node.
+        if (st.worker)
+          self->send(st.worker, kill_atom_v,
+                     "tree RSS " + std::to_string(st.oom_rss >> 20) + " MiB over limits.memory");
       }
     },
     [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {

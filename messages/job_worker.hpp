@@ -151,23 +151,16 @@ using job_listener_actor =
 /// interface job_worker {
 ///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying
 ///   (cancel_atom) -> void                 // stop the tree (SIGTERM, SIGKILL after grace)
-///   internal, from the process adapter's thread:
-///             (launched_atom, int32_t, std::string)  the leader runs (pid, cgroup)
-///             (launch_failed_atom, std::string)  it could not be started
-///             (exited_atom, process_exit)        the leader exited and was reaped
-///             (synced_atom, int32_t, std::string) logs fsynced and closed (pid; the
-///                                                  first write/fsync error, or "")
-///             (timeout_atom) (kill_atom) (poll_atom)  own timers
+///   (kill_atom, std::string why) -> void  // SIGKILL the tree now (over limits.memory);
+///                                         // the result comes as usual
 /// }
+/// The only messages other actors send a job_worker (or an http_worker,
+/// which has the same interface): what the process adapter's thread and the
+/// worker's own timers send stays inside actors/job_worker.cpp, so that a
+/// remote node's job_workers take the same three messages.
 using job_worker_actor = caf::typed_actor<
   caf::replies_to<start_atom, job_spec>::with<job_result>,
   caf::reacts_to<cancel_atom>,
-  caf::reacts_to<launched_atom, int32_t, std::string>,
-  caf::reacts_to<launch_failed_atom, std::string>,
-  caf::reacts_to<exited_atom, process_exit>,
-  caf::reacts_to<synced_atom, int32_t, std::string>,
-  caf::reacts_to<timeout_atom>,
-  caf::reacts_to<kill_atom>,
-  caf::reacts_to<poll_atom>>;
+  caf::reacts_to<kill_atom, std::string>>;
 
 } // namespace troupe

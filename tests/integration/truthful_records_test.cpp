@@ -507,3 +507,22 @@ TEST_F(TruthfulRecords, AStaleProbeCgroupIsSweptAway) {
   ::rmdir((stale + "/probe").c_str());
   ::rmdir(stale.c_str());
 }
+
+// A tree over limits.memory though each process is under it (the rlimit
+// sees one process): the supervisor's sample catches it and the stage's own
+// job_worker kills the tree (issue 14: the supervisor no longer signals pids).
+TEST_F(TruthfulRecords, ATreeOverItsMemoryLimitIsKilledByItsWorkerAndRecordedOom) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run("name: tree\nstages:\n  - name: three\n"
+               "    shell: 'for i in 1 2 3; do " + touch_memory + " 40 20000 & done; wait'\n"
+               "    limits: { memory: 100Mi }\n",
+               {"--no-db", "--sample-interval", "100ms"});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s) << "the tree was killed, not waited for";
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto m = metadata();
+  const auto& s = stage(m, "three");
+  EXPECT_EQ(s["failure_code"], "oom") << s.dump();
+  EXPECT_NE(s["error"].get<std::string>().find("killed by troupe: tree RSS"), std::string::npos)
+    << s["error"];
+  EXPECT_GT(s["resources"]["peak_rss_bytes"].get<int64_t>(), 100LL << 20);
+}
