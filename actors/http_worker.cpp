@@ -19,7 +19,8 @@ namespace {
 
 /// The job_worker interface plus what the http_client's thread sends back.
 using http_worker_actor = job_worker_actor::extend<
-  caf::reacts_to<fetched_atom, job_result, std::string>>;
+  caf::reacts_to<fetched_atom, job_result, std::string>,
+  caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;
 
 struct http_state {
   http_worker_deps deps;
@@ -147,7 +148,10 @@ void run_browser(self_ptr self) {
   js.strategy = "exec";
   auto profile = st.spec.body_path + ".chromium-profile";
   js.argv = chromium_pipe_argv(st.deps.chromium, profile, call.fifo_in, call.fifo_out);
-  st.browser = spawn_job_worker(self->system(), st.deps.runner, st.deps.listener);
+  // The browser's start is heard here and passed on as this worker's own,
+  // so that whoever watches this attempt (the node) knows its tree.
+  st.browser = spawn_job_worker(self->system(), st.deps.runner,
+                                caf::actor_cast<job_listener_actor>(self));
   self->request(st.browser, caf::infinite, start_atom_v, std::move(js))
     .then(
       [=](job_result& r) {
@@ -251,6 +255,11 @@ http_worker_actor::behavior_type http_worker(self_ptr self, http_worker_deps dep
       r.failure = failure_code::cancelled;
       r.error = "cancelled during the HTTP request";
       deliver(self, std::move(r));
+    },
+    [=](spawned_atom, std::string& stage, int32_t pid, std::string& cgroup) {
+      if (self->state.deps.listener)
+        self->send(self->state.deps.listener, spawned_atom_v, std::move(stage), pid,
+                   std::move(cgroup));
     },
     [=](kill_atom, std::string& why) {
       // limits.memory: only the browser has a tree to kill.

@@ -1,9 +1,6 @@
 #include "actors/run_supervisor.hpp"
 
-#include "actors/http_worker.hpp"
-#include "actors/job_worker.hpp"
 #include "actors/running_order.hpp"
-#include "adapters/process/process_table.hpp"
 
 #include <caf/all.hpp>
 
@@ -23,7 +20,7 @@ struct supervisor_state {
   std::optional<size_t> current;  // the stage whose attempt runs
   std::optional<size_t> waiting;  // the stage waiting for its retry
   std::string cgroup;             // the running attempt's job cgroup, or ""
-  job_worker_actor worker;
+  caf::optional<job_key> running;  // the attempt the node runs for us, if any
   bool oom_killed = false;  // troupe killed the attempt for exceeding limits.memory
   int64_t oom_rss = 0;
   bool started = false;
@@ -80,8 +77,8 @@ bool records_ok(self_ptr self, const write_health& h, failure_code code) {
                                    : h.first_error;
   st.order->record_failed(code, why, caf::make_timestamp());
   persist(self);  // what can still be written is written (the store, or the folder)
-  if (st.worker)
-    self->send(st.worker, cancel_atom_v);  // its result ends the run
+  if (st.running)
+    self->send(st.deps.node, cancel_atom_v, *st.running);  // its result ends the run
   return false;
 }
 
@@ -186,13 +183,10 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
   if (st.current != i)
     return;  // already handled (a down message after the reply, say)
   st.current.reset();
-  st.worker = nullptr;
+  st.running = caf::none;
   self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
-  // A worker that ended without a result left its tree unattended: stop it,
-  // so that no process of the stage outlives it here either.
-  if (result.failure == failure_code::lost && pid > 0)
-    signal_tree(pid, st.cgroup, SIGKILL);
+  // (A worker that ended without a result: its node killed its tree.)
   if (!result.log_error.empty() && !st.order->record_failed()) {
     // The stage's logs are not durable: this attempt is recorded as it
     // ended, then the run stops (step finds nothing more to start).
@@ -232,16 +226,6 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
           [=](caf::error&) { record_it(caf::none); });
 }
 
-job_worker_actor spawn_worker(self_ptr self, const job_spec& spec) {
-  auto& st = self->state;
-  auto listener = caf::actor_cast<job_listener_actor>(self);
-  if (spec.strategy == "exec")
-    return spawn_job_worker(self->system(), st.deps.runner, listener);
-  return spawn_http_worker(self->system(),
-                           http_worker_deps{st.deps.runner, st.deps.http, st.deps.chromium,
-                                            listener});
-}
-
 void launch(self_ptr self, size_t i) {
   auto& st = self->state;
   if (st.order->cancelled() || st.order->record_failed()) {
@@ -269,13 +253,12 @@ void launch(self_ptr self, size_t i) {
   if (spec.strategy != "exec")
     persist(self);  // no spawn message may come (plain HTTP)
   notify(self, progress_event::kind_t::stage_started, i);
-  st.worker = spawn_worker(self, spec);
-  self->monitor(st.worker);
-  self->request(st.worker, caf::infinite, start_atom_v, std::move(spec))
+  st.running = key_of(spec);
+  self->request(st.deps.node, caf::infinite, start_atom_v, std::move(spec))
     .then([=](job_result& r) { attempt_done(self, i, std::move(r)); },
           [=](caf::error& err) {
             attempt_done(self, i,
-                         lost_result(self, i, "job_worker failed: " + self->system().render(err)));
+                         lost_result(self, i, "node failed: " + self->system().render(err)));
           });
 }
 
@@ -312,15 +295,6 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
                                              plan.supervision, plan.jitter);
   st.plan = std::move(plan);
   st.deps = std::move(deps);
-  self->set_down_handler([=](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (!st.current || dm.source != st.worker.address())
-      return;
-    // Normal: the worker quits right after replying; the reply came first.
-    attempt_done(self, *st.current,
-                 lost_result(self, *st.current,
-                             "job_worker ended without a result: " + to_string(dm.reason)));
-  });
   return {
     [=](start_atom) {
       auto& st = self->state;
@@ -334,8 +308,8 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
     [=](cancel_atom) {
       auto& st = self->state;
       st.order->cancel(caf::make_timestamp());
-      if (st.worker)
-        self->send(st.worker, cancel_atom_v);
+      if (st.running)
+        self->send(st.deps.node, cancel_atom_v, *st.running);
       else if (!st.started || st.waiting)
         finish(self);
       // else between stages: next() and launch() see the flag.
@@ -374,10 +348,10 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
           && !st.oom_killed && s.pid > 0) {
         st.oom_killed = true;
         st.oom_rss = snap.process->rss_bytes;
-        // The job's own worker kills its tree: the same message reaches a
-        // job_worker on a remote node.
-        if (st.worker)
-          self->send(st.worker, kill_atom_v,
+        // The node kills the attempt's tree: the same message reaches a
+        // remote node.
+        if (st.running)
+          self->send(st.deps.node, kill_atom_v, *st.running,
                      "tree RSS " + std::to_string(st.oom_rss >> 20) + " MiB over limits.memory");
       }
     },

@@ -5,6 +5,7 @@
 #include "actors/retry_policy.hpp"
 #include "messages/artifact_writer.hpp"
 #include "messages/job_worker.hpp"
+#include "messages/node.hpp"
 #include "messages/resource_sampler.hpp"
 #include "messages/run.hpp"
 #include "messages/run_supervisor.hpp"
@@ -33,9 +34,7 @@ struct run_plan {
 };
 
 struct run_supervisor_deps {
-  std::shared_ptr<process_runner> runner;
-  std::shared_ptr<http_client> http;  // for http stages; may be null when there are none
-  std::string chromium;               // for the browser strategy; empty: not installed
+  node_actor node;  // where the attempts run (the local node, for now)
   resource_sampler_actor sampler;
   artifact_writer_actor writer;
   store_actor store;    // may be null: no database

@@ -29,6 +29,7 @@ struct store_batch;
 struct http_request;
 struct http_stats;
 struct write_health;
+struct job_key;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -55,6 +56,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::http_request))
   CAF_ADD_TYPE_ID(troupe, (troupe::http_stats))
   CAF_ADD_TYPE_ID(troupe, (troupe::write_health))
+  CAF_ADD_TYPE_ID(troupe, (troupe::job_key))
   CAF_ADD_ATOM(troupe, troupe, start_atom, "start")
   CAF_ADD_ATOM(troupe, troupe, cancel_atom, "cancel")
   CAF_ADD_ATOM(troupe, troupe, exited_atom, "exited")

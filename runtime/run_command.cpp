@@ -1,6 +1,7 @@
 #include "runtime/run_command.hpp"
 
 #include "actors/artifact_writer.hpp"
+#include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
 #include "actors/run_supervisor.hpp"
 #include "actors/store_writer.hpp"
@@ -382,11 +383,11 @@ int run_command(const run_command_options& opts) {
     store_actor store_writer;
     if (db)
       store_writer = spawn_store_writer(sys, std::move(db));
+    node_services services{runner, any_http ? std::make_shared<http_client>() : nullptr,
+                           find_chromium()};
+    auto node = spawn_node(sys, std::move(services));
     run_supervisor_deps deps;
-    deps.runner = runner;
-    if (any_http)
-      deps.http = std::make_shared<http_client>();
-    deps.chromium = find_chromium();
+    deps.node = node;
     deps.sampler = sampler;
     deps.writer = writer;
     deps.store = store_writer;
@@ -412,6 +413,7 @@ int run_command(const run_command_options& opts) {
         code = exit_code::internal;
       }
     }
+    self->send_exit(node, caf::exit_reason::user_shutdown);
     self->send_exit(sampler, caf::exit_reason::user_shutdown);
     self->send_exit(writer, caf::exit_reason::user_shutdown);
     if (store_writer)

@@ -2,6 +2,7 @@
 
 #include "messages/errors.hpp"
 #include "messages/handles.hpp"
+#include "messages/node.hpp"
 #include "messages/run.hpp"
 #include "messages/store.hpp"
 

@@ -3,6 +3,7 @@
 // as `lost` in a real SQLite store and in metadata.json; the stage it was
 // running is stopped, because its job_worker watches its requester.
 #include "actors/artifact_writer.hpp"
+#include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
 #include "actors/run_supervisor.hpp"
 #include "actors/store_writer.hpp"
@@ -53,7 +54,9 @@ struct RunWatchTest : ::testing::Test {
   // What a run_supervisor needs, as `troupe run` builds it (no GPUs).
   run_supervisor_deps deps_for(const std::string& run_dir, store_actor store = {}) {
     run_supervisor_deps deps;
-    deps.runner = std::make_shared<process_runner>(false, false);
+    deps.node = spawn_node(sys, node_services{std::make_shared<process_runner>(false, false),
+                                              nullptr, ""});
+    helpers.push_back(caf::actor_cast<caf::actor>(deps.node));
     deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
     deps.writer = spawn_artifact_writer(sys, run_dir);
     deps.store = store;
