@@ -140,6 +140,17 @@ cgroup_jobs::~cgroup_jobs() {
   ::rmdir(base_.c_str());
 }
 
+std::string cgroup_jobs::create(int64_t memory_max, bool* memory_limited) {
+  std::string job = base_ + "/job-" + std::to_string(next_++);
+  if (memory_limited != nullptr)
+    *memory_limited = false;
+  if (::mkdir(job.c_str(), 0755) != 0)
+    return "";
+  if (memory_max > 0 && memory_limited != nullptr)
+    *memory_limited = write_text(job + "/memory.max", std::to_string(memory_max));
+  return job;
+}
+
 std::string cgroup_jobs::spawn_inside(const std::function<void()>& spawn, int64_t memory_max,
                                       bool* memory_limited) {
   std::string job = base_ + "/job-" + std::to_string(next_++);

@@ -48,6 +48,11 @@ public:
   std::string spawn_inside(const std::function<void()>& spawn, int64_t memory_max = 0,
                            bool* memory_limited = nullptr);
 
+  /// Creates a new job cgroup (with memory.max = `memory_max` where the
+  /// memory controller takes it: `*memory_limited`) for a process that
+  /// moves itself in (troupe-exec). "" if it could not be created.
+  std::string create(int64_t memory_max, bool* memory_limited);
+
   /// Removes a job cgroup once it is empty; false if it is still populated.
   bool remove(const std::string& job);
 

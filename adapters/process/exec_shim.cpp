@@ -5,9 +5,16 @@
 // starts inherits only its ~1 MB, and it reports the program's own wait
 // status and rusage to troupe on a pipe.
 //
-//   troupe-exec REPORT_FD DATA_LIMIT_BYTES PROGRAM [ARG...]
+//   troupe-exec REPORT_FD DATA_LIMIT_BYTES CGROUP MEMORY_MAX_SET PROGRAM [ARG...]
+//
+// CGROUP ("-": none) is the job cgroup the shim moves itself into before it
+// starts the program, so that troupe never has to move itself (its threads
+// would be charged to the job, and could be OOM-killed there). With
+// MEMORY_MAX_SET 1 the cgroup's memory.max is the limit; otherwise, or if
+// the move failed, DATA_LIMIT_BYTES > 0 becomes RLIMIT_DATA.
 //
 // Protocol on REPORT_FD (one line each, in order):
+//   "G <errno>\n"          it could not enter CGROUP (the program runs outside)
 //   "S <pid>\n"            the program started
 //   "E <errno>\n"          it could not be started (then exit 127)
 //   "X <wait status> <user µs> <system µs> <max rss KiB>\n"   it ended
@@ -64,7 +71,7 @@ long long micros(const timeval& tv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
+  if (argc < 6) {
     static const char usage[] = "troupe-exec: started by troupe, not by hand\n";
     (void) !write(2, usage, sizeof usage - 1);
     return 127;
@@ -72,7 +79,23 @@ int main(int argc, char** argv) {
   int fd = atoi(argv[1]);
   fcntl(fd, F_SETFD, FD_CLOEXEC);  // the program must not hold troupe's pipe
   long long limit = atoll(argv[2]);
-  if (limit > 0) {
+  const char* cgroup = argv[3];
+  bool memory_max_set = argv[4][0] == '1';
+  char line[160];
+  bool moved = false;
+  if (strcmp(cgroup, "-") != 0) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
+    int cg = open(path, O_WRONLY | O_CLOEXEC);
+    moved = cg >= 0 && write(cg, "0", 1) == 1;  // "0": the writing process
+    if (!moved) {
+      snprintf(line, sizeof line, "G %d\n", errno != 0 ? errno : EIO);
+      report(fd, line);
+    }
+    if (cg >= 0)
+      close(cg);
+  }
+  if (limit > 0 && !(moved && memory_max_set)) {
     // limits.memory without a memory controller: RLIMIT_DATA, set before the
     // program exists (inherited), so it never runs unlimited.
     rlimit lim{static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
@@ -98,10 +121,10 @@ int main(int argc, char** argv) {
   posix_spawnattr_setsigdefault(&attr, &dflt);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = 0;
-  char line[160];
-  int rc = strchr(argv[3], '/') != nullptr
-             ? posix_spawn(&pid, argv[3], nullptr, &attr, argv + 3, environ)
-             : posix_spawnp(&pid, argv[3], nullptr, &attr, argv + 3, environ);
+  char** program = argv + 5;
+  int rc = strchr(program[0], '/') != nullptr
+             ? posix_spawn(&pid, program[0], nullptr, &attr, program, environ)
+             : posix_spawnp(&pid, program[0], nullptr, &attr, program, environ);
   if (rc != 0) {
     snprintf(line, sizeof line, "E %d\n", rc);
     report(fd, line);

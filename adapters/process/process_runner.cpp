@@ -42,6 +42,7 @@ double seconds_of(const timeval& tv) {
 struct shim_report {
   bool started = false;
   int spawn_errno = 0;
+  int cgroup_errno = 0;  // it could not enter the job cgroup
   bool ended = false;
   int wait_status = 0;
   long long user_us = 0;
@@ -59,7 +60,9 @@ void parse_report(const std::string& text, shim_report& r) {
     pos = end + 1;
     if (line.size() < 2)
       continue;
-    if (line[0] == 'S') {
+    if (line[0] == 'G') {
+      r.cgroup_errno = std::atoi(line.c_str() + 2);
+    } else if (line[0] == 'S') {
       r.started = true;
     } else if (line[0] == 'E') {
       r.spawn_errno = std::atoi(line.c_str() + 2);
@@ -375,9 +378,15 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
   int report[2] = {-1, -1};
   std::string reported;  // what troupe-exec said before the spawn returned
   std::vector<std::string> full;
+  std::string cgroup;
+  bool memory_limited = false;  // by the job cgroup's memory.max
   if (!shim.empty() && ::pipe2(report, O_CLOEXEC) == 0) {
     posix_spawn_file_actions_adddup2(&fa, report[1], 3);  // dup2 clears CLOEXEC
-    full = {shim, "3", std::to_string(req.memory_limit)};
+    // troupe-exec enters the job cgroup itself, before the command exists.
+    if (cgroups)
+      cgroup = cgroups->create(req.memory_limit, &memory_limited);
+    full = {shim, "3", std::to_string(req.memory_limit), cgroup.empty() ? "-" : cgroup,
+            memory_limited ? "1" : "0"};
   }
   full.insert(full.end(), req.argv.begin(), req.argv.end());
   std::vector<char*> argv;
@@ -391,19 +400,14 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
 
   pid_t pid = 0;
   int rc = 0;
-  bool memory_limited = false;  // by the job cgroup's memory.max
   auto do_spawn = [&] {
-    if (report[0] >= 0) {
-      // RLIMIT_DATA only where memory.max did not take (set just before).
-      full[2] = std::to_string(memory_limited ? 0 : req.memory_limit);
-      argv[2] = const_cast<char*>(full[2].c_str());
-    }
     bool search = full[0].find('/') == std::string::npos;
     rc = search ? ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data())
                 : ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   };
-  std::string cgroup;
-  if (cgroups)
+  if (cgroups && report[0] < 0)
+    // Without troupe-exec: troupe moves itself into the job cgroup around
+    // the spawn (its threads are briefly charged to the job).
     cgroup = cgroups->spawn_inside(do_spawn, req.memory_limit, &memory_limited);
   else
     do_spawn();
@@ -423,6 +427,13 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
         break;  // troupe-exec died before it could say
       text.append(buf, static_cast<size_t>(n));
       parse_report(text, rep);
+    }
+    if (rep.cgroup_errno != 0 && !cgroup.empty()) {
+      // It runs outside the cgroup (and under RLIMIT_DATA): say so by
+      // tracking it by process group, as the record will.
+      cgroups->remove(cgroup);
+      cgroup.clear();
+      memory_limited = false;
     }
     if (!rep.started) {
       int status = 0;
