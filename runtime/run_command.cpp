@@ -20,6 +20,7 @@
 #include "runtime/liveness.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/progress.hpp"
+#include "runtime/run_plan.hpp"
 #include "runtime/system.hpp"
 
 #include <caf/all.hpp>
@@ -83,19 +84,6 @@ env_map own_environment() {
   return env;
 }
 
-// troupe's environment, then the stage's (defaults.env and its own), then
-// the TROUPE_* variables.
-std::vector<std::string> stage_environment(env_map env, const env_map& stage,
-                                           const env_map& extra) {
-  for (auto& [k, v] : stage)
-    env[k] = v;
-  for (auto& [k, v] : extra)
-    env[k] = v;
-  std::vector<std::string> result;
-  for (auto& [k, v] : env)
-    result.push_back(k + "=" + v);
-  return result;
-}
 
 // Why a stage could not start as things stand, or empty. The dry run's
 // check: a working directory or program an earlier stage creates shows up
@@ -303,63 +291,28 @@ int run_command(const run_command_options& opts) {
   }
   auto gpus = open_nvml();
 
-  run_plan plan;
+  run_start start;
+  start.run_id = resumed ? resumed->run.run_id : make_run_id(now);
+  start.run_dir = *run_dir;
+  start.started_at = resumed ? resumed->run.created_at : now;
+  start.pid = static_cast<int32_t>(::getpid());
+  start.owner = owner_token(host.hostname);
+  start.host = host;
+  start.host.gpus = static_cast<int32_t>(gpus->read().size());
+  start.output_dir = opts.output;
+  start.enabled = enabled;
+  start.sample_interval = *interval;
+  start.grace = *grace;
+  start.environment = own_environment();
+  start.resumed = resumed.has_value();
+  auto plan = make_run_plan(p, start);
   auto& rec = plan.record;
-  rec.run_id = resumed ? resumed->run.run_id : make_run_id(now);
-  rec.pipeline = p.name;
-  rec.run_dir = *run_dir;
-  rec.started_at = resumed ? resumed->run.created_at : now;
-  rec.pid = static_cast<int32_t>(::getpid());
-  rec.owner = owner_token(host.hostname);
-  if (resumed)
-    rec.status = run_status::running;
-  rec.host = host;
-  rec.host.gpus = static_cast<int32_t>(gpus->read().size());
-  rec.options.pipeline_file = p.file;
-  rec.options.output_dir = opts.output;
-  rec.options.enabled.assign(enabled.begin(), enabled.end());
-  rec.options.sample_interval = *interval;
-  rec.options.grace = *grace;
-  plan.sample_interval = *interval;
-  const auto base_env = own_environment();
-  plan.supervision = p.supervision;
   plan.jitter = [gen = std::mt19937_64{std::random_device{}()}]() mutable {
     return std::uniform_real_distribution<double>(-1.0, 1.0)(gen);
   };
   bool any_http = false;
-  for (auto& s : p.stages) {
+  for (auto& s : p.stages)
     any_http = any_http || s.is_http;
-    plan.retry.emplace_back(s.retry);
-    stage_record sr;
-    sr.name = s.name;
-    sr.kind = s.is_http ? "http" : "exec";
-    sr.strategy = s.strategy;
-    sr.memory_limit = s.memory_limit;
-    sr.command = s.command();
-    sr.optional = s.optional;
-    sr.enabled = !s.optional || enabled.count(s.name) > 0;
-    sr.timeout = s.timeout;
-    sr.stdout_log = "logs/" + s.name + ".stdout.log";
-    sr.stderr_log = "logs/" + s.name + ".stderr.log";
-    rec.stages.push_back(sr);
-    job_spec js;
-    js.run_id = rec.run_id;
-    js.name = s.name;
-    js.argv = s.argv(p.dir);
-    js.cwd = s.cwd;
-    js.env = stage_environment(base_env, p.environment(s), {{"TROUPE_RUN_ID", rec.run_id},
-                                   {"TROUPE_RUN_DIR", *run_dir},
-                                   {"TROUPE_STAGE", s.name},
-                                   {"TROUPE_PIPELINE_DIR", p.dir}});
-    js.timeout = s.timeout;
-    js.grace = *grace;
-    js.stdout_path = *run_dir + "/" + sr.stdout_log;
-    js.stderr_path = *run_dir + "/" + sr.stderr_log;
-    js.strategy = s.strategy;
-    js.http = s.http;
-    js.memory_limit = s.memory_limit;
-    plan.jobs.push_back(std::move(js));
-  }
   if (resumed)
     running_order::restore(plan.record, resumed->jobs, resumed->attempts);
 
