@@ -151,15 +151,22 @@ void finish(self_ptr self) {
   st.finishing = true;
   st.waiting.reset();
   st.order->finish(caf::make_timestamp());
-  persist(self);
-  // Barriers: every metadata, trace and store write before this is on disk.
-  self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](write_health& h) {
+  // The run's last word goes to metadata.json first, and only once that is
+  // on disk to the store: killed in between, the store still says running,
+  // its owner is found lost, and recovery takes the folder's word for how
+  // the run ended (the other order left a folder saying running beside a
+  // store saying failed, which recovery never looks at again).
+  self->send(st.deps.writer, metadata_atom_v, st.order->record());
+  auto batch = st.order->take_journal();
+  self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](write_health& h) mutable {
     auto& st = self->state;
     auto failures = h.failures;
     if (!st.deps.store) {
       report_finished(self, failures);
       return;
     }
+    if (!batch.empty())
+      self->send(st.deps.store, persist_atom_v, std::move(batch));
     self->request(st.deps.store, caf::infinite, sync_atom_v, st.order->record().run_id)
       .then([=](write_health& s) { report_finished(self, failures + s.failures); },
             [=](caf::error&) { report_finished(self, failures + 1); });

@@ -54,6 +54,7 @@ void running_order::journal_run(caf::timestamp now) {
   r.host = record_.host.hostname;
   r.pid = record_.pid;
   r.owner = record_.owner;
+  r.epoch = record_.epoch;
   r.created_at = record_.started_at;
   if (record_.status != run_status::queued)
     r.started_at = record_.started_at;
@@ -73,6 +74,7 @@ void running_order::journal_job(size_t i, caf::timestamp now) {
   j.failure = s.failure;
   j.error = s.error;
   j.updated_at = now;
+  j.epoch = record_.epoch;
   journal_.jobs.push_back(std::move(j));
 }
 
@@ -98,6 +100,7 @@ void running_order::journal_attempt(size_t i, caf::timestamp now) {
   r.stats = attempt_stats(a);
   r.updated_at = now;
   r.cgroup = a.cgroup;
+  r.epoch = record_.epoch;
   journal_.attempts.push_back(std::move(r));
 }
 

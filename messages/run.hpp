@@ -144,6 +144,7 @@ struct run_record {
   std::string reason;                         // the same for people
   int32_t pid = 0;                            // the troupe process driving it
   std::string owner;                          // and its owner token (host:pid:start-ticks)
+  int64_t epoch = 1;                          // the epoch it writes the store at (fencing)
   caf::timestamp started_at;
   caf::optional<caf::timestamp> finished_at;
   host_info host;
@@ -154,7 +155,8 @@ struct run_record {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_record& x) {
   return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
-           x.run_dir, x.status, x.failure, x.reason, x.pid, x.owner, x.started_at, x.finished_at,
+           x.run_dir, x.status, x.failure, x.reason, x.pid, x.owner, x.epoch, x.started_at,
+           x.finished_at,
            x.host, x.options, x.stages);
 }
 

@@ -41,13 +41,14 @@ struct run_row {
   caf::timestamp updated_at;
   std::string owner;  // "host:pid:start-ticks" of the process driving it (see owner_token)
   caf::optional<caf::timestamp> heartbeat_at;  // its last sign of life (non-terminal runs)
+  int64_t epoch = 1;  // fencing: the writer's; one more than the stored one takes the run over
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
-           x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at);
+           x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).
@@ -60,12 +61,13 @@ struct job_row {
   failure_code failure = failure_code::none;
   std::string error;
   caf::timestamp updated_at;
+  int64_t epoch = 1;  // the writer's: must be the run's current epoch
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_row& x) {
   return f(caf::meta::type_name("troupe::job_row"), x.run_id, x.job, x.position, x.status,
-           x.attempts, x.failure, x.error, x.updated_at);
+           x.attempts, x.failure, x.error, x.updated_at, x.epoch);
 }
 
 /// One attempt of a job. Keyed by (run_id, job, attempt), attempt from 1.
@@ -87,6 +89,7 @@ struct attempt_row {
   std::string stats;  // JSON object: resources, HTTP figures; "{}" when none
   caf::timestamp updated_at;
   std::string cgroup;  // the job cgroup it ran in, on its host; "" when none
+  int64_t epoch = 1;   // the writer's: must be the run's current epoch (stored with the row)
 };
 
 template <class Inspector>
@@ -94,7 +97,7 @@ typename Inspector::result_type inspect(Inspector& f, attempt_row& x) {
   return f(caf::meta::type_name("troupe::attempt_row"), x.run_id, x.job, x.attempt,
            x.status, x.strategy, x.failure, x.error, x.exit_code, x.signal,
            x.http_status, x.pid, x.started_at, x.finished_at, x.duration_ms, x.stats,
-           x.updated_at, x.cgroup);
+           x.updated_at, x.cgroup, x.epoch);
 }
 
 enum class event_level : uint8_t { info, warn, error };

@@ -107,6 +107,9 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
   // metadata.json said how the run ended but the store did not hear it:
   // the store takes the run's own word, not a guess.
   auto own = resume ? own_record{} : read_own_record(run.run_dir);
+  // Taking the run over: the next epoch. From this batch on, whatever its
+  // old owner still sends (a process we thought dead) is refused.
+  run.epoch += 1;
   store_batch b;
   auto event = [&](std::string job, int32_t attempt, event_level level, std::string msg,
                    std::string meta_json = "{}") {
@@ -149,6 +152,7 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
     }
     a.finished_at = now;
     a.updated_at = now;
+    a.epoch = run.epoch;
     event(a.job, a.attempt, event_level::error,
           "attempt " + std::to_string(a.attempt) + " " + code_name + ": " + why,
           meta().add("pid", a.pid).str());
@@ -158,6 +162,7 @@ caf::error settle_run(store& db, run_row run, failure_code code, const std::stri
   auto not_run = "not run: the run " + std::string(code == failure_code::lost ? "was lost"
                                                                               : "was interrupted");
   for (auto j : *jobs) {
+    j.epoch = run.epoch;
     bool live = j.status == stage_status::running || j.status == stage_status::retrying;
     if (auto it = own.stages.find(j.job); own.ended && it != own.stages.end()
                                           && j.status != std::get<0>(it->second)
@@ -337,12 +342,30 @@ caf::error settle_metadata(const resumable_run& settled) {
   // The space its dead owner held back for the final record: not needed now.
   ::unlink((run.run_dir + "/.troupe-reserve").c_str());
   auto path = run.run_dir + "/metadata.json";
-  auto text = read_file(path);
   nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    return caf::make_error(errc::os_error, path + ": not JSON (" + e.what() + ")");
+  if (::access(path.c_str(), F_OK) != 0) {
+    // The owner died after the store had the run and before its folder had a
+    // metadata.json (no stage had started: the first one waits for both).
+    // The folder gets the record the store has.
+    if (::access(run.run_dir.c_str(), F_OK) != 0)
+      return caf::none;  // no folder either: nothing to write into
+    doc = {{"run_id", run.run_id},
+           {"pipeline", run.pipeline},
+           {"run_dir", run.run_dir},
+           {"started_at", iso8601(run.created_at)},
+           {"pid", run.pid},
+           {"host", {{"hostname", run.host}}},
+           {"options", {{"pipeline_file", run.pipeline_file}}},
+           {"written_by", "recovery, from the store (the run's own metadata.json was never written)"},
+           {"stages", nlohmann::json::array()}};
+    for (auto& j : settled.jobs)
+      doc["stages"].push_back({{"name", j.job}, {"attempts", nlohmann::json::array()}});
+  } else {
+    try {
+      doc = nlohmann::json::parse(read_file(path));
+    } catch (const std::exception& e) {
+      return caf::make_error(errc::os_error, path + ": not JSON (" + e.what() + ")");
+    }
   }
   if (!doc.is_object())
     return caf::make_error(errc::os_error, path + ": not a JSON object");

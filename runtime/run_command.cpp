@@ -305,6 +305,8 @@ int run_command(const run_command_options& opts) {
   start.grace = *grace;
   start.environment = own_environment();
   start.resumed = resumed.has_value();
+  if (resumed)
+    start.epoch = resumed->run.epoch;
   auto plan = make_run_plan(p, start);
   auto& rec = plan.record;
   plan.jitter = [gen = std::mt19937_64{std::random_device{}()}]() mutable {

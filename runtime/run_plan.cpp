@@ -30,6 +30,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
   rec.started_at = start.started_at;
   rec.pid = start.pid;
   rec.owner = start.owner;
+  rec.epoch = start.epoch;
   if (start.resumed)
     rec.status = run_status::running;
   rec.host = start.host;

@@ -27,6 +27,7 @@ struct run_start {
   caf::timespan grace{0};
   std::map<std::string, std::string> environment;  // the base environment of every stage
   bool resumed = false;          // the run exists already (status running)
+  int64_t epoch = 1;             // the store epoch it writes at (a resumed run: the taken-over one)
 };
 
 /// The plan: the record with every stage pending, and one job_spec per

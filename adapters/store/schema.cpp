@@ -79,6 +79,15 @@ std::vector<migration> schema_migrations(dialect d) {
        // The job cgroup an attempt ran in: what recovery kills what is left of.
        "ALTER TABLE attempts ADD COLUMN cgroup TEXT NOT NULL DEFAULT ''",
      }},
+    {3,
+     "epochs: fencing of a run's writers",
+     {
+       // A run's epoch grows by one each time someone takes the run over
+       // (recovery, later a coordinator's claim). Every row a writer sends
+       // carries the epoch it holds; a row from an older epoch is refused.
+       "ALTER TABLE runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1",
+       "ALTER TABLE attempts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1",
+     }},
   };
 }
 

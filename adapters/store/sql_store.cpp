@@ -73,7 +73,7 @@ failure_code code_of(const row& r, size_t i) {
 
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
-  "created_at, started_at, finished_at, updated_at, owner, heartbeat_at";
+  "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch";
 
 run_row run_of(const row& r) {
   run_row x;
@@ -92,6 +92,7 @@ run_row run_of(const row& r) {
   x.updated_at = ts_of(r, 12);
   x.owner = str(r, 13);
   x.heartbeat_at = opt_ts_of(r, 14);
+  x.epoch = int_of(r, 15);
   return x;
 }
 
@@ -114,7 +115,7 @@ job_row job_of(const row& r) {
 constexpr const char* attempt_columns =
   "a.run_id, a.job, a.attempt, a.status, a.strategy, a.failure, a.error, a.exit_code, "
   "a.signal, a.http_status, a.pid, a.started_at, a.finished_at, a.duration_ms, a.stats, "
-  "a.updated_at, a.cgroup";
+  "a.updated_at, a.cgroup, a.epoch";
 
 attempt_row attempt_of(const row& r) {
   attempt_row x;
@@ -135,6 +136,7 @@ attempt_row attempt_of(const row& r) {
   x.stats = str(r, 14);
   x.updated_at = ts_of(r, 15);
   x.cgroup = str(r, 16);
+  x.epoch = int_of(r, 17);
   return x;
 }
 
@@ -236,16 +238,45 @@ void sql_store::refuse(apply_result& out, const std::string& run_id, const std::
   out.refused_runs.push_back(run_id);
 }
 
+// The run's stored epoch, for the fencing of job and attempt rows; 0 when
+// the run is not (yet) stored.
+int64_t sql_store::run_epoch(const std::string& run_id) {
+  auto rows = exec("SELECT epoch FROM runs WHERE run_id = $1", {text(run_id)});
+  return rows.empty() ? 0 : int_of(rows[0], 0);
+}
+
+// A row written with `epoch` for a run at `stored`: refused (and logged) when
+// the writer is stale. True when it may be written.
+bool sql_store::fenced(apply_result& out, const std::string& run_id, const std::string& job,
+                       int32_t attempt, int64_t epoch, int64_t stored, const std::string& what,
+                       caf::timestamp now) {
+  if (stored == 0 || epoch == stored)
+    return true;
+  refuse(out, run_id, job, attempt,
+         what + ": written at epoch " + std::to_string(epoch) + ", the run is at epoch "
+           + std::to_string(stored) + " (a stale owner; the run was taken over)",
+         now);
+  return false;
+}
+
 void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp now) {
-  auto cur = exec("SELECT status FROM runs WHERE run_id = $1" + lock_clause(), {text(r.run_id)});
+  auto cur = exec("SELECT status, epoch FROM runs WHERE run_id = $1" + lock_clause(),
+                  {text(r.run_id)});
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
-           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
           ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
-          is_terminal(r.status) ? value{} : ts(now)});
+          is_terminal(r.status) ? value{} : ts(now), num(r.epoch)});
     ++out.written;
+    return;
+  }
+  // Fencing: the current epoch writes; the next one takes the run over (and
+  // from then on the old one is refused); anything else is a stale writer.
+  auto stored = int_of(cur[0], 1);
+  if (r.epoch != stored && r.epoch != stored + 1) {
+    fenced(out, r.run_id, "", 0, r.epoch, stored, "run " + r.run_id, now);
     return;
   }
   auto from = parse_run_status(str(cur[0], 0)).value_or(run_status::failed);
@@ -259,14 +290,17 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   // A write that leaves the run unfinished is its owner's sign of life.
   exec("UPDATE runs SET status = $2, failure = $3, reason = $4, host = $5, pid = $6, "
        "started_at = $7, finished_at = $8, updated_at = $9, owner = $10, "
-       "heartbeat_at = COALESCE($11, heartbeat_at) WHERE run_id = $1",
+       "heartbeat_at = COALESCE($11, heartbeat_at), epoch = $12 WHERE run_id = $1",
        {text(r.run_id), text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
         num(r.pid), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
-        is_terminal(r.status) ? value{} : ts(now)});
+        is_terminal(r.status) ? value{} : ts(now), num(r.epoch)});
   ++out.written;
 }
 
 void sql_store::write_job(const job_row& r, apply_result& out, caf::timestamp now) {
+  if (!fenced(out, r.run_id, r.job, 0, r.epoch, run_epoch(r.run_id),
+              "job " + r.run_id + "/" + r.job, now))
+    return;
   auto cur = exec("SELECT status FROM jobs WHERE run_id = $1 AND job = $2" + lock_clause(),
                   {text(r.run_id), text(r.job)});
   if (cur.empty()) {
@@ -293,6 +327,9 @@ void sql_store::write_job(const job_row& r, apply_result& out, caf::timestamp no
 }
 
 void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::timestamp now) {
+  if (!fenced(out, r.run_id, r.job, r.attempt, r.epoch, run_epoch(r.run_id),
+              "attempt " + r.run_id + "/" + r.job + "#" + std::to_string(r.attempt), now))
+    return;
   auto cur = exec("SELECT status FROM attempts WHERE run_id = $1 AND job = $2 AND attempt = $3"
                     + lock_clause(),
                   {text(r.run_id), text(r.job), num(r.attempt)});
@@ -300,12 +337,12 @@ void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::time
            text(r.strategy), code(r.failure),     text(r.error),         opt_num(r.exit_code),
            opt_num(r.signal), opt_num(r.http_status), num(r.pid),        opt_ts(r.started_at),
            opt_ts(r.finished_at), num(r.duration_ms), text(r.stats.empty() ? "{}" : r.stats),
-           ts(now), text(r.cgroup)};
+           ts(now), text(r.cgroup), num(r.epoch)};
   if (cur.empty()) {
     exec("INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
          "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
-         "updated_at, cgroup) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-         "$14, $15, $16, $17)",
+         "updated_at, cgroup, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+         "$13, $14, $15, $16, $17, $18)",
          p);
     ++out.written;
     return;
@@ -320,8 +357,8 @@ void sql_store::write_attempt(const attempt_row& r, apply_result& out, caf::time
   }
   exec("UPDATE attempts SET status = $4, strategy = $5, failure = $6, error = $7, "
        "exit_code = $8, signal = $9, http_status = $10, pid = $11, started_at = $12, "
-       "finished_at = $13, duration_ms = $14, stats = $15, updated_at = $16, cgroup = $17 "
-       "WHERE run_id = $1 AND job = $2 AND attempt = $3",
+       "finished_at = $13, duration_ms = $14, stats = $15, updated_at = $16, cgroup = $17, "
+       "epoch = $18 WHERE run_id = $1 AND job = $2 AND attempt = $3",
        p);
   ++out.written;
 }

@@ -66,6 +66,10 @@ private:
   template <class F>
   auto in_transaction(F f) -> decltype(f());
   void write_run(const run_row& r, apply_result& out, caf::timestamp now);
+  int64_t run_epoch(const std::string& run_id);
+  bool fenced(apply_result& out, const std::string& run_id, const std::string& job,
+              int32_t attempt, int64_t epoch, int64_t stored, const std::string& what,
+              caf::timestamp now);
   void write_job(const job_row& r, apply_result& out, caf::timestamp now);
   void write_attempt(const attempt_row& r, apply_result& out, caf::timestamp now);
   void write_event(const event_row& e);

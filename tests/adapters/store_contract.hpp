@@ -80,7 +80,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 2);
+  EXPECT_EQ(*v, 3);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -201,6 +201,55 @@ TYPED_TEST_P(StoreContract, IllegalTransitionsAreRefusedAndTheRestIsWritten) {
   EXPECT_EQ(warns->size(), 2u);
 }
 
+// Fencing: whoever takes a run over writes at the next epoch; from then on
+// rows its old owner still sends are refused, and say why.
+TYPED_TEST_P(StoreContract, AStaleEpochIsRefusedAfterATakeover) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto id = unique("run");
+  store_batch start;
+  start.runs.push_back(make_run(id, unique("pipe"), run_status::running));
+  start.jobs.push_back(make_job(id, "a", 0, stage_status::running));
+  ASSERT_TRUE(db->apply(start));
+  // The taker-over: epoch 2 for the run and its rows, in one batch.
+  store_batch takeover;
+  auto r = make_run(id, "x", run_status::failed);
+  r.epoch = 2;
+  takeover.runs.push_back(r);
+  auto j = make_job(id, "a", 0, stage_status::failed);
+  j.epoch = 2;
+  takeover.jobs.push_back(j);
+  auto res = db->apply(takeover);
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_TRUE(res->refused.empty()) << res->refused[0];
+  // The old owner, not dead after all, goes on at epoch 1.
+  store_batch stale;
+  stale.jobs.push_back(make_job(id, "a", 0, stage_status::failed));
+  auto late = make_job(id, "b", 1, stage_status::succeeded);
+  stale.jobs.push_back(late);
+  auto old_run = make_run(id, "x", run_status::failed);
+  stale.runs.push_back(old_run);
+  res = db->apply(stale);
+  ASSERT_TRUE(res) << describe(res.error());
+  ASSERT_EQ(res->refused.size(), 3u);
+  for (auto& why : res->refused)
+    EXPECT_NE(why.find("written at epoch 1, the run is at epoch 2"), std::string::npos) << why;
+  auto jobs = db->jobs(id);
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->size(), 1u) << "the stale writer's new job was not written";
+  auto runs = db->runs_by_prefix(id, 1);
+  ASSERT_TRUE(runs && runs->size() == 1);
+  EXPECT_EQ((*runs)[0].epoch, 2);
+  // Skipping an epoch is not a takeover either.
+  store_batch jump;
+  auto far = make_run(id, "x", run_status::failed);
+  far.epoch = 4;
+  jump.runs.push_back(far);
+  res = db->apply(jump);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->refused.size(), 1u);
+}
+
 TYPED_TEST_P(StoreContract, ATransactionThatFailsHalfWayLeavesNothing) {
   auto db = this->open();
   ASSERT_TRUE(db);
@@ -302,6 +351,7 @@ TYPED_TEST_P(StoreContract, FiltersLimitsPrefixesAndUnfinishedRuns) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            AStaleEpochIsRefusedAfterATakeover,
                             RunsJobsAttemptsAndEventsRoundTrip,
                             IllegalTransitionsAreRefusedAndTheRestIsWritten,
                             ATransactionThatFailsHalfWayLeavesNothing,

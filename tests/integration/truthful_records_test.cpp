@@ -526,3 +526,33 @@ TEST_F(TruthfulRecords, ATreeOverItsMemoryLimitIsKilledByItsWorkerAndRecordedOom
     << s["error"];
   EXPECT_GT(s["resources"]["peak_rss_bytes"].get<int64_t>(), 100LL << 20);
 }
+
+// A kill between the store's first row and the folder's first metadata.json
+// (no stage has started then): recovery writes the folder the record the
+// store has, rather than failing on a missing file.
+TEST_F(TruthfulRecords, RecoveryWritesAMissingMetadataFromTheStore) {
+  auto pipe = tmp.write("m.yaml", "name: m\nstages:\n  - name: sleeper\n    shell: \"sleep 60\"\n"
+                                  "  - name: after\n    shell: \"true\"\n");
+  troupe_process p({"run", pipe, "-o", out()}, tmp.path());
+  ASSERT_TRUE(p.wait_until(
+    [&] {
+      auto dir = single_run_dir(out());
+      return !dir.empty() && exists(dir + "/logs/sleeper.stdout.log");
+    },
+    20s));
+  ::kill(p.pid(), SIGKILL);
+  p.wait();
+  auto dir = single_run_dir(out());
+  ASSERT_EQ(::unlink((dir + "/metadata.json").c_str()), 0);
+  auto rec = run_troupe({"recover", "-o", out()}, tmp.path());
+  EXPECT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+  auto m = read_json(dir + "/metadata.json");
+  auto run = store_show(tmp, out(), store_runs(tmp, out())[0]["run_id"]);
+  EXPECT_EQ(m["status"], run["status"]);
+  EXPECT_EQ(m["status"], "failed");
+  for (auto& job : run["jobs"]) {
+    const auto& st = stage(m, job["job"]);
+    EXPECT_EQ(st["status"], job["status"]) << job["job"];
+    EXPECT_EQ(st["attempts"].size(), job["attempts"].size()) << job["job"];
+  }
+}
