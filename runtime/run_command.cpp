@@ -10,6 +10,7 @@
 #include "runtime/recovery.hpp"
 #include "runtime/run_watch.hpp"
 #include "actors/running_order.hpp"
+#include "adapters/artifacts/io_pool.hpp"
 #include "adapters/artifacts/run_folder.hpp"
 #include "adapters/process/process_runner.hpp"
 #include "adapters/sampling/gpu_source.hpp"
@@ -25,6 +26,9 @@
 
 #include <caf/all.hpp>
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,19 +155,32 @@ std::string find_chromium() {
 // SIGINT/SIGTERM/SIGHUP arrive here (blocked everywhere else) and become a cancel.
 class signal_forwarder {
 public:
+  // A signalfd for the blocked stop signals and an eventfd to be told to
+  // stop: the thread sleeps in poll until one of them fires (it used to wake
+  // every 100 ms to look at a flag, and troupe waited up to that long at exit).
   explicit signal_forwarder(run_supervisor_actor target) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    signals_ = ::signalfd(-1, &set, SFD_CLOEXEC);
+    wake_ = ::eventfd(0, EFD_CLOEXEC);
     thread_ = std::thread([this, target] {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGINT);
-      sigaddset(&set, SIGTERM);
-      sigaddset(&set, SIGHUP);
-      timespec tick{0, 100 * 1000 * 1000};
       int seen = 0;
-      while (!stop_) {
-        int sig = ::sigtimedwait(&set, nullptr, &tick);
-        if (sig <= 0)
+      for (;;) {
+        pollfd fds[2] = {{signals_, POLLIN, 0}, {wake_, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+          if (errno == EINTR)
+            continue;
+          return;
+        }
+        if (fds[1].revents != 0)
+          return;
+        signalfd_siginfo info{};
+        if (::read(signals_, &info, sizeof info) != static_cast<ssize_t>(sizeof info))
           continue;
+        int sig = static_cast<int>(info.ssi_signo);
         if (seen++ == 0)
           std::fprintf(stderr, "\ntroupe: %s received, stopping the running stage\n",
                        ::strsignal(sig));
@@ -174,12 +191,16 @@ public:
     });
   }
   ~signal_forwarder() {
-    stop_ = true;
+    uint64_t one = 1;
+    (void) !::write(wake_, &one, sizeof one);
     thread_.join();
+    ::close(signals_);
+    ::close(wake_);
   }
 
 private:
-  std::atomic<bool> stop_{false};
+  int signals_ = -1;
+  int wake_ = -1;
   std::thread thread_;
 };
 
@@ -329,12 +350,15 @@ int run_command(const run_command_options& opts) {
     caf::actor_system_config cfg;
     register_types(cfg);
     configure_scheduler(cfg);
+    // The threads that write run folders; declared before the actor system,
+    // so that they outlive every actor that posts to them.
+    auto pool = std::make_shared<io_pool>();
     caf::actor_system sys{cfg};
     caf::scoped_actor self{sys};
     auto runner = std::make_shared<process_runner>(true, true);
     plan.record.host.process_tracking = runner->tracking();
     auto sampler = spawn_resource_sampler(sys, gpus);
-    auto writer = spawn_artifact_writer(sys, *run_dir);
+    auto writer = spawn_artifact_writer(sys, pool, *run_dir);
     store_actor store_writer;
     if (db)
       store_writer = spawn_store_writer(sys, std::move(db));

@@ -7,6 +7,7 @@
 #include "actors/resource_sampler.hpp"
 #include "actors/run_supervisor.hpp"
 #include "actors/store_writer.hpp"
+#include "adapters/artifacts/io_pool.hpp"
 #include "adapters/artifacts/run_folder.hpp"
 #include "adapters/process/process_runner.hpp"
 #include "adapters/sampling/gpu_source.hpp"
@@ -58,7 +59,7 @@ struct RunWatchTest : ::testing::Test {
                                               nullptr, ""});
     helpers.push_back(caf::actor_cast<caf::actor>(deps.node));
     deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
-    deps.writer = spawn_artifact_writer(sys, run_dir);
+    deps.writer = spawn_artifact_writer(sys, pool, run_dir);
     deps.store = store;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
     helpers.push_back(caf::actor_cast<caf::actor>(deps.sampler));
@@ -103,6 +104,7 @@ struct RunWatchTest : ::testing::Test {
     return p;
   }
 
+  std::shared_ptr<io_pool> pool = std::make_shared<io_pool>(2);  // outlives sys
   caf::actor_system_config cfg;
   caf::actor_system sys;
   caf::scoped_actor self;
