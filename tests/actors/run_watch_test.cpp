@@ -32,6 +32,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Unique per test process: recovery kills every process carrying a run's id
+// (TROUPE_RUN_ID), which must not reach a test running beside this one.
+std::string watch_run_id() {
+  return "run-watch-" + std::to_string(::getpid());
+}
+
 bool alive(int32_t pid) {
   return pid > 0 && ::kill(pid, 0) == 0;
 }
@@ -73,7 +79,7 @@ struct RunWatchTest : ::testing::Test {
   run_plan plan(const std::string& run_dir) {
     run_plan p;
     auto& rec = p.record;
-    rec.run_id = "run-watch-1";
+    rec.run_id = watch_run_id();
     rec.pipeline = "watch";
     rec.run_dir = run_dir;
     rec.started_at = caf::make_timestamp();
@@ -139,7 +145,7 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
       // Kill the supervisor once the store knows the stage's pid.
       auto deadline = std::chrono::steady_clock::now() + 10s;
       while (stage_pid == 0 && std::chrono::steady_clock::now() < deadline) {
-        auto attempts = (*reader)->attempts("run-watch-1");
+        auto attempts = (*reader)->attempts(watch_run_id());
         if (attempts && !attempts->empty() && attempts->front().pid > 0)
           stage_pid = attempts->front().pid;
         else
@@ -156,7 +162,7 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
   EXPECT_FALSE(outcome.finished);
   EXPECT_EQ(outcome.died, caf::exit_reason::kill);
 
-  auto report = record_lost_run(self, {"run-watch-1", *run_dir, url, writer, store},
+  auto report = record_lost_run(self, {watch_run_id(), *run_dir, url, writer, store},
                                 "run_supervisor died: killed");
   ASSERT_TRUE(report) << sys.render(report.error());
   EXPECT_EQ(report->runs_failed, 1);
@@ -171,25 +177,25 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
 
   auto check = open_store(url);
   ASSERT_TRUE(check);
-  auto runs = (*check)->runs_by_prefix("run-watch-1", 2);
+  auto runs = (*check)->runs_by_prefix(watch_run_id(), 2);
   ASSERT_TRUE(runs);
   ASSERT_EQ(runs->size(), 1u);
   EXPECT_EQ(runs->front().status, run_status::failed);
   EXPECT_EQ(runs->front().failure, failure_code::lost);
   EXPECT_EQ(runs->front().reason, "run_supervisor died: killed");
-  auto jobs = (*check)->jobs("run-watch-1");
+  auto jobs = (*check)->jobs(watch_run_id());
   ASSERT_TRUE(jobs);
   ASSERT_EQ(jobs->size(), 2u);
   EXPECT_EQ((*jobs)[0].status, stage_status::failed);
   EXPECT_EQ((*jobs)[0].failure, failure_code::lost);
   EXPECT_EQ((*jobs)[1].status, stage_status::skipped);
-  auto attempts = (*check)->attempts("run-watch-1");
+  auto attempts = (*check)->attempts(watch_run_id());
   ASSERT_TRUE(attempts);
   ASSERT_EQ(attempts->size(), 1u);
   EXPECT_EQ(attempts->front().status, stage_status::failed);
   EXPECT_EQ(attempts->front().failure, failure_code::lost);
   EXPECT_EQ(attempts->front().pid, stage_pid);
-  auto events = (*check)->events("run-watch-1", event_level::error);
+  auto events = (*check)->events(watch_run_id(), event_level::error);
   ASSERT_TRUE(events);
   ASSERT_FALSE(events->empty());
   EXPECT_EQ(events->back().message, "run failed: lost: run_supervisor died: killed");
@@ -204,12 +210,12 @@ TEST_F(RunWatchTest, AKilledSupervisorsRunIsRecordedAsLostAndItsStageStopped) {
   EXPECT_TRUE(meta["finished_at"].is_string());
 
   // A second settling finds nothing left to do and writes nothing.
-  auto before = (*check)->events("run-watch-1", event_level::info);
+  auto before = (*check)->events(watch_run_id(), event_level::info);
   ASSERT_TRUE(before);
-  auto again = record_lost_run(self, {"run-watch-1", *run_dir, url, writer, store}, "again");
+  auto again = record_lost_run(self, {watch_run_id(), *run_dir, url, writer, store}, "again");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->runs_failed, 0);
-  auto after = (*check)->events("run-watch-1", event_level::info);
+  auto after = (*check)->events(watch_run_id(), event_level::info);
   ASSERT_TRUE(after);
   EXPECT_EQ(before->size(), after->size());
 }
