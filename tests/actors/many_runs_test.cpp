@@ -15,7 +15,7 @@
 #include "adapters/sampling/topology.hpp"
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
-#include "runtime/system.hpp"
+#include "tests/support/real_system.hpp"
 
 #include <caf/all.hpp>
 
@@ -74,25 +74,7 @@ run_plan sleeping_run(const std::string& id, const std::string& run_dir, const s
   return p;
 }
 
-struct ManyRunsTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  ManyRunsTest() : sys(prepare(cfg)), self(sys) {
-    char tmpl[] = "/tmp/troupe-many-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-  }
-  ~ManyRunsTest() override {
-    std::system(("rm -rf " + dir).c_str());
-  }
-  std::shared_ptr<io_pool> pool = std::make_shared<io_pool>(2);  // outlives sys
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  std::string dir;
-};
+struct ManyRunsTest : troupe::test::real_system_test {};
 
 } // namespace
 

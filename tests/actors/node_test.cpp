@@ -3,7 +3,7 @@
 // requester that dies has its attempts stopped; a key runs once at a time.
 #include "actors/node.hpp"
 #include "adapters/process/process_runner.hpp"
-#include "runtime/system.hpp"
+#include "tests/support/real_system.hpp"
 
 #include <caf/all.hpp>
 
@@ -20,21 +20,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct NodeTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  NodeTest() : sys(prepare(cfg)), self(sys) {
-    char tmpl[] = "/tmp/troupe-node-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    node = spawn_node(sys, node_services{std::make_shared<process_runner>(false, false),
-                                         nullptr, ""});
-  }
-  ~NodeTest() override {
-    self->send_exit(node, caf::exit_reason::user_shutdown);
-    std::system(("rm -rf " + dir).c_str());
+struct NodeTest : troupe::test::real_system_test {
+  NodeTest() {
+    node = keep(spawn_node(sys, node_services{std::make_shared<process_runner>(false, false),
+                                              nullptr, ""}));
   }
   job_spec spec(const std::string& run, const std::string& shell) {
     job_spec s;
@@ -56,10 +45,6 @@ struct NodeTest : ::testing::Test {
     return all.find(text) != std::string::npos;
   }
 
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  std::string dir;
   node_actor node;
 };
 

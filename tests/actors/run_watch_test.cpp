@@ -14,6 +14,7 @@
 #include "adapters/sampling/topology.hpp"
 #include "adapters/store/store.hpp"
 #include "runtime/run_watch.hpp"
+#include "tests/support/real_system.hpp"
 #include "runtime/system.hpp"
 
 #include <caf/all.hpp>
@@ -42,21 +43,7 @@ bool alive(int32_t pid) {
   return pid > 0 && ::kill(pid, 0) == 0;
 }
 
-struct RunWatchTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  RunWatchTest() : sys(prepare(cfg)), self(sys) {
-    char tmpl[] = "/tmp/troupe-watch-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-  }
-  ~RunWatchTest() override {
-    for (auto& a : helpers)
-      self->send_exit(a, caf::exit_reason::user_shutdown);
-    std::system(("rm -rf " + dir).c_str());
-  }
+struct RunWatchTest : troupe::test::real_system_test {
 
   // What a run_supervisor needs, as `troupe run` builds it (no GPUs).
   run_supervisor_deps deps_for(const std::string& run_dir, store_actor store = {}) {
@@ -110,12 +97,6 @@ struct RunWatchTest : ::testing::Test {
     return p;
   }
 
-  std::shared_ptr<io_pool> pool = std::make_shared<io_pool>(2);  // outlives sys
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  std::string dir;
-  std::vector<caf::actor> helpers;  // shut down at the end
 };
 
 } // namespace

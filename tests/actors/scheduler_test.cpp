@@ -16,7 +16,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/run_plan.hpp"
-#include "runtime/system.hpp"
+#include "tests/support/real_system.hpp"
 
 #include <caf/all.hpp>
 
@@ -32,21 +32,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct SchedulerTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  SchedulerTest() : sys(prepare(cfg)), self(sys) {
-    char tmpl[] = "/tmp/troupe-sched-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-  }
-  ~SchedulerTest() override {
-    for (auto& a : helpers)
-      self->send_exit(a, caf::exit_reason::user_shutdown);
-    std::system(("rm -rf " + dir).c_str());
-  }
+struct SchedulerTest : troupe::test::real_system_test {
 
   scheduler_actor start(int32_t max_running) {
     auto db = open_store(dir + "/troupe.db");
@@ -59,12 +45,10 @@ struct SchedulerTest : ::testing::Test {
     deps.pool = pool;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
     deps.max_running = max_running;
-    for (auto a : {caf::actor_cast<caf::actor>(deps.store), caf::actor_cast<caf::actor>(deps.node),
-                   caf::actor_cast<caf::actor>(deps.sampler)})
-      helpers.push_back(a);
-    auto s = spawn_scheduler(sys, std::move(deps));
-    helpers.push_back(caf::actor_cast<caf::actor>(s));
-    return s;
+    keep(deps.store);
+    keep(deps.node);
+    keep(deps.sampler);
+    return keep(spawn_scheduler(sys, std::move(deps)));
   }
 
   launch_plan plan_of(const std::string& shell) {
@@ -99,12 +83,6 @@ struct SchedulerTest : ::testing::Test {
     return out;
   }
 
-  std::shared_ptr<io_pool> pool = std::make_shared<io_pool>(2);  // outlives sys
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  std::string dir;
-  std::vector<caf::actor> helpers;
 };
 
 } // namespace

@@ -3,7 +3,7 @@
 #include "actors/store_writer.hpp"
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
-#include "runtime/system.hpp"
+#include "tests/support/real_system.hpp"
 
 #include <caf/all.hpp>
 
@@ -18,19 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct StoreWriterTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  StoreWriterTest() : sys(prepare(cfg)), self(sys) {
-    char tmpl[] = "/tmp/troupe-writer-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-  }
-  ~StoreWriterTest() override {
-    std::system(("rm -rf " + dir).c_str());
-  }
+struct StoreWriterTest : troupe::test::real_system_test {
   std::unique_ptr<store> open() {
     auto db = open_store("sqlite:" + dir + "/t.db");
     EXPECT_TRUE(db) << (db ? "" : describe(db.error()));
@@ -60,10 +48,6 @@ struct StoreWriterTest : ::testing::Test {
     return out;
   }
 
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  std::string dir;
 };
 
 } // namespace

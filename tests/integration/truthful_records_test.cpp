@@ -38,6 +38,16 @@ struct TruthfulRecords : ::testing::Test {
 
   json metadata() { return read_json(single_run_dir(out()) + "/metadata.json"); }
 
+  // A run whose first stage sleeps for a minute, and whether it has started.
+  std::string sleeper_pipeline() {
+    return tmp.write("sleeper.yaml", "name: z\nstages:\n  - name: sleeper\n    shell: \"sleep 60\"\n"
+                                     "  - name: after\n    shell: \"true\"\n");
+  }
+  bool sleeper_started() {
+    auto dir = single_run_dir(out());
+    return !dir.empty() && exists(dir + "/logs/sleeper.stdout.log");
+  }
+
   static const json& stage(const json& m, const std::string& name) {
     for (const auto& s : m["stages"])
       if (s["name"] == name)
@@ -212,15 +222,8 @@ json store_runs(const temp_dir& dir, const std::string& out) {
 // Item 3: a killed troupe that its parent has not reaped (a zombie) kept its
 // pid and comm, and was taken for alive. Heartbeats, and the zombie check.
 TEST_F(TruthfulRecords, AZombieOwnerIsShownLostAndReconciledByRecover) {
-  auto pipe = tmp.write("z.yaml", "name: z\nstages:\n  - name: sleeper\n    shell: \"sleep 60\"\n"
-                                  "  - name: after\n    shell: \"true\"\n");
-  troupe_process p({"run", pipe, "-o", out()}, tmp.path());
-  ASSERT_TRUE(p.wait_until(
-    [&] {
-      auto dir = single_run_dir(out());
-      return !dir.empty() && exists(dir + "/logs/sleeper.stdout.log");
-    },
-    20s));
+  troupe_process p({"run", sleeper_pipeline(), "-o", out()}, tmp.path());
+  ASSERT_TRUE(p.wait_until([&] { return sleeper_started(); }, 20s));
   auto runs = store_runs(tmp, out());
   ASSERT_EQ(runs.size(), 1u);
   auto id = runs[0]["run_id"].get<std::string>();
@@ -531,15 +534,8 @@ TEST_F(TruthfulRecords, ATreeOverItsMemoryLimitIsKilledByItsWorkerAndRecordedOom
 // (no stage has started then): recovery writes the folder the record the
 // store has, rather than failing on a missing file.
 TEST_F(TruthfulRecords, RecoveryWritesAMissingMetadataFromTheStore) {
-  auto pipe = tmp.write("m.yaml", "name: m\nstages:\n  - name: sleeper\n    shell: \"sleep 60\"\n"
-                                  "  - name: after\n    shell: \"true\"\n");
-  troupe_process p({"run", pipe, "-o", out()}, tmp.path());
-  ASSERT_TRUE(p.wait_until(
-    [&] {
-      auto dir = single_run_dir(out());
-      return !dir.empty() && exists(dir + "/logs/sleeper.stdout.log");
-    },
-    20s));
+  troupe_process p({"run", sleeper_pipeline(), "-o", out()}, tmp.path());
+  ASSERT_TRUE(p.wait_until([&] { return sleeper_started(); }, 20s));
   ::kill(p.pid(), SIGKILL);
   p.wait();
   auto dir = single_run_dir(out());
