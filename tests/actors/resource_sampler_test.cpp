@@ -2,7 +2,7 @@
 // stages), each keyed by (run, stage, attempt), served by one /proc pass a
 // tick; unwatching one leaves the others.
 #include "actors/resource_sampler.hpp"
-#include "runtime/system.hpp"
+#include "tests/support/real_system.hpp"
 
 #include <caf/all.hpp>
 
@@ -54,18 +54,7 @@ pid_t sleeper() {
   return pid;
 }
 
-struct ResourceSamplerTest : ::testing::Test {
-  static caf::actor_system_config& prepare(caf::actor_system_config& cfg) {
-    register_types(cfg);
-    configure_scheduler(cfg);
-    return cfg;
-  }
-  ResourceSamplerTest() : sys(prepare(cfg)), self(sys) {
-  }
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-};
+struct ResourceSamplerTest : troupe::test::real_system_test {};
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
   auto end = std::chrono::steady_clock::now() + limit;
