@@ -305,8 +305,8 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
   return {
     [=](start_atom) {
       auto& st = self->state;
-      if (st.started)
-        return;
+      if (st.started || st.finishing)
+        return;  // (a cancel that came first has finished the run)
       st.started = true;
       st.order->start(caf::make_timestamp());
       persist(self);

@@ -7,6 +7,7 @@
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
 #include "actors/run_supervisor.hpp"
+#include "actors/running_order.hpp"
 #include "actors/store_writer.hpp"
 #include "adapters/artifacts/io_pool.hpp"
 #include "adapters/artifacts/run_folder.hpp"
@@ -25,6 +26,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -139,4 +141,41 @@ TEST_F(ManyRunsTest, TwoHundredRunsShareOneNodeAndStayWithinAFewThreads) {
   for (auto a : {caf::actor_cast<caf::actor>(store), caf::actor_cast<caf::actor>(node),
                  caf::actor_cast<caf::actor>(sampler)})
     self->send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+// A cancel that reaches a supervisor before its start (a SIGTERM in troupe's
+// first milliseconds, a cancel racing a launch) ends the run cancelled; the
+// start that follows must not revive it as a run that is still running.
+TEST_F(ManyRunsTest, ACancelBeforeTheStartIsACancelledRunAndStartsNothing) {
+  auto node = keep(spawn_node(sys, node_services{std::make_shared<process_runner>(true, false),
+                                                 nullptr, ""}));
+  auto sampler = keep(spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1")));
+  auto id = "early-cancel-" + std::to_string(::getpid());
+  auto run_dir = dir + "/" + id;
+  ASSERT_EQ(make_directories(run_dir + "/logs"), caf::none);
+  run_supervisor_deps deps;
+  deps.node = node;
+  deps.sampler = sampler;
+  deps.writer = keep(spawn_artifact_writer(sys, pool, run_dir));
+  deps.listener = caf::actor_cast<progress_listener_actor>(self);
+  auto sup = spawn_run_supervisor(sys, sleeping_run(id, run_dir, dir), std::move(deps));
+  self->send(sup, cancel_atom_v);
+  self->send(sup, start_atom_v);
+  std::optional<progress_event> finished;
+  bool stage_started = false;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!finished && std::chrono::steady_clock::now() < deadline)
+    self->receive(
+      [&](progress_event& ev) {
+        if (ev.kind == progress_event::kind_t::run_finished)
+          finished = ev;
+        stage_started |= ev.kind == progress_event::kind_t::stage_started;
+      },
+      caf::after(std::chrono::milliseconds(100)) >> [] {});
+  ASSERT_TRUE(finished) << "the run never finished";
+  EXPECT_EQ(finished->run, run_status::cancelled);
+  EXPECT_EQ(finished->exit_code, exit_code::cancelled);
+  EXPECT_FALSE(stage_started);
+  ASSERT_EQ(finished->stages.size(), 1u);
+  EXPECT_EQ(finished->stages[0].status, stage_status::skipped);
 }
