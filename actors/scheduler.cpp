@@ -37,6 +37,26 @@ run_row row_of(const run_record& rec, run_status status) {
   return r;
 }
 
+// One run_supervisor for `plan`, monitored; started (cancelled first when
+// `cancelled`: it then ends the run at once, all stages skipped).
+void supervise(self_ptr self, run_plan plan, bool cancelled = false) {
+  auto& st = self->state;
+  auto run_id = plan.record.run_id;
+  st.records[run_id] = plan.record;
+  run_supervisor_deps deps;
+  deps.node = st.deps.node;
+  deps.sampler = st.deps.sampler;
+  deps.writer = spawn_artifact_writer(self->system(), st.deps.pool, plan.record.run_dir);
+  deps.store = st.deps.store;
+  deps.listener = caf::actor_cast<progress_listener_actor>(self);
+  auto sup = spawn_run_supervisor(self->system(), std::move(plan), std::move(deps));
+  st.supervisors[sup.address()] = run_id;
+  self->monitor(sup);
+  if (cancelled)
+    self->send(sup, cancel_atom_v);
+  self->send(sup, start_atom_v);
+}
+
 // Starts every run the queue admits now.
 void dispatch(self_ptr self) {
   auto& st = self->state;
@@ -46,17 +66,7 @@ void dispatch(self_ptr self) {
       continue;
     auto plan = std::move(*it->second.plan);
     st.waiting.erase(it);
-    st.records[q.run_id] = plan.record;
-    run_supervisor_deps deps;
-    deps.node = st.deps.node;
-    deps.sampler = st.deps.sampler;
-    deps.writer = spawn_artifact_writer(self->system(), st.deps.pool, plan.record.run_dir);
-    deps.store = st.deps.store;
-    deps.listener = caf::actor_cast<progress_listener_actor>(self);
-    auto sup = spawn_run_supervisor(self->system(), std::move(plan), std::move(deps));
-    st.supervisors[sup.address()] = q.run_id;
-    self->monitor(sup);
-    self->send(sup, start_atom_v);
+    supervise(self, std::move(plan));
   }
 }
 
@@ -113,6 +123,30 @@ scheduler_actor::behavior_type scheduler(self_ptr self, scheduler_deps deps) {
       st.waiting.emplace(id, std::move(launch));
       dispatch(self);  // in the same step: no polling interval
       return id;
+    },
+    [=](cancel_atom, const std::string& run_id) -> bool {
+      auto& st = self->state;
+      auto queued = st.waiting.find(run_id);
+      if (queued != st.waiting.end()) {
+        // Never started: its supervisor records it cancelled, stages skipped.
+        st.queue.remove(run_id);
+        auto plan = std::move(*queued->second.plan);
+        st.waiting.erase(queued);
+        supervise(self, std::move(plan), true);
+        return true;
+      }
+      for (auto& [addr, id] : st.supervisors) {
+        if (id != run_id)
+          continue;
+        if (auto sup = caf::actor_cast<run_supervisor_actor>(addr))
+          self->send(sup, cancel_atom_v);
+        return true;
+      }
+      return false;
+    },
+    [=](stats_atom) -> caf::result<int32_t, int32_t> {
+      auto& st = self->state;
+      return {static_cast<int32_t>(st.queue.queued()), static_cast<int32_t>(st.supervisors.size())};
     },
     [=](progress_event& ev) {
       auto& st = self->state;

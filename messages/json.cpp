@@ -274,7 +274,46 @@ void to_json(json& j, const run_row& x) {
            {"finished_at", opt_ts(x.finished_at)},
            {"updated_at", iso8601(x.updated_at)},
            {"owner", x.owner},
-           {"heartbeat_at", opt_ts(x.heartbeat_at)}};
+           {"heartbeat_at", opt_ts(x.heartbeat_at)},
+           {"schedule_id", x.schedule_id.empty() ? json(nullptr) : json(x.schedule_id)},
+           {"scheduled_for", opt_ts(x.scheduled_for)}};
+}
+
+void to_json(json& j, const schedule_row& x) {
+  j = json{{"id", x.id},
+           {"pipeline", x.pipeline},
+           {"kind", x.kind}};
+  if (x.kind == "once")
+    j["at"] = x.spec;
+  else if (x.kind == "interval")
+    j["every"] = x.spec;
+  else
+    j["cron"] = x.spec;
+  auto options = json::parse(x.options.empty() ? "{}" : x.options, nullptr, false);
+  j["overlap"] = x.overlap;
+  j["catch_up"] = x.catch_up;
+  j["enabled"] = x.enabled;
+  j["priority"] = x.priority;
+  j["enable"] = options.is_object() && options.contains("enable") ? options["enable"]
+                                                                   : json::array();
+  j["env"] = options.is_object() && options.contains("env") ? options["env"] : json::object();
+  j["next_run_at"] = opt_ts(x.next_run_at);
+  j["claimed_by"] = x.claimed_by.empty() ? json(nullptr) : json(x.claimed_by);
+  j["claimed_until"] = opt_ts(x.claimed_until);
+  j["last_run_id"] = x.last_run_id.empty() ? json(nullptr) : json(x.last_run_id);
+  j["created_at"] = iso8601(x.created_at);
+  j["updated_at"] = iso8601(x.updated_at);
+}
+
+void to_json(json& j, const schedule_event_row& x) {
+  j = json{{"id", x.id},
+           {"ts", iso8601(x.ts)},
+           {"schedule_id", x.schedule_id},
+           {"coordinator", x.coordinator},
+           {"kind", x.kind},
+           {"scheduled_for", opt_ts(x.scheduled_for)},
+           {"run_id", x.run_id.empty() ? json(nullptr) : json(x.run_id)},
+           {"message", x.message}};
 }
 
 void to_json(json& j, const job_row& x) {

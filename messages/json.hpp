@@ -38,6 +38,8 @@ void to_json(nlohmann::ordered_json& j, const run_row& x);
 void to_json(nlohmann::ordered_json& j, const job_row& x);
 void to_json(nlohmann::ordered_json& j, const attempt_row& x);
 void to_json(nlohmann::ordered_json& j, const event_row& x);
+void to_json(nlohmann::ordered_json& j, const schedule_row& x);
+void to_json(nlohmann::ordered_json& j, const schedule_event_row& x);
 void to_json(nlohmann::ordered_json& j, const run_record& x);
 
 /// A flat JSON object, for event meta: meta().add("delay_ms", 3000).str().

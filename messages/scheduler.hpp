@@ -29,10 +29,15 @@ struct launch_plan {
 /// interface scheduler {
 ///   (launch_atom, launch_plan) -> std::string run_id  // persisted queued; started
 ///                                                     // at once if the limits allow
+///   (cancel_atom, std::string run_id) -> bool         // false: not queued or running here;
+///                                                     // a queued run ends cancelled at once
+///   (stats_atom) -> (int32_t queued, int32_t running)
 ///   (progress_event) -> void                          // from its run_supervisors
 /// }
 using scheduler_actor = caf::typed_actor<
   caf::replies_to<launch_atom, launch_plan>::with<std::string>,
+  caf::replies_to<cancel_atom, std::string>::with<bool>,
+  caf::replies_to<stats_atom>::with<int32_t, int32_t>,
   caf::reacts_to<progress_event>>;
 
 } // namespace troupe

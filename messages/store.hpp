@@ -42,13 +42,16 @@ struct run_row {
   std::string owner;  // "host:pid:start-ticks" of the process driving it (see owner_token)
   caf::optional<caf::timestamp> heartbeat_at;  // its last sign of life (non-terminal runs)
   int64_t epoch = 1;  // fencing: the writer's; one more than the stored one takes the run over
+  std::string schedule_id;  // the schedule that launched it; "" when none
+  caf::optional<caf::timestamp> scheduled_for;  // the due time it stands for (with schedule_id)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
-           x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch);
+           x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch,
+           x.schedule_id, x.scheduled_for);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).
@@ -122,6 +125,41 @@ typename Inspector::result_type inspect(Inspector& f, event_row& x) {
   return f(caf::meta::type_name("troupe::event_row"), x.id, x.ts, x.run_id, x.job,
            x.attempt, x.level, x.message, x.meta);
 }
+
+/// A schedule: when a registered pipeline is launched by the coordinators.
+/// Plain data for the store (not a message). `spec` is the kind's own text:
+/// the ISO-8601 time (once), the duration (interval) or the cron line.
+struct schedule_row {
+  std::string id;
+  std::string pipeline;
+  std::string kind;       // once | interval | cron
+  std::string spec;
+  caf::timestamp anchor;  // interval: ticks are anchor + k * every
+  std::string overlap = "allow";  // allow | forbid | replace
+  std::string catch_up = "one";   // none | one | all
+  bool enabled = true;
+  int32_t priority = 0;
+  std::string options = "{}";  // JSON: {"enable": [...], "env": {...}} for its runs
+  caf::optional<caf::timestamp> next_run_at;  // the first tick not yet handled; none: done
+  std::string claimed_by;  // the coordinator holding the claim; "" when none
+  caf::optional<caf::timestamp> claimed_until;
+  std::string last_run_id;
+  caf::timestamp created_at;
+  caf::timestamp updated_at;
+};
+
+/// One decision about a schedule (claimed, taken over, launched, skipped,
+/// caught up): append-only, like a run's events.
+struct schedule_event_row {
+  int64_t id = 0;  // assigned by the store
+  caf::timestamp ts;
+  std::string schedule_id;
+  std::string coordinator;
+  std::string kind;  // claimed | taken_over | launched | skipped | caught_up | replaced | released
+  caf::optional<caf::timestamp> scheduled_for;
+  std::string run_id;
+  std::string message;
+};
 
 struct store_batch {
   std::vector<run_row> runs;

@@ -1,5 +1,6 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
+#include "runtime/coordinator_command.hpp"
 #include "runtime/run_command.hpp"
 #include "runtime/store_commands.hpp"
 
@@ -97,6 +98,34 @@ int main(int argc, char** argv) {
                "it starts; this does it now.");
   add_db(recover_cmd);
 
+  troupe::coordinator_command_options co;
+  auto* coord_cmd = app.add_subcommand(
+    "coordinator",
+    "Run the coordinator: one long-lived process that launches runs of the registered "
+    "pipelines through its HTTP API and its schedules, many at once (docs/coordinator.md, "
+    "docs/api.md). Settings: defaults < --config < flags < TROUPE_* variables.");
+  auto opt = [&](const char* name, std::optional<std::string>& into, const char* help) {
+    coord_cmd->add_option_function<std::string>(
+      name, [&into](const std::string& v) { into = v; }, help);
+  };
+  coord_cmd->add_option("-c,--config", co.config, "Settings file (YAML; configs/coordinator.yaml)");
+  opt("--listen", co.listen, "HOST:PORT to serve the API on (default 127.0.0.1:8420; port 0: a free one)");
+  opt("--db", co.db, "Store: a SQLite file or postgresql://... (default: <output>/troupe.db)");
+  opt("-o,--output", co.output, "Folder for run folders (default output/running_order)");
+  opt("--pipelines", co.pipelines, "Folder of the pipelines it may launch, by name (required)");
+  opt("--token", co.token, "Bearer token every /api request must carry (default: none)");
+  opt("--token-file", co.token_file, "File holding the token");
+  coord_cmd->add_option_function<int>(
+    "--max-running", [&co](const int& v) { co.max_running = v; },
+    "Runs at once, over all pipelines (default 0: no limit)");
+  opt("--id", co.id, "Coordinator id (default host:pid)");
+  opt("--log-format", co.log_format, "text or json (default text)");
+  opt("--log-level", co.log_level, "debug, info, warn or error (default info)");
+  opt("--lease", co.lease, "How long a schedule claim holds (default 30s)");
+  coord_cmd->add_flag("--drain", co.drain,
+                      "On SIGTERM/SIGINT, wait for the runs in flight to end (default: leave "
+                      "them to the next start)");
+
   // A first word that is not a command: say so (CLI11 would only say that a
   // subcommand is required).
   if (argc > 1 && argv[1][0] != '-') {
@@ -121,6 +150,8 @@ int main(int argc, char** argv) {
   }
   if (*cmd)
     return troupe::run_command(run);
+  if (*coord_cmd)
+    return troupe::coordinator_command(co);
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*runs_cmd)
     return troupe::runs_command(q);

@@ -17,8 +17,8 @@ namespace troupe {
 
 namespace {
 
-const std::set<std::string> top_keys{"name",   "description", "defaults",
-                                     "stages", "supervision", "resume"};
+const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
+                                     "supervision", "resume", "max_running"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell",
                                        "http",   "strategy",    "expect", "optional",
@@ -664,6 +664,9 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
   if (auto n = root["resume"])
     if (auto b = c.boolean(n, "resume"))
       def.resume = *b;
+  if (auto n = root["max_running"])
+    if (auto i = c.integer(n, "max_running", 0, 100000))
+      def.max_running = *i;
 
   auto stages = root["stages"];
   if (!stages) {

@@ -79,6 +79,10 @@ protected:
     return " FOR UPDATE";
   }
 
+  std::string skip_locked_clause() const override {
+    return " FOR UPDATE SKIP LOCKED";
+  }
+
   void lock_migrations() override {
     exec("SELECT pg_advisory_xact_lock(7471657)", {});  // "troupe" migrations
   }

@@ -88,6 +88,47 @@ std::vector<migration> schema_migrations(dialect d) {
        "ALTER TABLE runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1",
        "ALTER TABLE attempts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1",
      }},
+    {4,
+     "schedules, their claims and decisions; runs launched by a schedule",
+     {
+       // A run launched for a schedule's tick names both; the pair is unique,
+       // so that no tick is launched twice, even by a bug (NULLs, the runs of
+       // no schedule, are distinct in both databases).
+       "ALTER TABLE runs ADD COLUMN schedule_id TEXT",
+       "ALTER TABLE runs ADD COLUMN scheduled_for TEXT",
+       "CREATE UNIQUE INDEX runs_by_schedule_tick ON runs (schedule_id, scheduled_for)",
+       "CREATE TABLE schedules ("
+       " id TEXT PRIMARY KEY,"
+       " pipeline TEXT NOT NULL,"
+       " kind TEXT NOT NULL CHECK (kind IN ('once', 'interval', 'cron')),"
+       " spec TEXT NOT NULL,"
+       " anchor TEXT NOT NULL,"
+       " overlap TEXT NOT NULL CHECK (overlap IN ('allow', 'forbid', 'replace')),"
+       " catch_up TEXT NOT NULL CHECK (catch_up IN ('none', 'one', 'all')),"
+       " enabled INTEGER NOT NULL,"
+       " priority INTEGER NOT NULL DEFAULT 0,"
+       " options TEXT NOT NULL DEFAULT '{}',"
+       // The first tick not yet handled (NULL: a once schedule that is done);
+       // a coordinator claims a due row until claimed_until, launches, moves
+       // next_run_at on in the transaction that inserts the runs, and
+       // releases. A claim whose coordinator died expires; another takes it.
+       " next_run_at TEXT,"
+       " claimed_by TEXT NOT NULL DEFAULT '',"
+       " claimed_until TEXT,"
+       " last_run_id TEXT NOT NULL DEFAULT '',"
+       " created_at TEXT NOT NULL,"
+       " updated_at TEXT NOT NULL)",
+       "CREATE INDEX schedules_due ON schedules (enabled, next_run_at)",
+       "CREATE TABLE schedule_events (" + event_id + ","
+       " ts TEXT NOT NULL,"
+       " schedule_id TEXT NOT NULL,"
+       " coordinator TEXT NOT NULL,"
+       " kind TEXT NOT NULL,"
+       " scheduled_for TEXT,"
+       " run_id TEXT NOT NULL DEFAULT '',"
+       " message TEXT NOT NULL DEFAULT '')",
+       "CREATE INDEX schedule_events_by_schedule ON schedule_events (schedule_id, id)",
+     }},
   };
 }
 

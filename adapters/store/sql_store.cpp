@@ -73,7 +73,8 @@ failure_code code_of(const row& r, size_t i) {
 
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
-  "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch";
+  "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch, schedule_id, "
+  "scheduled_for";
 
 run_row run_of(const row& r) {
   run_row x;
@@ -93,6 +94,49 @@ run_row run_of(const row& r) {
   x.owner = str(r, 13);
   x.heartbeat_at = opt_ts_of(r, 14);
   x.epoch = int_of(r, 15);
+  x.schedule_id = str(r, 16);
+  x.scheduled_for = opt_ts_of(r, 17);
+  return x;
+}
+
+constexpr const char* schedule_columns =
+  "id, pipeline, kind, spec, anchor, overlap, catch_up, enabled, priority, options, "
+  "next_run_at, claimed_by, claimed_until, last_run_id, created_at, updated_at";
+
+schedule_row schedule_of(const row& r) {
+  schedule_row x;
+  x.id = str(r, 0);
+  x.pipeline = str(r, 1);
+  x.kind = str(r, 2);
+  x.spec = str(r, 3);
+  x.anchor = ts_of(r, 4);
+  x.overlap = str(r, 5);
+  x.catch_up = str(r, 6);
+  x.enabled = int_of(r, 7) != 0;
+  x.priority = static_cast<int32_t>(int_of(r, 8));
+  x.options = str(r, 9);
+  x.next_run_at = opt_ts_of(r, 10);
+  x.claimed_by = str(r, 11);
+  x.claimed_until = opt_ts_of(r, 12);
+  x.last_run_id = str(r, 13);
+  x.created_at = ts_of(r, 14);
+  x.updated_at = ts_of(r, 15);
+  return x;
+}
+
+constexpr const char* schedule_event_columns =
+  "id, ts, schedule_id, coordinator, kind, scheduled_for, run_id, message";
+
+schedule_event_row schedule_event_of(const row& r) {
+  schedule_event_row x;
+  x.id = int_of(r, 0);
+  x.ts = ts_of(r, 1);
+  x.schedule_id = str(r, 2);
+  x.coordinator = str(r, 3);
+  x.kind = str(r, 4);
+  x.scheduled_for = opt_ts_of(r, 5);
+  x.run_id = str(r, 6);
+  x.message = str(r, 7);
   return x;
 }
 
@@ -264,11 +308,13 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
                   {text(r.run_id)});
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
-           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+           + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+             "$17, $18)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
           ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
-          is_terminal(r.status) ? value{} : ts(now), num(r.epoch)});
+          is_terminal(r.status) ? value{} : ts(now), num(r.epoch),
+          r.schedule_id.empty() ? value{} : text(r.schedule_id), opt_ts(r.scheduled_for)});
     ++out.written;
     return;
   }
@@ -418,6 +464,18 @@ caf::expected<std::vector<run_row>> sql_store::runs(const run_filter& f) {
       p.push_back(f.pipeline);
       sql += " AND pipeline = $" + std::to_string(p.size());
     }
+    if (!f.after.empty()) {
+      // Newest first: the runs after the cursor are the older ones.
+      auto at = exec("SELECT created_at FROM runs WHERE run_id = $1", {text(f.after)});
+      if (at.empty())
+        return std::vector<run_row>{};
+      p.push_back(str(at[0], 0));
+      auto n = std::to_string(p.size());
+      p.push_back(f.after);
+      auto m = std::to_string(p.size());
+      sql += " AND (created_at < $" + n + " OR (created_at = $" + n + " AND run_id < $" + m
+             + "))";
+    }
     p.push_back(std::to_string(f.limit));
     sql += " ORDER BY created_at DESC, run_id DESC LIMIT $" + std::to_string(p.size());
     return map_rows<run_row>(exec(sql, p), run_of);
@@ -463,6 +521,217 @@ caf::expected<std::vector<attempt_row>> sql_store::attempts(const std::string& r
                "WHERE a.run_id = $1 ORDER BY j.position, a.attempt",
            {text(run_id)}),
       attempt_of);
+  });
+}
+
+void sql_store::write_schedule_event(const schedule_event_row& e) {
+  exec("INSERT INTO schedule_events (ts, schedule_id, coordinator, kind, scheduled_for, run_id, "
+       "message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+       {ts(e.ts), text(e.schedule_id), text(e.coordinator), text(e.kind), opt_ts(e.scheduled_for),
+        text(e.run_id), text(e.message)});
+}
+
+caf::expected<std::vector<event_row>> sql_store::events_after(const std::string& run_id,
+                                                              int64_t after, int32_t limit) {
+  return guarded("events_after", [&] {
+    return map_rows<event_row>(exec(std::string("SELECT ") + event_columns
+                                      + " FROM events WHERE run_id = $1 AND id > $2 "
+                                        "ORDER BY id LIMIT $3",
+                                    {text(run_id), num(after), num(limit)}),
+                               event_of);
+  });
+}
+
+caf::expected<std::vector<std::pair<std::string, int64_t>>> sql_store::count_runs() {
+  return guarded("count_runs", [&] {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (auto& r : exec("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status", {}))
+      out.emplace_back(str(r, 0), int_of(r, 1));
+    return out;
+  });
+}
+
+caf::expected<bool> sql_store::take_over_run(const std::string& run_id,
+                                             const std::string& owner_was, int64_t epoch_was,
+                                             const std::string& owner, caf::timestamp now) {
+  return guarded("take_over_run", [&] {
+    return in_transaction([&] {
+      return !exec("UPDATE runs SET owner = $1, epoch = $2, heartbeat_at = $3, updated_at = $3 "
+                   "WHERE run_id = $4 AND owner = $5 AND epoch = $6 "
+                   "AND status IN ('queued', 'running') RETURNING run_id",
+                   {text(owner), num(epoch_was + 1), ts(now), text(run_id), text(owner_was),
+                    num(epoch_was)})
+                .empty();
+    });
+  });
+}
+
+caf::error sql_store::create_schedule(const schedule_row& s) {
+  auto done = guarded("create_schedule", [&] {
+    return in_transaction([&] {
+      exec(std::string("INSERT INTO schedules (") + schedule_columns
+             + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+           {text(s.id), text(s.pipeline), text(s.kind), text(s.spec), ts(s.anchor),
+            text(s.overlap), text(s.catch_up), num(s.enabled ? 1 : 0), num(s.priority),
+            text(s.options), opt_ts(s.next_run_at), text(""), value{}, text(s.last_run_id),
+            ts(s.created_at), ts(s.updated_at)});
+      return true;
+    });
+  });
+  return done ? caf::error{} : std::move(done.error());
+}
+
+caf::expected<std::vector<schedule_row>> sql_store::schedules() {
+  return guarded("schedules", [&] {
+    return map_rows<schedule_row>(
+      exec(std::string("SELECT ") + schedule_columns + " FROM schedules ORDER BY created_at, id",
+           {}),
+      schedule_of);
+  });
+}
+
+caf::expected<std::optional<schedule_row>> sql_store::find_schedule(const std::string& id) {
+  return guarded("find_schedule", [&] {
+    auto rows =
+      exec(std::string("SELECT ") + schedule_columns + " FROM schedules WHERE id = $1", {text(id)});
+    return rows.empty() ? std::optional<schedule_row>{} : schedule_of(rows[0]);
+  });
+}
+
+caf::expected<bool> sql_store::update_schedule(const schedule_row& s) {
+  return guarded("update_schedule", [&] {
+    return in_transaction([&] {
+      return !exec("UPDATE schedules SET pipeline = $2, kind = $3, spec = $4, anchor = $5, "
+                   "overlap = $6, catch_up = $7, enabled = $8, priority = $9, options = $10, "
+                   "next_run_at = $11, updated_at = $12 WHERE id = $1 RETURNING id",
+                   {text(s.id), text(s.pipeline), text(s.kind), text(s.spec), ts(s.anchor),
+                    text(s.overlap), text(s.catch_up), num(s.enabled ? 1 : 0), num(s.priority),
+                    text(s.options), opt_ts(s.next_run_at), ts(s.updated_at)})
+                .empty();
+    });
+  });
+}
+
+caf::expected<bool> sql_store::delete_schedule(const std::string& id) {
+  return guarded("delete_schedule", [&] {
+    return in_transaction([&] {
+      return !exec("DELETE FROM schedules WHERE id = $1 RETURNING id", {text(id)}).empty();
+    });
+  });
+}
+
+caf::expected<std::vector<claimed_schedule>>
+sql_store::claim_due_schedules(const std::string& coordinator, caf::timestamp now,
+                               caf::timestamp until, int32_t limit) {
+  return guarded("claim_due_schedules", [&] {
+    return in_transaction([&] {
+      std::vector<claimed_schedule> out;
+      // Due rows whose claim is free or expired; a row another coordinator
+      // is claiming right now is passed over (it will be claimed by it).
+      auto due = exec(std::string("SELECT ") + schedule_columns
+                        + " FROM schedules WHERE enabled = 1 AND next_run_at IS NOT NULL "
+                          "AND next_run_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1) "
+                          "ORDER BY next_run_at LIMIT $2"
+                        + skip_locked_clause(),
+                      {ts(now), num(limit)});
+      for (auto& r : due) {
+        auto s = schedule_of(r);
+        // The condition again, in the update: whoever updates first wins.
+        auto won = exec("UPDATE schedules SET claimed_by = $1, claimed_until = $2 WHERE id = $3 "
+                        "AND (claimed_until IS NULL OR claimed_until < $4) RETURNING id",
+                        {text(coordinator), ts(until), text(s.id), ts(now)});
+        if (won.empty())
+          continue;
+        claimed_schedule c;
+        c.taken_from = s.claimed_by != coordinator ? s.claimed_by : std::string{};
+        s.claimed_by = coordinator;
+        s.claimed_until = until;
+        schedule_event_row ev;
+        ev.ts = now;
+        ev.schedule_id = s.id;
+        ev.coordinator = coordinator;
+        ev.kind = c.taken_from.empty() ? "claimed" : "taken_over";
+        ev.scheduled_for = s.next_run_at;
+        ev.message = c.taken_from.empty()
+                       ? "claimed until " + iso8601(until)
+                       : "took over the expired claim of " + c.taken_from + "; claimed until "
+                           + iso8601(until);
+        write_schedule_event(ev);
+        c.row = std::move(s);
+        out.push_back(std::move(c));
+      }
+      return out;
+    });
+  });
+}
+
+caf::expected<claim_outcome>
+sql_store::finish_schedule_claim(const std::string& id, const std::string& coordinator,
+                                 const caf::optional<caf::timestamp>& next_run_at,
+                                 const std::vector<run_row>& launched,
+                                 const std::vector<schedule_event_row>& events) {
+  return guarded("finish_schedule_claim", [&] {
+    return in_transaction([&] {
+      claim_outcome out;
+      auto now = caf::make_timestamp();
+      // Still ours? (A claim that expired may have been taken over meanwhile.)
+      auto mine = exec("SELECT claimed_until FROM schedules WHERE id = $1 AND claimed_by = $2"
+                         + lock_clause(),
+                       {text(id), text(coordinator)});
+      if (mine.empty() || str(mine[0], 0) < iso8601(now))
+        return out;
+      out.held = true;
+      apply_result ignored;
+      std::string last;
+      for (auto& r : launched) {
+        if (!exec("SELECT 1 FROM runs WHERE schedule_id = $1 AND scheduled_for = $2",
+                  {text(r.schedule_id), opt_ts(r.scheduled_for)})
+               .empty())
+          continue;  // that tick was launched already
+        write_run(r, ignored, now);
+        out.inserted.push_back(r.run_id);
+        last = r.run_id;
+      }
+      for (auto& e : events)
+        write_schedule_event(e);
+      exec("UPDATE schedules SET next_run_at = $2, claimed_by = '', claimed_until = NULL, "
+           "last_run_id = CASE WHEN $3 = '' THEN last_run_id ELSE $3 END, updated_at = $4 "
+           "WHERE id = $1",
+           {text(id), opt_ts(next_run_at), text(last), ts(now)});
+      return out;
+    });
+  });
+}
+
+caf::error sql_store::add_schedule_events(const std::vector<schedule_event_row>& events) {
+  auto done = guarded("add_schedule_events", [&] {
+    return in_transaction([&] {
+      for (auto& e : events)
+        write_schedule_event(e);
+      return true;
+    });
+  });
+  return done ? caf::error{} : std::move(done.error());
+}
+
+caf::expected<std::vector<schedule_event_row>>
+sql_store::schedule_events(const std::string& id, int64_t after, int32_t limit) {
+  return guarded("schedule_events", [&] {
+    return map_rows<schedule_event_row>(
+      exec(std::string("SELECT ") + schedule_event_columns
+             + " FROM schedule_events WHERE schedule_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+           {text(id), num(after), num(limit)}),
+      schedule_event_of);
+  });
+}
+
+caf::expected<std::vector<run_row>> sql_store::active_runs_of(const std::string& schedule_id) {
+  return guarded("active_runs_of", [&] {
+    return map_rows<run_row>(exec(std::string("SELECT ") + run_columns
+                                    + " FROM runs WHERE schedule_id = $1 "
+                                      "AND status IN ('queued', 'running') ORDER BY created_at",
+                                  {text(schedule_id)}),
+                             run_of);
   });
 }
 

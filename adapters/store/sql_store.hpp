@@ -42,6 +42,29 @@ public:
   caf::expected<std::vector<attempt_row>> attempts(const std::string& run_id) override;
   caf::expected<std::vector<event_row>> events(const std::string& run_id,
                                                event_level min_level) override;
+  caf::expected<std::vector<event_row>> events_after(const std::string& run_id, int64_t after,
+                                                     int32_t limit) override;
+  caf::expected<std::vector<std::pair<std::string, int64_t>>> count_runs() override;
+  caf::expected<bool> take_over_run(const std::string& run_id, const std::string& owner_was,
+                                    int64_t epoch_was, const std::string& owner,
+                                    caf::timestamp now) override;
+  caf::error create_schedule(const schedule_row& s) override;
+  caf::expected<std::vector<schedule_row>> schedules() override;
+  caf::expected<std::optional<schedule_row>> find_schedule(const std::string& id) override;
+  caf::expected<bool> update_schedule(const schedule_row& s) override;
+  caf::expected<bool> delete_schedule(const std::string& id) override;
+  caf::expected<std::vector<claimed_schedule>>
+  claim_due_schedules(const std::string& coordinator, caf::timestamp now, caf::timestamp until,
+                      int32_t limit) override;
+  caf::expected<claim_outcome>
+  finish_schedule_claim(const std::string& id, const std::string& coordinator,
+                        const caf::optional<caf::timestamp>& next_run_at,
+                        const std::vector<run_row>& launched,
+                        const std::vector<schedule_event_row>& events) override;
+  caf::error add_schedule_events(const std::vector<schedule_event_row>& events) override;
+  caf::expected<std::vector<schedule_event_row>>
+  schedule_events(const std::string& id, int64_t after, int32_t limit) override;
+  caf::expected<std::vector<run_row>> active_runs_of(const std::string& schedule_id) override;
 
   /// Applies the migrations not yet applied, in one transaction.
   caf::error migrate();
@@ -55,6 +78,9 @@ protected:
   virtual void rollback() noexcept = 0;
   /// Appended to a SELECT that reads a row about to be updated.
   virtual std::string lock_clause() const = 0;
+  /// The same, passing over rows another transaction holds (PostgreSQL's
+  /// SKIP LOCKED; SQLite has one writer at a time and needs none).
+  virtual std::string skip_locked_clause() const = 0;
   virtual std::vector<migration> migrations() const = 0;
   /// Inside migrate()'s transaction, before anything else: keeps two
   /// processes from migrating one database at once.
@@ -73,6 +99,7 @@ private:
   void write_job(const job_row& r, apply_result& out, caf::timestamp now);
   void write_attempt(const attempt_row& r, apply_result& out, caf::timestamp now);
   void write_event(const event_row& e);
+  void write_schedule_event(const schedule_event_row& e);
   void refuse(apply_result& out, const std::string& run_id, const std::string& job,
               int32_t attempt, std::string what, caf::timestamp now);
 };

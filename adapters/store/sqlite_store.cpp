@@ -110,6 +110,10 @@ protected:
     return "";  // BEGIN IMMEDIATE already holds the database's write lock
   }
 
+  std::string skip_locked_clause() const override {
+    return "";
+  }
+
   void lock_migrations() override {
     // BEGIN IMMEDIATE: one writer at a time.
   }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace troupe {
@@ -29,6 +30,19 @@ struct run_filter {
   std::optional<run_status> status;
   std::string pipeline;  // empty: any
   int32_t limit = 50;
+  std::string after;  // a cursor: only runs that come after this run id in the order
+};
+
+/// A schedule a coordinator now holds the claim of.
+struct claimed_schedule {
+  schedule_row row;
+  std::string taken_from;  // the coordinator whose expired claim this took over; "" when none
+};
+
+/// What finish_schedule_claim did.
+struct claim_outcome {
+  bool held = false;  // false: the claim had expired and someone else holds it; nothing written
+  std::vector<std::string> inserted;  // the runs written (a tick already launched is left out)
 };
 
 class store {
@@ -67,6 +81,51 @@ public:
   /// In the order written; only `min_level` and above.
   virtual caf::expected<std::vector<event_row>> events(const std::string& run_id,
                                                        event_level min_level) = 0;
+  /// The events of `run_id` with an id above `after`, in the order written,
+  /// at most `limit`.
+  virtual caf::expected<std::vector<event_row>> events_after(const std::string& run_id,
+                                                             int64_t after, int32_t limit) = 0;
+  /// How many runs there are in each status (statuses with none left out).
+  virtual caf::expected<std::vector<std::pair<std::string, int64_t>>> count_runs() = 0;
+  /// Takes over an unfinished run whose owner is lost: owner := `owner`,
+  /// epoch := `epoch_was` + 1, only if it still has `owner_was` and
+  /// `epoch_was` (one coordinator wins when several try). True when taken.
+  virtual caf::expected<bool> take_over_run(const std::string& run_id,
+                                            const std::string& owner_was, int64_t epoch_was,
+                                            const std::string& owner, caf::timestamp now) = 0;
+
+  // Schedules (the coordinator's; see docs/coordinator.md).
+  virtual caf::error create_schedule(const schedule_row& s) = 0;
+  /// Oldest first.
+  virtual caf::expected<std::vector<schedule_row>> schedules() = 0;
+  virtual caf::expected<std::optional<schedule_row>> find_schedule(const std::string& id) = 0;
+  /// Writes every field but id, created_at and the claim; false when no such schedule.
+  virtual caf::expected<bool> update_schedule(const schedule_row& s) = 0;
+  /// False when no such schedule.
+  virtual caf::expected<bool> delete_schedule(const std::string& id) = 0;
+  /// Claims, until `until`, at most `limit` enabled schedules due at `now`
+  /// (next_run_at <= now) whose claim is free or expired, and records each
+  /// claim as an event. Safe against other coordinators on the same
+  /// database: each due row goes to one of them.
+  virtual caf::expected<std::vector<claimed_schedule>>
+  claim_due_schedules(const std::string& coordinator, caf::timestamp now, caf::timestamp until,
+                      int32_t limit) = 0;
+  /// In one transaction, if `coordinator` still holds the claim of schedule
+  /// `id`: inserts `launched` (runs queued with their schedule_id and
+  /// scheduled_for; a tick already in the store is left out), sets
+  /// next_run_at, records `events`, and releases the claim.
+  virtual caf::expected<claim_outcome>
+  finish_schedule_claim(const std::string& id, const std::string& coordinator,
+                        const caf::optional<caf::timestamp>& next_run_at,
+                        const std::vector<run_row>& launched,
+                        const std::vector<schedule_event_row>& events) = 0;
+  /// Appends decisions that need no claim (a schedule created, edited).
+  virtual caf::error add_schedule_events(const std::vector<schedule_event_row>& events) = 0;
+  /// Ids above `after`, oldest first, at most `limit`.
+  virtual caf::expected<std::vector<schedule_event_row>>
+  schedule_events(const std::string& id, int64_t after, int32_t limit) = 0;
+  /// The runs of a schedule still queued or running.
+  virtual caf::expected<std::vector<run_row>> active_runs_of(const std::string& schedule_id) = 0;
 };
 
 /// Opens (creating where needed) and migrates a store:

@@ -6,6 +6,7 @@
 
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
+#include "messages/json.hpp"
 
 #include <gtest/gtest.h>
 
@@ -80,7 +81,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 3);
+  EXPECT_EQ(*v, 4);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -125,7 +126,7 @@ TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
   c.events.back().attempt = 1;
   ASSERT_TRUE(db->apply(c));
 
-  auto runs = db->runs(run_filter{std::nullopt, pipe, 10});
+  auto runs = db->runs(run_filter{std::nullopt, pipe, 10, {}});
   ASSERT_TRUE(runs);
   ASSERT_EQ(runs->size(), 1u);
   EXPECT_EQ((*runs)[0].run_id, id);
@@ -306,7 +307,7 @@ TYPED_TEST_P(StoreContract, ConcurrentWritersLoseNothing) {
   EXPECT_EQ(failures.load(), 0);
   auto db = this->open();
   ASSERT_TRUE(db);
-  auto runs = db->runs(run_filter{run_status::running, pipe, 100});
+  auto runs = db->runs(run_filter{run_status::running, pipe, 100, {}});
   ASSERT_TRUE(runs);
   EXPECT_EQ(runs->size(), static_cast<size_t>(writers));
   for (auto& id : ids) {
@@ -331,11 +332,11 @@ TYPED_TEST_P(StoreContract, FiltersLimitsPrefixesAndUnfinishedRuns) {
   store_batch done;
   done.runs.push_back(make_run(stem + "-c", pipe, run_status::failed));
   ASSERT_TRUE(db->apply(done));
-  auto running = db->runs(run_filter{run_status::running, pipe, 10});
+  auto running = db->runs(run_filter{run_status::running, pipe, 10, {}});
   ASSERT_TRUE(running);
   ASSERT_EQ(running->size(), 1u);
   EXPECT_EQ((*running)[0].run_id, stem + "-a");
-  auto limited = db->runs(run_filter{std::nullopt, pipe, 2});
+  auto limited = db->runs(run_filter{std::nullopt, pipe, 2, {}});
   ASSERT_TRUE(limited);
   EXPECT_EQ(limited->size(), 2u);
   auto prefixed = db->runs_by_prefix(stem, 10);
@@ -350,7 +351,154 @@ TYPED_TEST_P(StoreContract, FiltersLimitsPrefixesAndUnfinishedRuns) {
   EXPECT_EQ(mine, 2) << "queued and running, not failed";
 }
 
+// Schedules: a due row is claimed by one of many concurrent claimers; the
+// claim's finish inserts the tick's run once, moves next_run_at on and
+// releases; an expired claim is taken over and its late finish refused.
+TYPED_TEST_P(StoreContract, ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto now = caf::make_timestamp();
+  schedule_row s;
+  s.id = unique("sch");
+  s.pipeline = unique("pipe");
+  s.kind = "interval";
+  s.spec = "1m";
+  s.anchor = now;
+  s.next_run_at = now - std::chrono::seconds(1);
+  s.created_at = s.updated_at = now;
+  ASSERT_EQ(db->create_schedule(s), caf::none);
+  // Eight claimers at once, each on its own connection: one wins.
+  std::atomic<int> won{0};
+  std::vector<std::thread> claimers;
+  for (int i = 0; i < 8; ++i)
+    claimers.emplace_back([&, i] {
+      auto mine = this->open();
+      auto c = mine->claim_due_schedules("coord-" + std::to_string(i), now,
+                                         now + std::chrono::seconds(30), 100);
+      ASSERT_TRUE(c) << describe(c.error());
+      for (auto& x : *c)
+        if (x.row.id == s.id)
+          ++won;
+    });
+  for (auto& t : claimers)
+    t.join();
+  ASSERT_EQ(won.load(), 1);
+  auto held = db->find_schedule(s.id);
+  ASSERT_TRUE(held && *held);
+  auto holder = (*held)->claimed_by;
+  ASSERT_FALSE(holder.empty());
+  // Not due again while claimed.
+  auto again = db->claim_due_schedules("other", now, now + std::chrono::seconds(30), 100);
+  ASSERT_TRUE(again);
+  for (auto& x : *again)
+    EXPECT_NE(x.row.id, s.id);
+  // The holder finishes: one run for the tick, next_run_at moved, released.
+  auto run = make_run(unique("tick"), s.pipeline);
+  run.schedule_id = s.id;
+  run.scheduled_for = s.next_run_at;
+  caf::optional<caf::timestamp> next = now + std::chrono::minutes(1);
+  auto done = db->finish_schedule_claim(s.id, holder, next, {run}, {});
+  ASSERT_TRUE(done) << describe(done.error());
+  EXPECT_TRUE(done->held);
+  ASSERT_EQ(done->inserted.size(), 1u);
+  auto after = db->find_schedule(s.id);
+  ASSERT_TRUE(after && *after);
+  EXPECT_TRUE((*after)->claimed_by.empty());
+  EXPECT_EQ(iso8601(*(*after)->next_run_at), iso8601(*next));
+  EXPECT_EQ((*after)->last_run_id, run.run_id);
+  // The same tick once more (a bug, a replayed finish): not a second run.
+  auto later = now + std::chrono::minutes(2);
+  ASSERT_TRUE(db->claim_due_schedules("coord-x", later, later + std::chrono::seconds(30), 100));
+  auto twin = make_run(unique("twin"), s.pipeline);
+  twin.schedule_id = s.id;
+  twin.scheduled_for = run.scheduled_for;
+  auto dup = db->finish_schedule_claim(s.id, "coord-x", next, {twin}, {});
+  ASSERT_TRUE(dup);
+  EXPECT_TRUE(dup->held);
+  EXPECT_TRUE(dup->inserted.empty()) << "a tick is launched once";
+  auto active = db->active_runs_of(s.id);
+  ASSERT_TRUE(active);
+  EXPECT_EQ(active->size(), 1u);
+  // An expired claim is taken over, and the old holder's finish is refused.
+  auto t3 = now + std::chrono::minutes(3);
+  ASSERT_TRUE(db->claim_due_schedules("slow", t3, t3 + std::chrono::seconds(1), 100));
+  auto t4 = t3 + std::chrono::seconds(5);
+  auto over = db->claim_due_schedules("fast", t4, t4 + std::chrono::seconds(30), 100);
+  ASSERT_TRUE(over);
+  bool took = false;
+  for (auto& x : *over)
+    if (x.row.id == s.id) {
+      took = true;
+      EXPECT_EQ(x.taken_from, "slow");
+    }
+  EXPECT_TRUE(took);
+  auto stale = db->finish_schedule_claim(s.id, "slow", next, {}, {});
+  ASSERT_TRUE(stale);
+  EXPECT_FALSE(stale->held);
+  auto events = db->schedule_events(s.id, 0, 100);
+  ASSERT_TRUE(events);
+  int taken = 0;
+  for (auto& e : *events)
+    taken += e.kind == "taken_over" ? 1 : 0;
+  EXPECT_EQ(taken, 1);
+  ASSERT_TRUE(db->delete_schedule(s.id));
+  auto gone = db->find_schedule(s.id);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(*gone);
+}
+
+// A lost owner's run is taken over by one coordinator only; pages of runs
+// follow a cursor; events come after an id.
+TYPED_TEST_P(StoreContract, TakeoversCursorsAndEventsAfterAnId) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto pipe = unique("pipe");
+  store_batch b;
+  for (int i = 0; i < 5; ++i) {
+    b.runs.push_back(make_run(unique("page"), pipe));
+    b.runs.back().owner = "dead:1:1";
+    b.runs.back().created_at = caf::make_timestamp() + std::chrono::milliseconds(i);
+  }
+  for (int i = 0; i < 3; ++i)
+    b.events.push_back(make_event(b.runs[0].run_id, "e" + std::to_string(i)));
+  ASSERT_TRUE(db->apply(b));
+  auto id = b.runs[0].run_id;
+  auto first = db->take_over_run(id, "dead:1:1", 1, "me:2:2", caf::make_timestamp());
+  auto second = db->take_over_run(id, "dead:1:1", 1, "you:3:3", caf::make_timestamp());
+  ASSERT_TRUE(first && second);
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(*second) << "one coordinator takes a run over";
+  auto rows = db->runs_by_prefix(id, 1);
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(rows->at(0).owner, "me:2:2");
+  EXPECT_EQ(rows->at(0).epoch, 2);
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 4; ++page) {
+    run_filter f{std::nullopt, pipe, 2, cursor};
+    auto got = db->runs(f);
+    ASSERT_TRUE(got);
+    for (auto& r : *got)
+      seen.push_back(r.run_id);
+    if (got->size() < 2)
+      break;
+    cursor = got->back().run_id;
+  }
+  ASSERT_EQ(seen.size(), 5u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(seen[static_cast<size_t>(i)], b.runs[static_cast<size_t>(4 - i)].run_id) << "newest first";
+  auto all = db->events_after(id, 0, 100);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  auto rest = db->events_after(id, (*all)[0].id, 100);
+  ASSERT_TRUE(rest);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[0].message, "e1");
+}
+
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce,
+                            TakeoversCursorsAndEventsAfterAnId,
                             AStaleEpochIsRefusedAfterATakeover,
                             RunsJobsAttemptsAndEventsRoundTrip,
                             IllegalTransitionsAreRefusedAndTheRestIsWritten,

@@ -1,0 +1,810 @@
+#include "runtime/coordinator.hpp"
+
+#include "actors/node.hpp"
+#include "actors/resource_sampler.hpp"
+#include "actors/schedule_clock.hpp"
+#include "actors/store_writer.hpp"
+#include "adapters/artifacts/io_pool.hpp"
+#include "adapters/artifacts/run_folder.hpp"
+#include "adapters/http_client/http_client.hpp"
+#include "adapters/process/process_runner.hpp"
+#include "adapters/sampling/gpu_source.hpp"
+#include "adapters/sampling/topology.hpp"
+#include "messages/errors.hpp"
+#include "messages/json.hpp"
+#include "runtime/duration.hpp"
+#include "runtime/ids.hpp"
+#include "runtime/liveness.hpp"
+#include "runtime/recovery.hpp"
+#include "runtime/run_plan.hpp"
+#include "runtime/system.hpp"
+
+#include <caf/all.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+extern char** environ;
+
+namespace troupe {
+
+// -- store_pool --------------------------------------------------------------
+
+caf::expected<store_pool::lease> store_pool::borrow() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!idle_.empty()) {
+      auto s = std::move(idle_.back());
+      idle_.pop_back();
+      return lease{this, std::move(s)};
+    }
+  }
+  auto opened = open_store(url_);
+  if (!opened)
+    return std::move(opened.error());
+  return lease{this, std::move(*opened)};
+}
+
+void store_pool::give_back(std::unique_ptr<store> s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (idle_.size() < 16)
+    idle_.push_back(std::move(s));
+}
+
+// -- metrics -----------------------------------------------------------------
+
+void coordinator_metrics::launched(const std::string& run_id,
+                                   std::chrono::steady_clock::time_point at) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  pending_[run_id] = at;
+}
+
+void coordinator_metrics::first_stage_started(const std::string& run_id) {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto it = pending_.find(run_id);
+  if (it == pending_.end())
+    return;
+  double s = std::chrono::duration<double>(now - it->second).count();
+  pending_.erase(it);
+  size_t i = 0;
+  while (i < std::size(buckets) && s > buckets[i])
+    ++i;
+  ++counts_[i];
+  sum_ += s;
+  ++n_;
+}
+
+void coordinator_metrics::forget(const std::string& run_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  pending_.erase(run_id);
+}
+
+void coordinator_metrics::render_latency(std::string& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  const char* name = "troupe_launch_to_start_seconds";
+  out += std::string("# HELP ") + name
+         + " Time from a launch to the start of the run's first stage (queue wait included).\n";
+  out += std::string("# TYPE ") + name + " histogram\n";
+  int64_t cumulative = 0;
+  char le[32];
+  for (size_t i = 0; i < std::size(buckets); ++i) {
+    cumulative += counts_[i];
+    std::snprintf(le, sizeof le, "%g", buckets[i]);
+    out += std::string(name) + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += counts_.back();
+  out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  char sum[64];
+  std::snprintf(sum, sizeof sum, "%.6f", sum_);
+  out += std::string(name) + "_sum " + sum + "\n";
+  out += std::string(name) + "_count " + std::to_string(n_) + "\n";
+}
+
+// -- event_bell --------------------------------------------------------------
+
+void event_bell::ring() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++gen_;
+  }
+  cv_.notify_all();
+}
+
+uint64_t event_bell::wait(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  cv_.wait_for(guard, timeout, [&] { return gen_ != seen; });
+  return gen_;
+}
+
+uint64_t event_bell::generation() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return gen_;
+}
+
+// -- the actors --------------------------------------------------------------
+
+struct coordinator::actors {
+  explicit actors(int threads_unused = 0) : sys(prepare(cfg)) {
+    (void) threads_unused;
+  }
+  static caf::actor_system_config& prepare(caf::actor_system_config& c) {
+    register_types(c);
+    configure_scheduler(c);
+    return c;
+  }
+  // The pool outlives the actor system (the artifact writers post to it).
+  std::shared_ptr<io_pool> pool = std::make_shared<io_pool>();
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  std::shared_ptr<process_runner> runner;
+  node_actor node;
+  resource_sampler_actor sampler;
+  store_actor store;
+  scheduler_actor scheduler;
+  progress_listener_actor listener;
+  host_info host;
+};
+
+namespace {
+
+std::map<std::string, std::string> own_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos)
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+bool env_name_ok(const std::string& k) {
+  if (k.empty() || k.size() > 256 || std::isdigit(static_cast<unsigned char>(k[0])))
+    return false;
+  return std::all_of(k.begin(), k.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+// Sets `key`=`value` in an environment list, replacing an earlier value.
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  auto prefix = key + "=";
+  for (auto& kv : env) {
+    if (kv.compare(0, prefix.size(), prefix) == 0) {
+      kv = prefix + value;
+      return;
+    }
+  }
+  env.push_back(prefix + value);
+}
+
+api_error bad_request(const std::string& field, const std::string& message) {
+  return {400, "bad_request", field + ": " + message};
+}
+
+// Chromium for browser stages, as `troupe run` finds it.
+std::string find_chromium() {
+  if (const char* env = std::getenv("TROUPE_CHROMIUM"))
+    return ::access(env, X_OK) == 0 ? std::string(env) : std::string{};
+  for (const char* path : {"/usr/bin/chromium", "/usr/bin/chromium-browser",
+                           "/usr/bin/google-chrome"})
+    if (::access(path, X_OK) == 0)
+      return path;
+  return {};
+}
+
+} // namespace
+
+coordinator::coordinator(coordinator_config cfg, logger log)
+  : cfg_(std::move(cfg)),
+    log_(std::move(log)),
+    pool_(cfg_.db.empty() ? cfg_.output + "/troupe.db" : cfg_.db) {
+  url_ = cfg_.db.empty() ? cfg_.output + "/troupe.db" : cfg_.db;
+}
+
+coordinator::~coordinator() {
+  {
+    std::lock_guard<std::mutex> guard{loop_mtx_};
+    loop_stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (schedule_thread_.joinable())
+    schedule_thread_.join();
+}
+
+void coordinator::load_pipelines() {
+  std::map<std::string, pipeline_def> found;
+  if (DIR* d = ::opendir(cfg_.pipelines.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      auto dot = name.rfind('.');
+      if (name[0] == '.' || dot == std::string::npos)
+        continue;
+      auto ext = name.substr(dot);
+      if (ext != ".yaml" && ext != ".yml")
+        continue;
+      auto loaded = load_pipeline(cfg_.pipelines + "/" + name);
+      if (!loaded) {
+        log_("warn", "pipeline " + cfg_.pipelines + "/" + name
+                       + " is not registered: " + describe(loaded.error()));
+        continue;
+      }
+      auto key = loaded->name;
+      if (found.count(key) != 0) {
+        log_("warn", "pipeline " + loaded->file + " is not registered: its name '" + key
+                       + "' is taken by " + found[key].file);
+        continue;
+      }
+      found.emplace(key, std::move(*loaded));
+    }
+    ::closedir(d);
+  }
+  std::lock_guard<std::mutex> guard{pipelines_mtx_};
+  pipelines_ = std::move(found);
+}
+
+std::vector<pipeline_def> coordinator::pipelines() {
+  std::lock_guard<std::mutex> guard{pipelines_mtx_};
+  std::vector<pipeline_def> out;
+  for (auto& [name, p] : pipelines_)
+    out.push_back(p);
+  return out;
+}
+
+std::optional<pipeline_def> coordinator::find_pipeline(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> guard{pipelines_mtx_};
+    auto it = pipelines_.find(name);
+    if (it != pipelines_.end())
+      return it->second;
+  }
+  // A pipeline added to the folder since: look again once.
+  load_pipelines();
+  std::lock_guard<std::mutex> guard{pipelines_mtx_};
+  auto it = pipelines_.find(name);
+  if (it == pipelines_.end())
+    return std::nullopt;
+  return it->second;
+}
+
+caf::error coordinator::start() {
+  if (cfg_.pipelines.empty())
+    return caf::make_error(errc::bad_input, "--pipelines: no folder of pipelines given");
+  DIR* d = ::opendir(cfg_.pipelines.c_str());
+  if (d == nullptr)
+    return caf::make_error(errc::bad_input, "--pipelines " + cfg_.pipelines + ": "
+                                              + std::strerror(errno));
+  ::closedir(d);
+  if (auto err = make_directories(cfg_.output))
+    return caf::make_error(errc::bad_input, "--output " + cfg_.output + ": " + describe(err));
+  auto host = read_host_info();
+  id_ = cfg_.id.empty() ? host.hostname + ":" + std::to_string(::getpid()) : cfg_.id;
+  owner_ = owner_token(host.hostname);
+  load_pipelines();
+  // The store: opened and migrated here, so that a bad --db fails the start.
+  auto db = open_store(url_);
+  if (!db)
+    return std::move(db.error());
+  actors_ = std::make_unique<actors>();
+  auto& a = *actors_;
+  a.host = host;
+  a.runner = std::make_shared<process_runner>(true, true);
+  a.host.process_tracking = a.runner->tracking();
+  auto gpus = open_nvml();
+  a.host.gpus = static_cast<int32_t>(gpus->read().size());
+  a.sampler = spawn_resource_sampler(a.sys, gpus);
+  a.store = spawn_store_writer(a.sys, std::move(*db));
+  a.node = spawn_node(a.sys, node_services{a.runner, std::make_shared<http_client>(),
+                                           find_chromium()});
+  auto* metrics = &metrics_;
+  auto* bell = &bell_;
+  auto log = log_;
+  a.listener = a.sys.spawn([metrics, bell, log](progress_listener_actor::pointer)
+                             -> progress_listener_actor::behavior_type {
+    return {
+      [=](progress_event& ev) {
+        if (ev.kind == progress_event::kind_t::stage_started) {
+          metrics->first_stage_started(ev.run_id);
+        } else if (ev.kind == progress_event::kind_t::run_finished) {
+          metrics->forget(ev.run_id);
+          log("info", "run " + ev.run_id + " ended " + to_string(ev.run) + " (exit "
+                        + std::to_string(ev.exit_code) + ")");
+        }
+        bell->ring();
+      },
+    };
+  });
+  scheduler_deps deps;
+  deps.node = a.node;
+  deps.sampler = a.sampler;
+  deps.pool = a.pool;
+  deps.store = a.store;
+  deps.listener = a.listener;
+  deps.max_running = cfg_.max_running;
+  for (auto& p : pipelines())
+    if (p.max_running > 0)
+      deps.pipeline_limits[p.name] = p.max_running;
+  a.scheduler = spawn_scheduler(a.sys, std::move(deps));
+  // What dead coordinators (or `troupe run`s) left: adopted or reconciled
+  // before anything new starts.
+  reconcile_step();
+  schedule_thread_ = std::thread([this] { schedule_loop(); });
+  return caf::none;
+}
+
+void coordinator::stop(bool drain) {
+  {
+    std::lock_guard<std::mutex> guard{loop_mtx_};
+    loop_stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (schedule_thread_.joinable())
+    schedule_thread_.join();
+  if (!actors_)
+    return;
+  if (drain) {
+    for (;;) {
+      auto st = scheduler_stats();
+      if (!st || (st->first == 0 && st->second == 0))
+        break;
+      log_("info", "draining: " + std::to_string(st->second) + " running, "
+                     + std::to_string(st->first) + " queued");
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  // Everything sent to the store so far is committed before this returns.
+  caf::scoped_actor self{actors_->sys};
+  self->request(actors_->store, std::chrono::seconds(30), sync_atom_v)
+    .receive([](write_health&) {}, [](caf::error&) {});
+}
+
+std::optional<std::pair<int32_t, int32_t>> coordinator::scheduler_stats() {
+  if (!actors_)
+    return std::nullopt;
+  caf::scoped_actor self{actors_->sys};
+  std::optional<std::pair<int32_t, int32_t>> out;
+  self->request(actors_->scheduler, std::chrono::seconds(5), stats_atom_v)
+    .receive([&](int32_t queued, int32_t running) { out.emplace(queued, running); },
+             [](caf::error&) {});
+  return out;
+}
+
+bool coordinator::ready() {
+  if (!scheduler_stats())
+    return false;
+  auto db = pool_.borrow();
+  return db && static_cast<bool>((*db)->schema_version());
+}
+
+void coordinator::poke_schedules() {
+  {
+    std::lock_guard<std::mutex> guard{loop_mtx_};
+    loop_poked_ = true;
+  }
+  loop_cv_.notify_all();
+}
+
+api_result<coordinator::prepared>
+coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
+                     const std::string& run_dir, int64_t epoch, caf::timestamp created) {
+  std::set<std::string> enabled;
+  for (auto& name : req.enable) {
+    auto it = std::find_if(p.stages.begin(), p.stages.end(),
+                           [&](const stage_def& s) { return s.name == name; });
+    if (it == p.stages.end())
+      return bad_request("enable", "pipeline '" + p.name + "' has no stage '" + name + "'");
+    if (!it->optional)
+      return bad_request("enable", "stage '" + name + "' is not optional; it runs anyway");
+    enabled.insert(name);
+  }
+  for (auto& [k, v] : req.env) {
+    if (!env_name_ok(k))
+      return bad_request("env", "'" + k + "' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    if (k.rfind("TROUPE_", 0) == 0)
+      return bad_request("env", "'" + k + "': TROUPE_* variables are troupe's own");
+  }
+  run_start start;
+  start.run_id = run_id;
+  start.run_dir = run_dir;
+  start.started_at = created;
+  start.pid = static_cast<int32_t>(::getpid());
+  start.owner = owner_;
+  start.host = actors_->host;
+  start.output_dir = cfg_.output;
+  start.enabled = enabled;
+  start.sample_interval = cfg_.sample_interval;
+  start.grace = cfg_.grace;
+  start.environment = own_environment();
+  start.epoch = epoch;
+  auto plan = std::make_shared<run_plan>(make_run_plan(p, start));
+  for (auto& job : plan->jobs)
+    for (auto& [k, v] : req.env)
+      set_env(job.env, k, v);
+  plan->jitter = [gen = std::mt19937_64{std::random_device{}()}]() mutable {
+    return std::uniform_real_distribution<double>(-1.0, 1.0)(gen);
+  };
+  prepared out;
+  auto& r = out.row;
+  const auto& rec = plan->record;
+  r.run_id = rec.run_id;
+  r.pipeline = rec.pipeline;
+  r.pipeline_file = rec.options.pipeline_file;
+  r.run_dir = rec.run_dir;
+  r.status = run_status::queued;
+  r.host = rec.host.hostname;
+  r.pid = rec.pid;
+  r.owner = rec.owner;
+  r.epoch = rec.epoch;
+  r.created_at = rec.started_at;
+  r.updated_at = created;
+  out.plan = std::move(plan);
+  return out;
+}
+
+void coordinator::dispatch(prepared p, int32_t priority) {
+  auto run_id = p.row.run_id;
+  metrics_.launched(run_id, std::chrono::steady_clock::now());
+  ++metrics_.launches;
+  caf::scoped_actor self{actors_->sys};
+  self->request(actors_->scheduler, std::chrono::seconds(30), launch_atom_v,
+                launch_plan{std::move(p.plan), priority})
+    .receive([](std::string&) {}, [&](caf::error& err) {
+      log_("error", "run " + run_id + ": the scheduler did not take it: " + to_string(err));
+    });
+  // The queued row is committed before the launch is answered: a client
+  // that asks for the run next finds it.
+  self->request(actors_->store, std::chrono::seconds(30), sync_atom_v, run_id)
+    .receive([](write_health&) {}, [](caf::error&) {});
+}
+
+api_result<run_row> coordinator::launch(const launch_request& req) {
+  auto p = find_pipeline(req.pipeline);
+  if (!p)
+    return api_error{404, "not_found", "pipeline '" + req.pipeline + "' is not registered in "
+                                         + cfg_.pipelines};
+  auto now = caf::make_timestamp();
+  auto run_dir = create_run_folder(cfg_.output, now);
+  if (!run_dir)
+    return api_error{500, "internal", "--output " + cfg_.output + ": " + describe(run_dir.error())};
+  auto prep = prepare(*p, req, make_run_id(now), *run_dir, 1, now);
+  if (!prep) {
+    ::rmdir((*run_dir + "/logs").c_str());
+    ::rmdir(run_dir->c_str());
+    return prep.error;
+  }
+  auto row = prep->row;
+  dispatch(std::move(*prep), req.priority);
+  log_("info", "run " + row.run_id + " of '" + row.pipeline + "' launched");
+  return row;
+}
+
+api_result<run_row> coordinator::cancel(const std::string& run_id) {
+  auto db = pool_.borrow();
+  if (!db)
+    return api_error{503, "store_unavailable", describe(db.error())};
+  auto found = (*db)->runs_by_prefix(run_id, 1);
+  if (!found)
+    return api_error{503, "store_unavailable", describe(found.error())};
+  if (found->empty() || found->front().run_id != run_id)
+    return api_error{404, "not_found", "no run " + run_id};
+  auto row = found->front();
+  if (is_terminal(row.status))
+    return api_error{409, "conflict", "run " + run_id + " has ended (" + to_string(row.status)
+                                        + "); there is nothing to cancel"};
+  caf::scoped_actor self{actors_->sys};
+  bool here = false;
+  self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, run_id)
+    .receive([&](bool b) { here = b; }, [](caf::error&) {});
+  if (!here)
+    return api_error{409, "conflict",
+                     "run " + run_id + " is not run by this coordinator (owner " + row.owner + ")"};
+  log_("info", "run " + run_id + ": cancel requested");
+  return row;
+}
+
+// -- schedules ---------------------------------------------------------------
+
+namespace {
+
+caf::expected<schedule_timing> timing_of(const schedule_row& s, caf::timespan grace) {
+  schedule_timing t;
+  t.grace = grace;
+  if (s.catch_up == "none")
+    t.catch_up = catch_up_policy::none;
+  else if (s.catch_up == "all")
+    t.catch_up = catch_up_policy::all;
+  else
+    t.catch_up = catch_up_policy::one;
+  if (s.kind == "once") {
+    t.kind = schedule_kind::once;
+    auto at = parse_iso8601(s.spec);
+    if (!at)
+      return caf::make_error(errc::bad_input, "at: '" + s.spec + "' is not an ISO-8601 time "
+                                              "(e.g. 2026-11-24T09:30:00Z)");
+    t.at = *at;
+  } else if (s.kind == "interval") {
+    t.kind = schedule_kind::interval;
+    auto every = parse_duration(s.spec);
+    if (!every || every->count() <= 0)
+      return caf::make_error(errc::bad_input, "every: '" + s.spec + "' is not a positive "
+                                              "duration (e.g. 30s, 5m, 1h)");
+    if (*every < std::chrono::seconds(1))
+      return caf::make_error(errc::bad_input, "every: '" + s.spec + "': at least 1s");
+    t.every = *every;
+    t.anchor = s.anchor;
+  } else if (s.kind == "cron") {
+    t.kind = schedule_kind::cron;
+    auto c = parse_cron(s.spec);
+    if (!c)
+      return caf::make_error(errc::bad_input, "cron: " + describe(c.error()));
+    t.cron = *c;
+  } else {
+    return caf::make_error(errc::bad_input, "kind: '" + s.kind
+                                              + "' is not one of once, interval, cron");
+  }
+  return t;
+}
+
+} // namespace
+
+api_result<schedule_row> coordinator::prepare_schedule(schedule_row s) {
+  if (!find_pipeline(s.pipeline))
+    return api_error{404, "not_found", "pipeline '" + s.pipeline + "' is not registered in "
+                                         + cfg_.pipelines};
+  if (s.overlap != "allow" && s.overlap != "forbid" && s.overlap != "replace")
+    return bad_request("overlap", "'" + s.overlap + "' is not one of allow, forbid, replace");
+  if (s.catch_up != "none" && s.catch_up != "one" && s.catch_up != "all")
+    return bad_request("catch_up", "'" + s.catch_up + "' is not one of none, one, all");
+  auto t = timing_of(s, cfg_.schedule_grace);
+  if (!t) {
+    auto msg = describe(t.error());
+    auto colon = msg.find(':');
+    return bad_request(msg.substr(0, colon), msg.substr(colon + 2));
+  }
+  // A tick at this very moment counts: the first tick at or after now.
+  auto first = next_tick(*t, caf::make_timestamp() - std::chrono::nanoseconds(1));
+  s.next_run_at = first ? caf::optional<caf::timestamp>{*first} : caf::none;
+  return s;
+}
+
+void coordinator::handle_claim(store& db, const claimed_schedule& c) {
+  const auto& s = c.row;
+  auto now = caf::make_timestamp();
+  if (!c.taken_from.empty()) {
+    ++metrics_.takeovers;
+    log_("warn", "schedule " + s.id + ": took over the expired claim of " + c.taken_from);
+  }
+  ++metrics_.claims;
+  std::vector<schedule_event_row> events;
+  auto event = [&](const std::string& kind, caf::optional<caf::timestamp> tick,
+                   const std::string& run_id, const std::string& message) {
+    schedule_event_row e;
+    e.ts = caf::make_timestamp();
+    e.schedule_id = s.id;
+    e.coordinator = id_;
+    e.kind = kind;
+    e.scheduled_for = tick;
+    e.run_id = run_id;
+    e.message = message;
+    events.push_back(std::move(e));
+  };
+  auto release = [&](const caf::optional<caf::timestamp>& next) {
+    auto done = db.finish_schedule_claim(s.id, id_, next, {}, events);
+    if (!done)
+      log_("error", "schedule " + s.id + ": " + describe(done.error()));
+  };
+  auto t = timing_of(s, cfg_.schedule_grace);
+  auto p = find_pipeline(s.pipeline);
+  if (!t || !p || !s.next_run_at) {
+    // Nothing can be launched for it now; it stays due and is looked at again.
+    auto why = !t ? describe(t.error())
+                  : !p ? "pipeline '" + s.pipeline + "' is not registered here" : "no next tick";
+    event("skipped", s.next_run_at, "", why);
+    release(s.next_run_at);
+    log_("warn", "schedule " + s.id + ": " + why);
+    return;
+  }
+  auto decision = decide(*t, *s.next_run_at, now);
+  for (auto& tick : decision.skipped) {
+    event("skipped", tick, "", "missed while no coordinator ran (catch_up: " + s.catch_up + ")");
+    ++metrics_.schedule_skips;
+  }
+  launch_request req;
+  req.pipeline = s.pipeline;
+  req.priority = s.priority;
+  auto options = nlohmann::json::parse(s.options.empty() ? "{}" : s.options, nullptr, false);
+  if (options.is_object()) {
+    if (options.contains("enable") && options["enable"].is_array())
+      for (auto& e : options["enable"])
+        if (e.is_string())
+          req.enable.push_back(e.get<std::string>());
+    if (options.contains("env") && options["env"].is_object())
+      for (auto& [k, v] : options["env"].items())
+        if (v.is_string())
+          req.env[k] = v.get<std::string>();
+  }
+  // Overlap: the schedule's runs still queued or running.
+  std::vector<run_row> active;
+  if (s.overlap != "allow" && !decision.launch.empty()) {
+    auto found = db.active_runs_of(s.id);
+    if (!found) {
+      log_("error", "schedule " + s.id + ": " + describe(found.error()));
+      return;  // the claim expires; tried again then
+    }
+    active = std::move(*found);
+  }
+  std::vector<prepared> launched;
+  std::vector<run_row> rows;
+  for (size_t k = 0; k < decision.launch.size(); ++k) {
+    auto tick = decision.launch[k];
+    if (s.overlap == "forbid" && (!active.empty() || !launched.empty())) {
+      auto& busy = !launched.empty() ? launched.back().row : active.front();
+      event("skipped", tick, busy.run_id,
+            "overlap: forbid: run " + busy.run_id + " of this schedule has not ended");
+      ++metrics_.schedule_skips;
+      continue;
+    }
+    if (s.overlap == "replace") {
+      if (k + 1 < decision.launch.size()) {
+        event("skipped", tick, "", "overlap: replace: superseded by a later tick");
+        ++metrics_.schedule_skips;
+        continue;
+      }
+      for (auto& r : active) {
+        auto cancelled = cancel(r.run_id);
+        event("replaced", tick, r.run_id,
+              cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
+                        : "overlap: replace: run " + r.run_id
+                            + " could not be cancelled: " + cancelled.error.message);
+      }
+    }
+    auto created = caf::make_timestamp();
+    auto run_dir = create_run_folder(cfg_.output, created);
+    if (!run_dir) {
+      log_("error", "schedule " + s.id + ": --output: " + describe(run_dir.error()));
+      return;
+    }
+    auto prep = prepare(*p, req, make_run_id(created), *run_dir, 1, created);
+    if (!prep) {
+      event("skipped", tick, "", prep.error.message);
+      continue;
+    }
+    prep->row.schedule_id = s.id;
+    prep->row.scheduled_for = tick;
+    bool late = now - tick > cfg_.schedule_grace;
+    event(late ? "caught_up" : "launched", tick, prep->row.run_id,
+          (late ? "missed tick launched late as run " : "launched run ") + prep->row.run_id);
+    rows.push_back(prep->row);
+    launched.push_back(std::move(*prep));
+  }
+  auto next = decision.next_run_at ? caf::optional<caf::timestamp>{*decision.next_run_at}
+                                   : caf::optional<caf::timestamp>{};
+  auto done = db.finish_schedule_claim(s.id, id_, next, rows, events);
+  std::set<std::string> inserted;
+  if (done && done->held)
+    inserted.insert(done->inserted.begin(), done->inserted.end());
+  else
+    log_("warn", "schedule " + s.id + ": "
+                   + (done ? std::string("the claim expired before its launches were written; "
+                                         "nothing launched")
+                           : describe(done.error())));
+  for (auto& l : launched) {
+    if (inserted.count(l.row.run_id) == 0) {
+      ::rmdir((l.row.run_dir + "/logs").c_str());
+      ::rmdir(l.row.run_dir.c_str());
+      continue;
+    }
+    ++metrics_.schedule_launches;
+    log_("info", "schedule " + s.id + ": launched run " + l.row.run_id + " for "
+                   + iso8601(*l.row.scheduled_for));
+    auto priority = s.priority;
+    dispatch(std::move(l), priority);
+  }
+}
+
+void coordinator::schedule_step() {
+  auto db = pool_.borrow();
+  if (!db) {
+    log_("error", "schedules: " + describe(db.error()));
+    return;
+  }
+  auto now = caf::make_timestamp();
+  auto claimed = (*db)->claim_due_schedules(id_, now, now + cfg_.lease, 16);
+  if (!claimed) {
+    log_("error", "schedules: " + describe(claimed.error()));
+    return;
+  }
+  for (auto& c : *claimed)
+    handle_claim(**db, c);
+}
+
+void coordinator::reconcile_step() {
+  auto db = pool_.borrow();
+  if (!db) {
+    log_("error", "reconcile: " + describe(db.error()));
+    return;
+  }
+  auto& host = actors_->host.hostname;
+  auto unfinished = (*db)->unfinished_runs();
+  if (!unfinished) {
+    log_("error", "reconcile: " + describe(unfinished.error()));
+    return;
+  }
+  auto now = caf::make_timestamp();
+  // Runs still queued whose coordinator died: taken over (one coordinator
+  // wins) and started here, under their own id and folder.
+  for (auto& r : *unfinished) {
+    if (r.status != run_status::queued || r.owner == owner_)
+      continue;
+    if (!owner_liveness(r, host, now).lost)
+      continue;
+    auto p = find_pipeline(r.pipeline);
+    if (!p)
+      continue;  // reconcile() below fails it
+    auto won = (*db)->take_over_run(r.run_id, r.owner, r.epoch, owner_, now);
+    if (!won || !*won)
+      continue;
+    make_directories(r.run_dir + "/logs");
+    auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}}, r.run_id, r.run_dir,
+                        r.epoch + 1, r.created_at);
+    if (!prep)
+      continue;
+    ++metrics_.adopted;
+    log_("warn", "run " + r.run_id + " was queued by " + r.owner
+                   + ", whose process is lost; started here");
+    dispatch(std::move(*prep), 0);
+  }
+  auto report = reconcile(**db, host, static_cast<int32_t>(::getpid()), "");
+  if (!report) {
+    log_("error", "reconcile: " + describe(report.error()));
+    return;
+  }
+  for (auto& line : report->messages)
+    log_("warn", "recovery: " + line);
+  for (auto& run : report->settled)
+    if (auto err = settle_metadata(run))
+      log_("warn", "recovery: " + describe(err));
+}
+
+void coordinator::schedule_loop() {
+  auto next_reconcile = std::chrono::steady_clock::now() + cfg_.reconcile_every;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> guard{loop_mtx_};
+      if (loop_stop_)
+        return;
+    }
+    schedule_step();
+    if (std::chrono::steady_clock::now() >= next_reconcile) {
+      reconcile_step();
+      next_reconcile = std::chrono::steady_clock::now() + cfg_.reconcile_every;
+    }
+    // Until the earliest due schedule (read again each time: another
+    // coordinator may have changed them), at most schedule_poll.
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.schedule_poll);
+    if (auto db = pool_.borrow()) {
+      if (auto all = (*db)->schedules()) {
+        auto now = caf::make_timestamp();
+        for (auto& s : *all) {
+          if (!s.enabled || !s.next_run_at)
+            continue;
+          auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*s.next_run_at - now);
+          // (A due row held by another coordinator: its lease, or the poll.)
+          if (until.count() > 0)
+            wait = std::min(wait, until + std::chrono::milliseconds(1));
+        }
+      }
+    }
+    std::unique_lock<std::mutex> guard{loop_mtx_};
+    loop_cv_.wait_for(guard, wait, [&] { return loop_stop_ || loop_poked_; });
+    loop_poked_ = false;
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,250 @@
+// The coordinator: one long-lived process that runs many runs at once.
+//
+// It holds one actor system with the node's shared services (one process
+// runner, one sampler, one io_pool for all run folders, one store_writer)
+// and the scheduler actor, which supervises a run_supervisor per run. The
+// HTTP API (runtime/api_server.*) and the schedule loop call the methods
+// below from their own threads: none of them runs on a CAF scheduler thread,
+// and each blocking store read uses a connection of its own (store_pool).
+//
+// Launches: a registered pipeline (a file in --pipelines) by name; the run
+// is persisted `queued` and started in the same step when the limits allow.
+// Schedules: claimed with a lease from the store, so that several
+// coordinators on one PostgreSQL launch each due tick once (docs/coordinator.md).
+#pragma once
+
+#include "actors/scheduler.hpp"
+#include "adapters/store/store.hpp"
+#include "runtime/pipeline.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace troupe {
+
+struct coordinator_config {
+  std::string listen = "127.0.0.1:8420";
+  std::string db;  // empty: <output>/troupe.db
+  std::string output = "output/running_order";
+  std::string pipelines;  // the folder of registered pipelines
+  std::string token;      // empty: no auth
+  int32_t max_running = 0;
+  std::string id;  // empty: host:pid
+  std::string log_format = "text";
+  std::string log_level = "info";
+  bool drain = false;
+  caf::timespan lease = std::chrono::seconds(30);          // a schedule claim's lease
+  caf::timespan schedule_poll = std::chrono::seconds(1);   // longest sleep between due checks
+  caf::timespan reconcile_every = std::chrono::seconds(5);  // looks for runs of dead owners
+  caf::timespan sample_interval = std::chrono::seconds(1);
+  caf::timespan grace = std::chrono::seconds(5);
+  caf::timespan schedule_grace = std::chrono::seconds(60);  // a tick later than this was missed
+};
+
+/// An error the API turns into `{"error": {"code", "message"}}` with `status`.
+struct api_error {
+  int status = 500;
+  std::string code;
+  std::string message;
+};
+
+template <class T>
+struct api_result {
+  std::optional<T> value;
+  api_error error;
+  api_result(T v) : value(std::move(v)) {  // NOLINT: implicit on purpose
+  }
+  api_result(api_error e) : error(std::move(e)) {  // NOLINT
+  }
+  explicit operator bool() const {
+    return value.has_value();
+  }
+  T& operator*() {
+    return *value;
+  }
+  T* operator->() {
+    return &*value;
+  }
+};
+
+struct launch_request {
+  std::string pipeline;
+  int32_t priority = 0;
+  std::vector<std::string> enable;
+  std::map<std::string, std::string> env;
+};
+
+/// A pool of store connections for threads that read (and the schedule
+/// loop, which claims): one connection per borrower at a time.
+class store_pool {
+public:
+  explicit store_pool(std::string url) : url_(std::move(url)) {
+  }
+  class lease {
+  public:
+    lease(store_pool* pool, std::unique_ptr<store> s) : pool_(pool), s_(std::move(s)) {
+    }
+    lease(lease&&) = default;
+    ~lease() {
+      if (s_)
+        pool_->give_back(std::move(s_));
+    }
+    store* operator->() {
+      return s_.get();
+    }
+    store& operator*() {
+      return *s_;
+    }
+
+  private:
+    store_pool* pool_;
+    std::unique_ptr<store> s_;
+  };
+  caf::expected<lease> borrow();
+
+private:
+  void give_back(std::unique_ptr<store> s);
+  std::string url_;
+  std::mutex mtx_;
+  std::vector<std::unique_ptr<store>> idle_;
+};
+
+/// Counters and a histogram for /metrics; updated from any thread.
+class coordinator_metrics {
+public:
+  static constexpr double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                       0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+  void launched(const std::string& run_id, std::chrono::steady_clock::time_point at);
+  /// The first stage of `run_id` started: observes launch-to-start latency.
+  void first_stage_started(const std::string& run_id);
+  void forget(const std::string& run_id);
+  std::atomic<int64_t> launches{0};
+  std::atomic<int64_t> claims{0};
+  std::atomic<int64_t> takeovers{0};
+  std::atomic<int64_t> schedule_launches{0};
+  std::atomic<int64_t> schedule_skips{0};
+  std::atomic<int64_t> events_streamed{0};
+  std::atomic<int64_t> http_requests{0};
+  std::atomic<int64_t> adopted{0};
+  /// Appends the Prometheus text of the latency histogram.
+  void render_latency(std::string& out);
+
+private:
+  std::mutex mtx_;
+  std::map<std::string, std::chrono::steady_clock::time_point> pending_;
+  std::vector<int64_t> counts_ = std::vector<int64_t>(std::size(buckets) + 1, 0);
+  double sum_ = 0;
+  int64_t n_ = 0;
+};
+
+/// Rung whenever a run's events may have changed (its supervisor reported):
+/// SSE streams and log followers wait on it instead of polling blindly.
+class event_bell {
+public:
+  void ring();
+  /// Waits until rung after `seen` or `timeout`; returns the generation.
+  uint64_t wait(uint64_t seen, std::chrono::milliseconds timeout);
+  uint64_t generation();
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  uint64_t gen_ = 0;
+};
+
+class coordinator {
+public:
+  using logger = std::function<void(const std::string& level, const std::string& message)>;
+
+  coordinator(coordinator_config cfg, logger log);
+  ~coordinator();
+
+  /// Opens and migrates the store, loads the pipelines, starts the actors,
+  /// adopts or reconciles what dead coordinators left, and starts the
+  /// schedule loop. Errors name what is wrong.
+  caf::error start();
+  /// Stops the schedule loop; with `drain`, waits for the running runs to
+  /// end (and starts no queued ones); without, leaves them to the next start.
+  void stop(bool drain);
+
+  const coordinator_config& config() const {
+    return cfg_;
+  }
+  const std::string& id() const {
+    return id_;
+  }
+
+  // -- for the API ---------------------------------------------------------
+  api_result<run_row> launch(const launch_request& req);
+  /// 202-worthy when true; the errors are 404 (unknown run) and 409 (ended,
+  /// or run by another coordinator).
+  api_result<run_row> cancel(const std::string& run_id);
+  /// The pipelines it launches, by name.
+  std::vector<pipeline_def> pipelines();
+  std::optional<pipeline_def> find_pipeline(const std::string& name);
+  /// (queued, running) as the scheduler has them; nullopt when it does not answer.
+  std::optional<std::pair<int32_t, int32_t>> scheduler_stats();
+  /// The store answers and the scheduler runs.
+  bool ready();
+  caf::expected<store_pool::lease> reader() {
+    return pool_.borrow();
+  }
+  coordinator_metrics& metrics() {
+    return metrics_;
+  }
+  event_bell& bell() {
+    return bell_;
+  }
+  /// Wakes the schedule loop (a schedule was created or changed).
+  void poke_schedules();
+  /// Checks a schedule's fields and computes its first next_run_at.
+  api_result<schedule_row> prepare_schedule(schedule_row s);
+  /// The schedule loop's step, public for tests: claims and handles due schedules.
+  void schedule_step();
+
+private:
+  void schedule_loop();
+  void reconcile_step();
+  struct prepared {
+    std::shared_ptr<struct run_plan> plan;
+    run_row row;
+  };
+  api_result<prepared> prepare(const pipeline_def& p, const launch_request& req,
+                               const std::string& run_id, const std::string& run_dir,
+                               int64_t epoch, caf::timestamp created);
+  void dispatch(prepared p, int32_t priority);
+  void handle_claim(store& db, const claimed_schedule& c);
+  void load_pipelines();
+
+  coordinator_config cfg_;
+  logger log_;
+  std::string id_;
+  std::string owner_;
+  std::string url_;
+  store_pool pool_;
+  coordinator_metrics metrics_;
+  event_bell bell_;
+  std::mutex pipelines_mtx_;
+  std::map<std::string, pipeline_def> pipelines_;
+  struct actors;
+  std::unique_ptr<actors> actors_;
+  std::thread schedule_thread_;
+  std::mutex loop_mtx_;
+  std::condition_variable loop_cv_;
+  bool loop_stop_ = false;
+  bool loop_poked_ = false;
+};
+
+} // namespace troupe
