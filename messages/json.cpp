@@ -365,6 +365,103 @@ void to_json(json& j, const event_row& x) {
            {"meta", parsed_object(x.meta)}};
 }
 
+namespace {
+
+std::string str_at(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string{};
+}
+
+int64_t int_at(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
+}
+
+caf::optional<int32_t> opt_int_at(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number())
+    return caf::none;
+  return j[key].get<int32_t>();
+}
+
+caf::optional<caf::timestamp> opt_ts_at(const json& j, const char* key) {
+  if (auto t = parse_iso8601(str_at(j, key)))
+    return *t;
+  return caf::none;
+}
+
+caf::timestamp ts_at(const json& j, const char* key) {
+  return parse_iso8601(str_at(j, key)).value_or(caf::timestamp{});
+}
+
+failure_code code_at(const json& j) {
+  auto c = str_at(j, "failure_code");
+  return c.empty() ? failure_code::none : parse_failure_code(c).value_or(failure_code::unknown);
+}
+
+std::string object_text(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_object() ? j[key].dump() : std::string("{}");
+}
+
+} // namespace
+
+void from_json(const json& j, run_row& x) {
+  x.run_id = str_at(j, "run_id");
+  x.pipeline = str_at(j, "pipeline");
+  x.pipeline_file = str_at(j, "pipeline_file");
+  x.run_dir = str_at(j, "run_dir");
+  x.status = parse_run_status(str_at(j, "status")).value_or(run_status::failed);
+  x.failure = code_at(j);
+  x.reason = str_at(j, "reason");
+  x.host = str_at(j, "host");
+  x.pid = static_cast<int32_t>(int_at(j, "pid"));
+  x.created_at = ts_at(j, "created_at");
+  x.started_at = opt_ts_at(j, "started_at");
+  x.finished_at = opt_ts_at(j, "finished_at");
+  x.updated_at = ts_at(j, "updated_at");
+  x.owner = str_at(j, "owner");
+  x.heartbeat_at = opt_ts_at(j, "heartbeat_at");
+  x.schedule_id = str_at(j, "schedule_id");
+  x.scheduled_for = opt_ts_at(j, "scheduled_for");
+}
+
+void from_json(const json& j, job_row& x) {
+  x.job = str_at(j, "job");
+  x.position = static_cast<int32_t>(int_at(j, "position"));
+  x.status = parse_stage_status(str_at(j, "status")).value_or(stage_status::failed);
+  x.attempts = j.contains("attempts") && j["attempts"].is_array()
+                 ? static_cast<int32_t>(j["attempts"].size())
+                 : static_cast<int32_t>(int_at(j, "attempts"));
+  x.failure = code_at(j);
+  x.error = str_at(j, "error");
+  x.updated_at = ts_at(j, "updated_at");
+}
+
+void from_json(const json& j, attempt_row& x) {
+  x.job = str_at(j, "job");
+  x.attempt = static_cast<int32_t>(int_at(j, "attempt"));
+  x.status = parse_stage_status(str_at(j, "status")).value_or(stage_status::failed);
+  x.strategy = str_at(j, "strategy");
+  x.failure = code_at(j);
+  x.error = str_at(j, "error");
+  x.exit_code = opt_int_at(j, "exit_code");
+  x.signal = opt_int_at(j, "signal");
+  x.http_status = opt_int_at(j, "http_status");
+  x.pid = static_cast<int32_t>(int_at(j, "pid"));
+  x.started_at = opt_ts_at(j, "started_at");
+  x.finished_at = opt_ts_at(j, "finished_at");
+  x.duration_ms = int_at(j, "duration_ms");
+  x.stats = object_text(j, "stats");
+}
+
+void from_json(const json& j, event_row& x) {
+  x.id = int_at(j, "id");
+  x.ts = ts_at(j, "ts");
+  x.run_id = str_at(j, "run_id");
+  x.job = str_at(j, "job");
+  x.attempt = static_cast<int32_t>(int_at(j, "attempt"));
+  x.level = parse_event_level(str_at(j, "level")).value_or(event_level::info);
+  x.message = str_at(j, "message");
+  x.meta = object_text(j, "meta");
+}
+
 void to_json(json& j, const run_record& x) {
   j = run_header(x);
   j["stages"] = x.stages;

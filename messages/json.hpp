@@ -39,6 +39,11 @@ void to_json(nlohmann::ordered_json& j, const job_row& x);
 void to_json(nlohmann::ordered_json& j, const attempt_row& x);
 void to_json(nlohmann::ordered_json& j, const event_row& x);
 void to_json(nlohmann::ordered_json& j, const schedule_row& x);
+// The inverse of the four row documents above (the CLI reads the API's).
+void from_json(const nlohmann::ordered_json& j, run_row& x);
+void from_json(const nlohmann::ordered_json& j, job_row& x);
+void from_json(const nlohmann::ordered_json& j, attempt_row& x);
+void from_json(const nlohmann::ordered_json& j, event_row& x);
 void to_json(nlohmann::ordered_json& j, const schedule_event_row& x);
 void to_json(nlohmann::ordered_json& j, const run_record& x);
 

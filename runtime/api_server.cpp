@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <set>
 
 namespace troupe {
@@ -309,8 +310,22 @@ struct api_server::impl {
       if (!jobs || !attempts)
         return send_error(res, store_down(!jobs ? jobs.error() : attempts.error()));
       auto doc = json::parse(show_document(*run, *jobs, *attempts));
-      for (auto& s : doc["jobs"])
+      // What the store does not keep, from the run's own metadata.json:
+      // each stage's command and its retry budget.
+      json meta;
+      if (std::ifstream in{run->run_dir + "/metadata.json"})
+        meta = json::parse(in, nullptr, false);
+      std::map<std::string, json> stages;
+      if (meta.is_object() && meta.contains("stages") && meta["stages"].is_array())
+        for (auto& st : meta["stages"])
+          if (st.is_object() && st.contains("name"))
+            stages[st["name"].get<std::string>()] = st;
+      for (auto& s : doc["jobs"]) {
         s["node"] = c.id();  // the local node (the cluster names its workers here)
+        auto it = stages.find(s["job"].get<std::string>());
+        s["command"] = it != stages.end() ? it->second.value("command", "") : "";
+        s["max_attempts"] = it != stages.end() ? it->second.value("max_attempts", 1) : 1;
+      }
       send_json(res, 200, doc);
     });
     svr.Post(R"(/api/runs/([^/]+)/cancel)",
@@ -486,13 +501,18 @@ struct api_server::impl {
         auto events = (*db)->events_after(run_id, *cursor, 500);
         if (!events)
           return false;
+        // One write for all the events of one look: a client sees the
+        // events of one commit together.
+        std::string frames;
         for (auto& e : *events) {
           json j = e;
-          auto frame = "id: " + std::to_string(e.id) + "\nevent: event\ndata: " + j.dump() + "\n\n";
-          if (!sink.write(frame.data(), frame.size()))
+          frames += "id: " + std::to_string(e.id) + "\nevent: event\ndata: " + j.dump() + "\n\n";
+        }
+        if (!frames.empty()) {
+          if (!sink.write(frames.data(), frames.size()))
             return false;
-          *cursor = e.id;
-          ++c.metrics().events_streamed;
+          *cursor = events->back().id;
+          c.metrics().events_streamed += static_cast<int64_t>(events->size());
         }
         if (!events->empty()) {
           *quiet_since = std::chrono::steady_clock::now();

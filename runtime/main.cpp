@@ -1,5 +1,6 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
+#include "runtime/client_commands.hpp"
 #include "runtime/coordinator_command.hpp"
 #include "runtime/run_command.hpp"
 #include "runtime/store_commands.hpp"
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
     c->add_option("-o,--output", q.output, "Folder whose troupe.db is read")
       ->capture_default_str();
     c->add_flag("--json", q.json, "Print JSON instead of a table");
+    c->add_option("--server", q.server,
+                  "Read through this coordinator's API instead of the store (also "
+                  "$TROUPE_SERVER, or server: in ~/.config/troupe/config.yaml)");
+    c->add_option("--token", q.token, "The API's bearer token (also $TROUPE_TOKEN)");
   };
   auto* runs_cmd = app.add_subcommand("runs", "List runs from the store, newest first.");
   add_db(runs_cmd);
@@ -90,6 +95,9 @@ int main(int argc, char** argv) {
   events_cmd->add_option("run_id", q.run_id, "Run id, or a unique prefix of one")->required();
   events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
     ->capture_default_str();
+  events_cmd->add_flag("-f,--follow", q.follow,
+                       "Keep printing events as they happen until the run ends (through the "
+                       "coordinator's API)");
 
   auto* recover_cmd = app.add_subcommand(
     "recover", "Reconcile runs whose owner is lost (its troupe process died, is a zombie, or "
@@ -126,6 +134,67 @@ int main(int argc, char** argv) {
                       "On SIGTERM/SIGINT, wait for the runs in flight to end (default: leave "
                       "them to the next start)");
 
+  // The client of a coordinator's API.
+  auto add_client = [](CLI::App* c, troupe::client_options& o) {
+    c->add_option("--server", o.server,
+                  "Coordinator URL (default: $TROUPE_SERVER, server: in "
+                  "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
+    c->add_option("--token", o.token, "Bearer token (default: $TROUPE_TOKEN, token: in the "
+                                      "config file)");
+  };
+  troupe::launch_options lo;
+  auto* launch_cmd = app.add_subcommand(
+    "launch", "Launch a run of a registered pipeline on a coordinator; prints its id.\nWith "
+              "--follow or --wait, exits like `troupe run` would (0, 1, 3, 4 or 130).");
+  add_client(launch_cmd, lo);
+  launch_cmd->add_option("pipeline", lo.pipeline, "Pipeline name (see GET /api/pipelines)")
+    ->required();
+  launch_cmd->add_option("--priority", lo.priority, "Higher starts first when runs queue");
+  launch_cmd->add_option("-e,--enable", lo.enable, "Enable an optional stage (repeatable)");
+  launch_cmd->add_option("--env", lo.env, "KEY=VALUE for every stage (repeatable)");
+  auto* wait_flag = launch_cmd->add_flag("--wait", lo.wait, "Wait for the run to end");
+  launch_cmd->add_flag("--follow", lo.follow, "Show progress lines until the run ends")
+    ->excludes(wait_flag);
+  launch_cmd->add_flag("--json", lo.json, "Print the API's answer");
+  troupe::client_options cancel_o;
+  std::string cancel_id;
+  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a queued or running run on a coordinator.");
+  add_client(cancel_cmd, cancel_o);
+  cancel_cmd->add_option("run_id", cancel_id, "Run id")->required();
+  troupe::logs_options logs_o;
+  auto* logs_cmd = app.add_subcommand("logs", "Print a stage's log from a coordinator.");
+  add_client(logs_cmd, logs_o);
+  logs_cmd->add_option("run_id", logs_o.run_id, "Run id")->required();
+  logs_cmd->add_option("stage", logs_o.stage, "Stage name")->required();
+  logs_cmd->add_flag("-f,--follow", logs_o.follow, "Keep printing while the stage runs");
+  logs_cmd->add_flag("--stderr", logs_o.stderr_stream, "The stderr log (default: stdout)");
+  logs_cmd->add_option("--attempt", logs_o.attempt, "Attempt number (default: the latest)");
+  troupe::schedule_options so;
+  auto* sched_cmd = app.add_subcommand("schedule", "Schedules on a coordinator: add, list, show, "
+                                                   "enable, disable, delete.");
+  sched_cmd->require_subcommand(1);
+  auto* sadd = sched_cmd->add_subcommand("add", "Add a schedule; prints its id.");
+  add_client(sadd, so);
+  sadd->add_option("pipeline", so.pipeline, "Pipeline name")->required();
+  sadd->add_option("--every", so.every, "Interval (e.g. 30s, 5m, 1h), from now");
+  sadd->add_option("--cron", so.cron, "Cron line, UTC (5 fields, or @hourly/@daily/...)");
+  sadd->add_option("--at", so.at, "Once, at this ISO-8601 time (e.g. 2026-11-24T09:30:00Z)");
+  sadd->add_option("--overlap", so.overlap, "allow (default), forbid or replace");
+  sadd->add_option("--catch-up", so.catch_up, "none, one (default) or all: missed ticks");
+  sadd->add_flag("--disabled", so.disabled, "Create it disabled");
+  sadd->add_option("--priority", so.priority, "Its runs' priority");
+  sadd->add_option("-e,--enable", so.enable, "Enable an optional stage in its runs");
+  sadd->add_option("--env", so.env, "KEY=VALUE for its runs' stages");
+  sadd->add_flag("--json", so.json, "Print the API's answer");
+  auto* slist = sched_cmd->add_subcommand("list", "List the schedules.");
+  add_client(slist, so);
+  slist->add_flag("--json", so.json, "Print the API's answer");
+  for (const char* action : {"show", "enable", "disable", "delete"}) {
+    auto* sub = sched_cmd->add_subcommand(action, std::string("Schedule ") + action + ".");
+    add_client(sub, so);
+    sub->add_option("id", so.id, "Schedule id")->required();
+  }
+
   // A first word that is not a command: say so (CLI11 would only say that a
   // subcommand is required).
   if (argc > 1 && argv[1][0] != '-') {
@@ -153,12 +222,26 @@ int main(int argc, char** argv) {
   if (*coord_cmd)
     return troupe::coordinator_command(co);
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
+  if (*launch_cmd)
+    return troupe::launch_command(lo);
+  if (*cancel_cmd)
+    return troupe::cancel_command(cancel_o, cancel_id);
+  if (*logs_cmd)
+    return troupe::logs_command(logs_o);
+  if (*sched_cmd) {
+    for (auto* sub : sched_cmd->get_subcommands())
+      so.action = sub->get_name();
+    return troupe::schedule_command(so);
+  }
+  // runs, show and events read the store, or a coordinator's API when one
+  // is configured (--server, $TROUPE_SERVER, the config file).
+  bool api = !troupe::configured_server(q).empty() || q.follow;
   if (*runs_cmd)
-    return troupe::runs_command(q);
+    return api ? troupe::api_runs_command(q) : troupe::runs_command(q);
   if (*show_cmd)
-    return troupe::show_command(q);
+    return api ? troupe::api_show_command(q) : troupe::show_command(q);
   if (*events_cmd)
-    return troupe::events_command(q);
+    return api ? troupe::api_events_command(q) : troupe::events_command(q);
   if (*recover_cmd)
     return troupe::recover_command(q);
   return 2;

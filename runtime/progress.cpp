@@ -111,7 +111,8 @@ void progress_display::on_event(const progress_event& ev) {
         text += " " + s.error;
       line(text);
       if (ev.stage.status != stage_status::succeeded && !ev.stage.stderr_log.empty()) {
-        auto tail = tail_lines(run_dir_ + "/" + ev.stage.stderr_log, 5);
+        auto tail = tail_ ? tail_(ev.stage.stderr_log, 5)
+                          : tail_lines(run_dir_ + "/" + ev.stage.stderr_log, 5);
         if (!tail.empty())
           line("      last lines of " + ev.stage.stderr_log + ":");
         for (auto& l : tail)

@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace troupe {
 
@@ -24,6 +26,14 @@ public:
   /// Prints a line, keeping the status line below it (TTY).
   void line(const std::string& text);
 
+  /// Where the last lines of a stage's stderr come from (given the log's
+  /// path relative to the run folder): by default the file in `run_dir`;
+  /// the CLI client asks the coordinator's API instead.
+  using tail_source = std::function<std::vector<std::string>(const std::string& rel, size_t n)>;
+  void set_tail_source(tail_source f) {
+    tail_ = std::move(f);
+  }
+
 private:
   void clear_status();
 
@@ -34,6 +44,7 @@ private:
   std::string running_;  // "[2/7] normalize"
   std::chrono::steady_clock::time_point run_start_;
   std::chrono::steady_clock::time_point stage_start_;
+  tail_source tail_;
 };
 
 } // namespace troupe

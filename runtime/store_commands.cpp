@@ -206,18 +206,22 @@ int runs_command(const store_command_options& o) {
   auto runs = (*db)->runs(f);
   if (!runs)
     return fail(runs.error());
-  if (o.json) {
-    std::fputs(runs_document(*runs).c_str(), stdout);
-    return 0;
+  print_runs(*runs, o.json, (*db)->location());
+  return 0;
+}
+
+void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where) {
+  if (json) {
+    std::fputs(runs_document(runs).c_str(), stdout);
+    return;
   }
   table t{{"RUN", "PIPELINE", "STATUS", "STARTED", "ELAPSED", "REASON"}};
-  for (auto& r : *runs)
+  for (auto& r : runs)
     t.add({r.run_id, r.pipeline, status_text(r), short_ts(r.created_at),
            seconds(r.started_at, r.finished_at), r.reason});
   t.print(stdout);
-  if (runs->empty())
-    std::printf("(no runs in %s)\n", (*db)->location().c_str());
-  return 0;
+  if (runs.empty())
+    std::printf("(no runs in %s)\n", where.c_str());
 }
 
 int show_command(const store_command_options& o) {
@@ -232,9 +236,18 @@ int show_command(const store_command_options& o) {
   auto attempts = db->attempts(run->run_id);
   if (!attempts)
     return fail(attempts.error());
-  if (o.json) {
+  print_show(*run, *jobs, *attempts, o.json);
+  return 0;
+}
+
+void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
+                const std::vector<attempt_row>& attempts_list, bool json) {
+  const auto* run = &shown;
+  const auto* jobs = &jobs_list;
+  const auto* attempts = &attempts_list;
+  if (json) {
     std::fputs(show_document(*run, *jobs, *attempts).c_str(), stdout);
-    return 0;
+    return;
   }
   std::printf("run       %s\npipeline  %s (%s)\nstatus    %s%s\nhost      %s (pid %d)\n"
               "started   %s\nfinished  %s\nelapsed   %s\nfolder    %s\n\n",
@@ -290,7 +303,6 @@ int show_command(const store_command_options& o) {
     }
   }
   t.print(stdout);
-  return 0;
 }
 
 int events_command(const store_command_options& o) {
@@ -305,17 +317,21 @@ int events_command(const store_command_options& o) {
   auto events = db->events(run.run_id, *level);
   if (!events)
     return fail(events.error());
-  if (o.json) {
-    std::fputs(events_document(*events).c_str(), stdout);
-    return 0;
+  print_events(*events, o.json);
+  return 0;
+}
+
+void print_events(const std::vector<event_row>& events, bool json) {
+  if (json) {
+    std::fputs(events_document(events).c_str(), stdout);
+    return;
   }
-  for (auto& e : *events) {
+  for (auto& e : events) {
     auto where = e.job.empty() ? std::string("run")
                                : e.job + (e.attempt > 0 ? "#" + std::to_string(e.attempt) : "");
     std::printf("%s  %-5s  %-22s %s\n", iso8601(e.ts).c_str(), to_string(e.level).c_str(),
                 where.c_str(), e.message.c_str());
   }
-  return 0;
 }
 
 int recover_command(const store_command_options& o) {

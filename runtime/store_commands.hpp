@@ -3,7 +3,10 @@
 // `troupe recover`: reconciles the unfinished runs whose owner is lost.
 #pragma once
 
+#include "messages/store.hpp"
+
 #include <string>
+#include <vector>
 
 namespace troupe {
 
@@ -16,11 +19,21 @@ struct store_command_options {
   std::string run_id;      // show, events: an id or a unique prefix
   std::string level = "info";  // events: the lowest level shown
   bool json = false;
+  std::string server;  // --server: read through a coordinator's API instead
+  std::string token;   // --token
+  bool follow = false; // events: keep printing until the run ends (API only)
 };
 
 int runs_command(const store_command_options& opts);
 int show_command(const store_command_options& opts);
 int events_command(const store_command_options& opts);
 int recover_command(const store_command_options& opts);
+
+/// The tables (or --json documents) of runs, show and events, whatever the
+/// rows came from (the store, or a coordinator's API).
+void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where);
+void print_show(const run_row& run, const std::vector<job_row>& jobs,
+                const std::vector<attempt_row>& attempts, bool json);
+void print_events(const std::vector<event_row>& events, bool json);
 
 } // namespace troupe

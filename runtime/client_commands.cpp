@@ -1,0 +1,609 @@
+#include "runtime/client_commands.hpp"
+
+#include "actors/running_order.hpp"
+#include "messages/json.hpp"
+#include "runtime/api_client.hpp"
+#include "runtime/progress.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <thread>
+
+namespace troupe {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr const char* default_server = "http://127.0.0.1:8420";
+
+// The client for commands that need a coordinator (one at the default
+// address when none is configured); false with a message on a bad config.
+bool make_client(const std::string& server, const std::string& token, bool need,
+                 client_settings& out) {
+  if (auto err = resolve_client_settings(server, token, out)) {
+    std::fprintf(stderr, "troupe: %s\n", err->c_str());
+    return false;
+  }
+  if (out.server.empty() && need) {
+    out.server = default_server;
+    out.from = "the default";
+  }
+  return true;
+}
+
+// 4xx answers are the caller's to fix (exit 2); no answer or 5xx: exit 4.
+int fail(const http_reply& r, const client_settings& s) {
+  std::fprintf(stderr, "troupe: %s\n", reply_error(r, s.server).c_str());
+  return r.status >= 400 && r.status < 500 ? exit_code::usage : exit_code::internal;
+}
+
+std::optional<json> body_of(const http_reply& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded())
+    return std::nullopt;
+  return j;
+}
+
+// The exit code `troupe run` gives a run that ended like `r`.
+int exit_of(const run_row& r) {
+  switch (r.status) {
+    case run_status::succeeded: return exit_code::ok;
+    case run_status::timed_out: return exit_code::stage_timed_out;
+    case run_status::cancelled: return exit_code::cancelled;
+    case run_status::failed:
+      return r.failure == failure_code::artifact_write_failed
+                 || r.failure == failure_code::store_write_failed
+                 || r.failure == failure_code::lost || r.failure == failure_code::interrupted
+               ? exit_code::internal
+               : exit_code::stage_failed;
+    default: return exit_code::internal;
+  }
+}
+
+bool split_env(const std::vector<std::string>& list, json& out) {
+  out = json::object();
+  for (auto& kv : list) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "troupe: --env %s: not KEY=VALUE\n", kv.c_str());
+      return false;
+    }
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return true;
+}
+
+// What a run looked like at the last look, stage by stage, for --follow.
+struct follow_state {
+  std::map<std::string, int32_t> max_attempts;  // from "attempt N of M started"
+  std::map<std::string, std::string> command;   // from the start events' meta
+  std::map<std::pair<std::string, int32_t>, int64_t> delay_ms;  // retry waits
+  std::map<std::string, size_t> started;        // attempts whose start was shown
+  std::map<std::string, std::pair<stage_status, size_t>> finished;  // last end shown
+};
+
+void note_event(follow_state& st, const event_row& e) {
+  if (e.job.empty())
+    return;
+  auto meta = json::parse(e.meta, nullptr, false);
+  if (!meta.is_object())
+    return;
+  auto of = e.message.find(" of ");
+  if (e.message.rfind("attempt ", 0) == 0 && of != std::string::npos
+      && e.message.find(" started") != std::string::npos) {
+    st.max_attempts[e.job] = std::atoi(e.message.c_str() + of + 4);
+    if (meta.contains("command") && meta["command"].is_string())
+      st.command[e.job] = meta["command"].get<std::string>();
+  }
+  if (meta.contains("delay_ms") && meta["delay_ms"].is_number())
+    st.delay_ms[{e.job, e.attempt}] = meta["delay_ms"].get<int64_t>();
+}
+
+stage_record record_of(const follow_state& st, const job_row& j,
+                       const std::vector<attempt_row>& attempts) {
+  stage_record s;
+  s.name = j.job;
+  s.status = j.status;
+  s.failure = j.failure;
+  s.error = j.error;
+  auto m = st.max_attempts.find(j.job);
+  s.max_attempts = m == st.max_attempts.end() ? 1 : m->second;
+  auto c = st.command.find(j.job);
+  s.command = c == st.command.end() ? std::string{} : c->second;
+  std::optional<caf::timestamp> first, last;
+  for (auto& a : attempts) {
+    attempt_record r;
+    r.attempt = a.attempt;
+    r.status = a.status;
+    r.duration = std::chrono::milliseconds(a.duration_ms);
+    auto d = st.delay_ms.find({j.job, a.attempt});
+    if (d != st.delay_ms.end())
+      r.retry_delay = std::chrono::milliseconds(d->second);
+    if (!first && a.started_at)
+      first = *a.started_at;
+    if (a.finished_at)
+      last = *a.finished_at;
+    s.attempts.push_back(r);
+  }
+  if (first && last)
+    s.duration = *last - *first;
+  s.stderr_log = running_order::attempt_log(j.job, std::max<int32_t>(1, j.attempts), "stderr.log");
+  return s;
+}
+
+struct run_view {
+  run_row run;
+  std::vector<job_row> jobs;
+  std::vector<attempt_row> attempts;
+  std::map<std::string, std::pair<std::string, int32_t>> stages;  // command, max_attempts
+};
+
+std::optional<run_view> fetch_run(api_client& api, const std::string& id, http_reply* err) {
+  auto r = api.get("/api/runs/" + id);
+  if (r.status != 200) {
+    if (err != nullptr)
+      *err = r;
+    return std::nullopt;
+  }
+  auto j = body_of(r);
+  if (!j)
+    return std::nullopt;
+  run_view v;
+  v.run = j->get<run_row>();
+  for (auto& job : (*j)["jobs"]) {
+    v.jobs.push_back(job.get<job_row>());
+    v.stages[v.jobs.back().job] = {job.value("command", ""), job.value("max_attempts", 1)};
+    for (auto& a : job["attempts"]) {
+      v.attempts.push_back(a.get<attempt_row>());
+      v.attempts.back().run_id = v.run.run_id;
+    }
+  }
+  return v;
+}
+
+// Shows what changed since the last look as `troupe run`'s lines.
+void show_changes(progress_display& display, follow_state& st, const run_view& v) {
+  auto total = static_cast<int32_t>(v.jobs.size());
+  for (auto& [name, s] : v.stages) {
+    if (!s.first.empty())
+      st.command[name] = s.first;
+    st.max_attempts[name] = s.second;
+  }
+  for (size_t i = 0; i < v.jobs.size(); ++i) {
+    const auto& j = v.jobs[i];
+    std::vector<attempt_row> mine;
+    for (auto& a : v.attempts)
+      if (a.job == j.job)
+        mine.push_back(a);
+    progress_event ev;
+    ev.run_id = v.run.run_id;
+    ev.index = static_cast<int32_t>(i);
+    ev.total = total;
+    ev.run = v.run.status;
+    auto& shown = st.started[j.job];
+    // An attempt that ran and ended between two looks is shown too.
+    while (shown < mine.size()) {
+      ++shown;
+      auto upto = std::vector<attempt_row>(mine.begin(), mine.begin() + static_cast<long>(shown));
+      ev.kind = progress_event::kind_t::stage_started;
+      ev.stage = record_of(st, j, upto);
+      ev.stage.status = stage_status::running;
+      display.on_event(ev);
+      if (shown < mine.size()) {  // that one ended (a retry followed)
+        ev.kind = progress_event::kind_t::stage_finished;
+        ev.stage = record_of(st, j, upto);
+        ev.stage.status = upto.back().status == stage_status::succeeded ? stage_status::succeeded
+                                                                       : stage_status::retrying;
+        ev.stage.error = upto.back().error;
+        display.on_event(ev);
+        st.finished[j.job] = {ev.stage.status, shown};
+      }
+    }
+    bool ended = j.status == stage_status::succeeded || j.status == stage_status::failed
+                 || j.status == stage_status::timed_out || j.status == stage_status::cancelled
+                 || j.status == stage_status::retrying;
+    auto key = std::make_pair(j.status, mine.size());
+    auto last = st.finished.find(j.job);
+    if (ended && !mine.empty() && (last == st.finished.end() || last->second != key)) {
+      ev.kind = progress_event::kind_t::stage_finished;
+      ev.stage = record_of(st, j, mine);
+      display.on_event(ev);
+      st.finished[j.job] = key;
+    }
+  }
+}
+
+// Follows run `id` until it ends: with `display`, as progress lines. The
+// events stream is reopened with Last-Event-ID when the connection drops.
+int follow_run(api_client& api, const std::string& id, progress_display* display) {
+  follow_state st;
+  std::string last_id;
+  int failures = 0;
+  for (;;) {
+    bool ended = false;
+    bool dirty = false;
+    sse_parser parser;
+    std::map<std::string, std::string> headers;
+    if (!last_id.empty())
+      headers["Last-Event-ID"] = last_id;
+    auto reply = api.stream("/api/runs/" + id + "/events/stream", headers,
+                            [&](const std::string& chunk) {
+                              parser.feed(chunk, [&](const sse_parser::event& e) {
+                                if (!e.id.empty())
+                                  last_id = e.id;
+                                if (e.type == "end") {
+                                  ended = true;
+                                  return true;
+                                }
+                                auto j = json::parse(e.data, nullptr, false);
+                                if (j.is_object()) {
+                                  auto ev = j.get<event_row>();
+                                  note_event(st, ev);
+                                  dirty = dirty || !ev.job.empty();
+                                }
+                                return true;
+                              });
+                              if (dirty && display != nullptr) {
+                                dirty = false;
+                                if (auto v = fetch_run(api, id, nullptr))
+                                  show_changes(*display, st, *v);
+                              }
+                              return true;
+                            });
+    if (reply.status != 200 && reply.status != 0)
+      return fail(reply, api.settings());
+    if (ended)
+      break;
+    if (++failures > 60) {
+      std::fprintf(stderr, "troupe: lost the coordinator at %s: %s\n",
+                   api.settings().server.c_str(), reply.error.c_str());
+      return exit_code::internal;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  http_reply err;
+  auto v = fetch_run(api, id, &err);
+  if (!v)
+    return fail(err, api.settings());
+  int code = exit_of(v->run);
+  if (display != nullptr) {
+    show_changes(*display, st, *v);
+    progress_event ev;
+    ev.run_id = id;
+    ev.kind = progress_event::kind_t::run_finished;
+    ev.index = -1;
+    ev.total = static_cast<int32_t>(v->jobs.size());
+    ev.run = v->run.status;
+    ev.exit_code = code;
+    for (auto& j : v->jobs) {
+      stage_record s;
+      s.name = j.job;
+      s.status = j.status;
+      s.error = j.error;
+      ev.stages.push_back(s);
+    }
+    display->on_event(ev);
+  } else {
+    std::printf("run %s %s%s (exit %d)\n", id.c_str(), to_string(v->run.status).c_str(),
+                v->run.reason.empty() ? "" : (": " + v->run.reason).c_str(), code);
+  }
+  return code;
+}
+
+} // namespace
+
+int launch_command(const launch_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  json body{{"pipeline", o.pipeline}};
+  if (o.priority != 0)
+    body["priority"] = o.priority;
+  if (!o.enable.empty())
+    body["enable"] = o.enable;
+  json env;
+  if (!split_env(o.env, env))
+    return exit_code::usage;
+  if (!env.empty())
+    body["env"] = env;
+  api_client api{s};
+  auto r = api.post("/api/runs", body.dump());
+  if (r.status != 201)
+    return fail(r, s);
+  auto j = body_of(r);
+  auto id = j ? (*j)["id"].get<std::string>() : std::string{};
+  if (o.json && !o.follow && !o.wait) {
+    std::fputs(r.body.c_str(), stdout);
+    return 0;
+  }
+  if (!o.follow && !o.wait) {
+    std::printf("%s\n", id.c_str());
+    return 0;
+  }
+  if (o.wait)
+    return follow_run(api, id, nullptr);
+  auto run_dir = (*j)["run"]["run_dir"].get<std::string>();
+  bool tty = ::isatty(STDOUT_FILENO) == 1;
+  progress_display display{stdout, tty, run_dir};
+  display.set_tail_source([&api, id](const std::string& rel, size_t n) {
+    // logs/<stage>[.attempt-N].stderr.log -> the logs endpoint
+    std::vector<std::string> lines;
+    auto name = rel.substr(rel.find('/') + 1);
+    auto stage = name.substr(0, name.find('.'));
+    int attempt = 1;
+    auto at = name.find(".attempt-");
+    if (at != std::string::npos)
+      attempt = std::atoi(name.c_str() + at + 9);
+    auto r = api.get("/api/runs/" + id + "/logs/" + stage + "?stream=stderr&attempt="
+                     + std::to_string(attempt));
+    if (r.status != 200)
+      return lines;
+    size_t pos = 0;
+    while (pos < r.body.size()) {
+      auto nl = r.body.find('\n', pos);
+      lines.push_back(r.body.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+      pos = nl == std::string::npos ? r.body.size() : nl + 1;
+    }
+    if (lines.size() > n)
+      lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
+    return lines;
+  });
+  std::printf("%s\n", run_dir.c_str());
+  http_reply err;
+  auto v = fetch_run(api, id, &err);
+  display.line("run " + id + " of '" + o.pipeline + "': "
+               + std::to_string(v ? v->jobs.size() : 0) + " stage(s)");
+  return follow_run(api, id, &display);
+}
+
+int cancel_command(const client_options& o, const std::string& run_id) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  api_client api{s};
+  auto r = api.post("/api/runs/" + run_id + "/cancel", "{}");
+  if (r.status != 202)
+    return fail(r, s);
+  std::printf("cancel requested for run %s\n", run_id.c_str());
+  return 0;
+}
+
+int logs_command(const logs_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  api_client api{s};
+  auto path = "/api/runs/" + o.run_id + "/logs/" + o.stage
+              + "?stream=" + (o.stderr_stream ? "stderr" : "stdout")
+              + (o.attempt > 0 ? "&attempt=" + std::to_string(o.attempt) : "")
+              + (o.follow ? "&follow=1" : "");
+  auto r = api.stream(path, {}, [](const std::string& chunk) {
+    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  if (r.status != 200)
+    return fail(r, s);
+  return 0;
+}
+
+namespace {
+
+void print_schedules(const json& list) {
+  std::printf("%-22s %-16s %-9s %-16s %-8s %-8s %-24s %s\n", "SCHEDULE", "PIPELINE", "KIND",
+              "WHEN", "OVERLAP", "ENABLED", "NEXT", "LAST RUN");
+  for (auto& s : list) {
+    std::string when = s["kind"] == "once"       ? s.value("at", "")
+                       : s["kind"] == "interval" ? "every " + s.value("every", "")
+                                                 : s.value("cron", "");
+    auto next = s["next_run_at"].is_string() ? s["next_run_at"].get<std::string>() : "-";
+    auto last = s["last_run_id"].is_string() ? s["last_run_id"].get<std::string>() : "-";
+    std::printf("%-22s %-16s %-9s %-16s %-8s %-8s %-24s %s\n",
+                s["id"].get<std::string>().c_str(), s["pipeline"].get<std::string>().c_str(),
+                s["kind"].get<std::string>().c_str(), when.c_str(),
+                s["overlap"].get<std::string>().c_str(), s["enabled"].get<bool>() ? "yes" : "no",
+                next.c_str(), last.c_str());
+  }
+}
+
+} // namespace
+
+int schedule_command(const schedule_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  api_client api{s};
+  if (o.action == "list") {
+    auto r = api.get("/api/schedules");
+    if (r.status != 200)
+      return fail(r, s);
+    if (o.json) {
+      std::fputs(r.body.c_str(), stdout);
+      return 0;
+    }
+    auto j = body_of(r);
+    print_schedules(j ? (*j)["schedules"] : json::array());
+    return 0;
+  }
+  if (o.action == "show") {
+    auto r = api.get("/api/schedules/" + o.id);
+    if (r.status != 200)
+      return fail(r, s);
+    std::fputs(r.body.c_str(), stdout);
+    return 0;
+  }
+  if (o.action == "add") {
+    int kinds = (o.every.empty() ? 0 : 1) + (o.cron.empty() ? 0 : 1) + (o.at.empty() ? 0 : 1);
+    if (kinds != 1) {
+      std::fprintf(stderr, "troupe: schedule add: give one of --every, --cron, --at\n");
+      return exit_code::usage;
+    }
+    json body{{"pipeline", o.pipeline}};
+    if (!o.every.empty()) {
+      body["kind"] = "interval";
+      body["every"] = o.every;
+    } else if (!o.cron.empty()) {
+      body["kind"] = "cron";
+      body["cron"] = o.cron;
+    } else {
+      body["kind"] = "once";
+      body["at"] = o.at;
+    }
+    if (!o.overlap.empty())
+      body["overlap"] = o.overlap;
+    if (!o.catch_up.empty())
+      body["catch_up"] = o.catch_up;
+    if (o.disabled)
+      body["enabled"] = false;
+    if (o.priority != 0)
+      body["priority"] = o.priority;
+    if (!o.enable.empty())
+      body["enable"] = o.enable;
+    json env;
+    if (!split_env(o.env, env))
+      return exit_code::usage;
+    if (!env.empty())
+      body["env"] = env;
+    auto r = api.post("/api/schedules", body.dump());
+    if (r.status != 201)
+      return fail(r, s);
+    if (o.json) {
+      std::fputs(r.body.c_str(), stdout);
+      return 0;
+    }
+    auto j = body_of(r);
+    auto next = (*j)["next_run_at"].is_string() ? (*j)["next_run_at"].get<std::string>() : "none";
+    std::printf("%s\n", (*j)["id"].get<std::string>().c_str());
+    std::fprintf(stderr, "schedule %s of '%s': next run at %s\n",
+                 (*j)["id"].get<std::string>().c_str(), o.pipeline.c_str(), next.c_str());
+    return 0;
+  }
+  if (o.action == "enable" || o.action == "disable") {
+    json body{{"enabled", o.action == "enable"}};
+    auto r = api.patch("/api/schedules/" + o.id, body.dump());
+    if (r.status != 200)
+      return fail(r, s);
+    std::printf("schedule %s %sd\n", o.id.c_str(), o.action.c_str());
+    return 0;
+  }
+  if (o.action == "delete") {
+    auto r = api.del("/api/schedules/" + o.id);
+    if (r.status != 204)
+      return fail(r, s);
+    std::printf("schedule %s deleted\n", o.id.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "troupe: schedule: unknown action '%s'\n", o.action.c_str());
+  return exit_code::usage;
+}
+
+std::string configured_server(const store_command_options& o) {
+  client_settings s;
+  if (resolve_client_settings(o.server, o.token, s))
+    return o.server;
+  return s.server;
+}
+
+int api_runs_command(const store_command_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  api_client api{s};
+  std::string q = "?limit=" + std::to_string(o.limit);
+  if (!o.status.empty())
+    q += "&status=" + o.status;
+  if (!o.pipeline.empty())
+    q += "&pipeline=" + o.pipeline;
+  auto r = api.get("/api/runs" + q);
+  if (r.status != 200)
+    return fail(r, s);
+  auto j = body_of(r);
+  std::vector<run_row> runs;
+  for (auto& x : (*j)["runs"])
+    runs.push_back(x.get<run_row>());
+  print_runs(runs, o.json, s.server);
+  return 0;
+}
+
+int api_show_command(const store_command_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  api_client api{s};
+  http_reply err;
+  auto v = fetch_run(api, o.run_id, &err);
+  if (!v)
+    return fail(err, s);
+  print_show(v->run, v->jobs, v->attempts, o.json);
+  return 0;
+}
+
+int api_events_command(const store_command_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return exit_code::usage;
+  auto level = parse_event_level(o.level);
+  if (!level) {
+    std::fprintf(stderr, "troupe: --level %s: not one of info, warn, error\n", o.level.c_str());
+    return exit_code::usage;
+  }
+  api_client api{s};
+  auto shown = [&](const event_row& e) { return e.level >= *level; };
+  if (!o.follow) {
+    auto r = api.get("/api/runs/" + o.run_id + "/events?limit=10000");
+    if (r.status != 200)
+      return fail(r, s);
+    std::vector<event_row> events;
+    for (auto& x : (*body_of(r))["events"]) {
+      auto e = x.get<event_row>();
+      if (shown(e))
+        events.push_back(std::move(e));
+    }
+    print_events(events, o.json);
+    return 0;
+  }
+  // Follow: every event once, until the run ends (reconnecting with
+  // Last-Event-ID when the connection drops).
+  std::string last_id;
+  for (int tries = 0; tries < 60; ++tries) {
+    bool ended = false;
+    sse_parser parser;
+    std::map<std::string, std::string> headers;
+    if (!last_id.empty())
+      headers["Last-Event-ID"] = last_id;
+    auto r = api.stream("/api/runs/" + o.run_id + "/events/stream", headers,
+                        [&](const std::string& chunk) {
+                          return parser.feed(chunk, [&](const sse_parser::event& e) {
+                            if (!e.id.empty())
+                              last_id = e.id;
+                            if (e.type == "end") {
+                              ended = true;
+                              return true;
+                            }
+                            auto j = json::parse(e.data, nullptr, false);
+                            if (!j.is_object())
+                              return true;
+                            auto ev = j.get<event_row>();
+                            if (shown(ev))
+                              print_events({ev}, o.json);
+                            std::fflush(stdout);
+                            return true;
+                          });
+                        });
+    if (r.status != 200 && r.status != 0)
+      return fail(r, s);
+    if (ended)
+      return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::fprintf(stderr, "troupe: lost the coordinator at %s\n", s.server.c_str());
+  return exit_code::internal;
+}
+
+} // namespace troupe

@@ -1,0 +1,62 @@
+// The CLI's client commands: they speak to a coordinator's HTTP API
+// (runtime/api_client.hpp), never to the database.
+//   troupe launch PIPELINE [--wait|--follow]   troupe cancel RUN
+//   troupe logs RUN STAGE [--follow] [--stderr] troupe schedule add|list|show|enable|disable|delete
+// and `troupe runs|show|events` when a server is given (store_commands.hpp).
+#pragma once
+
+#include "runtime/store_commands.hpp"
+
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct client_options {
+  std::string server;  // --server
+  std::string token;   // --token
+  bool json = false;
+};
+
+struct launch_options : client_options {
+  std::string pipeline;
+  int priority = 0;
+  std::vector<std::string> enable;
+  std::vector<std::string> env;  // KEY=VALUE
+  bool wait = false;
+  bool follow = false;
+};
+
+struct logs_options : client_options {
+  std::string run_id;
+  std::string stage;
+  bool follow = false;
+  bool stderr_stream = false;
+  int attempt = 0;
+};
+
+struct schedule_options : client_options {
+  std::string action;  // add | list | show | enable | disable | delete
+  std::string pipeline;
+  std::string id;
+  std::string every, cron, at;
+  std::string overlap, catch_up;
+  bool disabled = false;
+  int priority = 0;
+  std::vector<std::string> enable;
+  std::vector<std::string> env;
+};
+
+int launch_command(const launch_options& o);
+int cancel_command(const client_options& o, const std::string& run_id);
+int logs_command(const logs_options& o);
+int schedule_command(const schedule_options& o);
+
+/// The server that `o` names (flag, $TROUPE_SERVER, config file), or ""
+/// when none is configured: then runs/show/events read the store.
+std::string configured_server(const store_command_options& o);
+int api_runs_command(const store_command_options& o);
+int api_show_command(const store_command_options& o);
+int api_events_command(const store_command_options& o);
+
+} // namespace troupe
