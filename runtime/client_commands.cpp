@@ -133,7 +133,8 @@ stage_record record_of(const follow_state& st, const job_row& j,
   }
   if (first && last)
     s.duration = *last - *first;
-  s.stderr_log = running_order::attempt_log(j.job, std::max<int32_t>(1, j.attempts), "stderr.log");
+  s.stderr_log = running_order::attempt_log(
+    j.job, attempts.empty() ? 1 : attempts.back().attempt, "stderr.log");
   return s;
 }
 
@@ -167,7 +168,9 @@ std::optional<run_view> fetch_run(api_client& api, const std::string& id, http_r
   return v;
 }
 
-// Shows what changed since the last look as `troupe run`'s lines.
+// Shows what changed since the last look as `troupe run`'s lines: each
+// attempt's start, then its end (retrying, or the stage's end), in order,
+// also for attempts that began and ended between two looks.
 void show_changes(progress_display& display, follow_state& st, const run_view& v) {
   auto total = static_cast<int32_t>(v.jobs.size());
   for (auto& [name, s] : v.stages) {
@@ -186,35 +189,38 @@ void show_changes(progress_display& display, follow_state& st, const run_view& v
     ev.index = static_cast<int32_t>(i);
     ev.total = total;
     ev.run = v.run.status;
-    auto& shown = st.started[j.job];
-    // An attempt that ran and ended between two looks is shown too.
-    while (shown < mine.size()) {
-      ++shown;
-      auto upto = std::vector<attempt_row>(mine.begin(), mine.begin() + static_cast<long>(shown));
-      ev.kind = progress_event::kind_t::stage_started;
-      ev.stage = record_of(st, j, upto);
-      ev.stage.status = stage_status::running;
-      display.on_event(ev);
-      if (shown < mine.size()) {  // that one ended (a retry followed)
-        ev.kind = progress_event::kind_t::stage_finished;
+    auto& started = st.started[j.job];
+    auto& finished = st.finished[j.job];  // (status, attempts whose end was shown)
+    bool stage_ended = j.status == stage_status::succeeded || j.status == stage_status::failed
+                       || j.status == stage_status::timed_out
+                       || j.status == stage_status::cancelled
+                       || j.status == stage_status::retrying;
+    for (size_t k = 1; k <= mine.size(); ++k) {
+      auto upto = std::vector<attempt_row>(mine.begin(), mine.begin() + static_cast<long>(k));
+      if (started < k) {
+        started = k;
+        ev.kind = progress_event::kind_t::stage_started;
         ev.stage = record_of(st, j, upto);
-        ev.stage.status = upto.back().status == stage_status::succeeded ? stage_status::succeeded
-                                                                       : stage_status::retrying;
-        ev.stage.error = upto.back().error;
+        ev.stage.status = stage_status::running;
         display.on_event(ev);
-        st.finished[j.job] = {ev.stage.status, shown};
       }
-    }
-    bool ended = j.status == stage_status::succeeded || j.status == stage_status::failed
-                 || j.status == stage_status::timed_out || j.status == stage_status::cancelled
-                 || j.status == stage_status::retrying;
-    auto key = std::make_pair(j.status, mine.size());
-    auto last = st.finished.find(j.job);
-    if (ended && !mine.empty() && (last == st.finished.end() || last->second != key)) {
+      bool last = k == mine.size();
+      if (last && !stage_ended)
+        break;
+      if (finished.second >= k)
+        continue;
       ev.kind = progress_event::kind_t::stage_finished;
-      ev.stage = record_of(st, j, mine);
+      ev.stage = record_of(st, j, upto);
+      if (!last) {
+        // It ended and a retry followed.
+        ev.stage.status = stage_status::retrying;
+        ev.stage.error = upto.back().error;
+      } else if (j.status == stage_status::retrying
+                 && st.delay_ms.count({j.job, upto.back().attempt}) == 0) {
+        break;  // its "retry scheduled" event (with the wait) is in the same commit: soon
+      }
       display.on_event(ev);
-      st.finished[j.job] = key;
+      finished = {ev.stage.status, k};
     }
   }
 }
