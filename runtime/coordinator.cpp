@@ -760,7 +760,7 @@ void coordinator::reconcile_step() {
                    + ", whose process is lost; started here");
     dispatch(std::move(*prep), 0);
   }
-  auto report = reconcile(**db, host, static_cast<int32_t>(::getpid()), "");
+  auto report = reconcile_as(**db, host, static_cast<int32_t>(::getpid()), owner_);
   if (!report) {
     log_("error", "reconcile: " + describe(report.error()));
     return;

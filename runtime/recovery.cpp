@@ -280,8 +280,29 @@ std::vector<std::string> kill_leftovers(const std::string& run_id,
   return killed;
 }
 
+namespace {
+
+caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host, int32_t pid,
+                                              const std::string& resume_file,
+                                              const std::string& taker);
+
+} // namespace
+
 caf::expected<recovery_report> reconcile(store& db, const std::string& host, int32_t pid,
                                          const std::string& resume_file) {
+  return reconcile_runs(db, host, pid, resume_file, {});
+}
+
+caf::expected<recovery_report> reconcile_as(store& db, const std::string& host, int32_t pid,
+                                            const std::string& owner) {
+  return reconcile_runs(db, host, pid, {}, owner);
+}
+
+namespace {
+
+caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host, int32_t pid,
+                                              const std::string& resume_file,
+                                              const std::string& taker) {
   recovery_report report;
   auto runs = db.unfinished_runs();
   if (!runs)
@@ -293,6 +314,15 @@ caf::expected<recovery_report> reconcile(store& db, const std::string& host, int
     auto owner = owner_liveness(run, host, now);
     if (!owner.lost)
       continue;
+    if (!taker.empty()) {
+      // One of the processes reconciling this store settles it.
+      auto won = db.take_over_run(run.run_id, run.owner, run.epoch, taker, now);
+      if (!won)
+        return std::move(won.error());
+      if (!*won)
+        continue;
+      // (settle_run writes at the next epoch: the one just taken.)
+    }
     auto why = owner.why + "; the run was " + to_string(run.status);
     bool resume = !report.resume && !resume_file.empty() && run.pipeline_file == resume_file
                   && run.status == run_status::running;
@@ -319,6 +349,8 @@ caf::expected<recovery_report> reconcile(store& db, const std::string& host, int
   }
   return report;
 }
+
+} // namespace
 
 caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_id,
                                              const std::string& why) {

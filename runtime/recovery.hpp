@@ -37,6 +37,12 @@ struct recovery_report {
 caf::expected<recovery_report> reconcile(store& db, const std::string& host, int32_t pid,
                                          const std::string& resume_file);
 
+/// The same, where several processes may reconcile one store at once (the
+/// coordinators): each lost run is first taken over with store::take_over_run
+/// by `owner`, and only the one process that wins settles it.
+caf::expected<recovery_report> reconcile_as(store& db, const std::string& host, int32_t pid,
+                                            const std::string& owner);
+
 /// The parent's half of supervision: the run_supervisor of `run_id` ended
 /// without finishing the run. Its unfinished attempts, jobs and the run fail
 /// with code `lost` and the reason `why`; leftover stage processes are

@@ -39,6 +39,8 @@ public:
                  const std::vector<std::string>& extra_env = {});
   ~troupe_process();
   pid_t pid() const { return pid_; }
+  const std::string& out_path() const { return out_path_; }
+  const std::string& err_path() const { return err_path_; }
   /// Waits at most `limit`; on expiry kills it and fails the test.
   troupe_result wait(std::chrono::milliseconds limit = std::chrono::seconds(60));
   /// Polls `pred` every 20 ms until it holds or `limit` passes.

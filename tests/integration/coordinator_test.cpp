@@ -1,0 +1,599 @@
+// The coordinator as a user meets it: a real `troupe coordinator` process,
+// real HTTP on loopback, real stage processes and the real SQLite store.
+// What the API says is checked against the store (`troupe show --json`),
+// the run folders and the test's own clock.
+#include "tests/support/coordinator_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace troupe::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+struct CoordinatorTest : ::testing::Test {
+  temp_dir tmp;
+  std::string pipes() {
+    return tmp.path() + "/pipes";
+  }
+  std::string out() {
+    return tmp.path() + "/out";
+  }
+  void SetUp() override {
+    ::mkdir(pipes().c_str(), 0755);
+    pipe("quick", "  - name: hello\n    shell: \"echo hello; echo to-stderr >&2\"\n");
+    pipe("counting",
+         "  - name: count\n    shell: \"for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done\"\n");
+    pipe("slow", "  - name: wait\n    shell: \"sleep 30\"\n");
+    pipe("flaky",
+         "  - name: shaky\n    shell: \"echo try $TROUPE_ATTEMPT; test $TROUPE_ATTEMPT -ge 3\"\n"
+         "    retry: {max_attempts: 3, backoff: {initial: 100ms}, on: [exit_nonzero]}\n"
+         "  - name: extra\n    optional: true\n    shell: \"echo extra $GREETING\"\n");
+  }
+  void pipe(const std::string& name, const std::string& stages) {
+    std::ofstream(pipes() + "/" + name + ".yaml") << "name: " << name << "\nstages:\n" << stages;
+  }
+  std::vector<std::string> base_args() {
+    return {"--pipelines", pipes(), "-o", out()};
+  }
+  static json launch(httplib::Client& c, const json& body) {
+    auto r = c.Post("/api/runs", body.dump(), "application/json");
+    EXPECT_TRUE(r);
+    if (!r)
+      return nullptr;
+    EXPECT_EQ(r->status, 201) << r->body;
+    return body_json(r);
+  }
+  // Polls GET /api/runs/{id} until the run has ended.
+  static json wait_ended(httplib::Client& c, const std::string& id,
+                         std::chrono::seconds limit = 60s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    json run;
+    while (std::chrono::steady_clock::now() < end) {
+      run = body_json(c.Get(("/api/runs/" + id).c_str()));
+      auto st = run.is_object() ? run.value("status", "") : "";
+      if (st != "queued" && st != "running" && !st.empty())
+        return run;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "run " << id << " did not end: " << run.dump();
+    return run;
+  }
+  static std::string error_code(const httplib::Result& r) {
+    auto j = body_json(r);
+    return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
+  }
+  static std::string error_message(const httplib::Result& r) {
+    auto j = body_json(r);
+    return j.is_object() && j.contains("error") ? j["error"].value("message", "") : "";
+  }
+};
+
+int64_t ms_of(const std::string& iso) {
+  // 2026-11-24T09:00:12.446Z
+  std::tm tm{};
+  strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + std::stoi(iso.substr(20, 3));
+}
+
+int thread_count(pid_t pid) {
+  int n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (auto* e = ::readdir(d))
+      n += e->d_name[0] != '.' ? 1 : 0;
+    ::closedir(d);
+  }
+  return n;
+}
+
+} // namespace
+
+TEST_F(CoordinatorTest, EveryEndpointAnswersAsDocumented) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto health = c->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(c->Get("/ready")->status, 200);
+  auto pipes_list = body_json(c->Get("/api/pipelines"));
+  std::set<std::string> names;
+  for (auto& p : pipes_list["pipelines"])
+    names.insert(p["name"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"counting", "flaky", "quick", "slow"}));
+
+  // Launch: 201, Location, queued; the run exists in the store at once.
+  auto r = c->Post("/api/runs", R"({"pipeline": "flaky", "enable": ["extra"],
+                                   "env": {"GREETING": "hi there"}})",
+                   "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto made = body_json(r);
+  auto id = made["id"].get<std::string>();
+  EXPECT_EQ(r->get_header_value("Location"), "/api/runs/" + id);
+  EXPECT_EQ(made["pipeline"], "flaky");
+  EXPECT_FALSE(made["created_at"].get<std::string>().empty());
+  auto run = wait_ended(*c, id);
+  EXPECT_EQ(run["status"], "succeeded") << run.dump(2);
+  ASSERT_EQ(run["jobs"].size(), 2u);
+  EXPECT_EQ(run["jobs"][0]["attempts"].size(), 3u) << "two retries, from the store";
+  EXPECT_EQ(run["jobs"][0]["node"], run["jobs"][1]["node"]);
+  EXPECT_EQ(run["jobs"][0]["max_attempts"], 3);
+  // The env and the optional stage reached the stage (its own log says so).
+  auto extra = c->Get(("/api/runs/" + id + "/logs/extra").c_str());
+  ASSERT_TRUE(extra);
+  EXPECT_EQ(extra->status, 200);
+  EXPECT_EQ(extra->body, "extra hi there\n");
+  // Logs: by attempt, from an offset; the bytes are the file's.
+  auto first = c->Get(("/api/runs/" + id + "/logs/shaky?attempt=1").c_str());
+  EXPECT_EQ(first->body, "try 1\n");
+  auto latest = c->Get(("/api/runs/" + id + "/logs/shaky").c_str());
+  EXPECT_EQ(latest->body, "try 3\n");
+  EXPECT_EQ(latest->get_header_value("X-Troupe-Attempt"), "3");
+  auto tail = c->Get(("/api/runs/" + id + "/logs/shaky?attempt=2&offset=4").c_str());
+  EXPECT_EQ(tail->body, "2\n");
+  auto file = read_file(run["run_dir"].get<std::string>() + "/logs/shaky.attempt-2.stdout.log");
+  EXPECT_EQ(file, "try 2\n");
+  // Events: all, then after an id, then a page.
+  auto all = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
+  ASSERT_GE(all.size(), 8u);
+  auto second_id = all[1]["id"].get<int64_t>();
+  auto after = body_json(c->Get(("/api/runs/" + id + "/events?after=" + std::to_string(second_id)
+                                 + "&limit=2")
+                                  .c_str()))["events"];
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0]["id"], all[2]["id"]);
+
+  // Listing with a cursor: two more runs, pages of two.
+  auto id2 = launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>();
+  auto id3 = launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>();
+  wait_ended(*c, id2);
+  wait_ended(*c, id3);
+  auto page1 = body_json(c->Get("/api/runs?limit=2"));
+  ASSERT_EQ(page1["runs"].size(), 2u);
+  EXPECT_EQ(page1["runs"][0]["run_id"], id3);
+  ASSERT_TRUE(page1["next_cursor"].is_string());
+  auto page2 = body_json(c->Get(("/api/runs?limit=2&cursor="
+                                 + page1["next_cursor"].get<std::string>())
+                                  .c_str()));
+  ASSERT_EQ(page2["runs"].size(), 1u);
+  EXPECT_EQ(page2["runs"][0]["run_id"], id);
+  EXPECT_TRUE(page2["next_cursor"].is_null());
+  auto filtered = body_json(c->Get("/api/runs?pipeline=flaky&status=succeeded"));
+  ASSERT_EQ(filtered["runs"].size(), 1u);
+
+  // Cancel: a running run 202, then cancelled; again 409.
+  auto slow = launch(*c, {{"pipeline", "slow"}})["id"].get<std::string>();
+  auto cancel = c->Post(("/api/runs/" + slow + "/cancel").c_str(), "", "application/json");
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->status, 202) << cancel->body;
+  auto cancelled = wait_ended(*c, slow, 20s);
+  EXPECT_EQ(cancelled["status"], "cancelled");
+  auto again = c->Post(("/api/runs/" + slow + "/cancel").c_str(), "", "application/json");
+  EXPECT_EQ(again->status, 409);
+  EXPECT_EQ(error_code(again), "conflict");
+
+  // 404s, each naming what is missing.
+  auto nope = c->Get("/api/runs/no-such-run");
+  EXPECT_EQ(nope->status, 404);
+  EXPECT_NE(error_message(nope).find("no-such-run"), std::string::npos);
+  EXPECT_EQ(c->Get(("/api/runs/" + id + "/logs/nostage").c_str())->status, 404);
+  EXPECT_EQ(c->Get(("/api/runs/" + id + "/logs/shaky?attempt=9").c_str())->status, 404);
+  EXPECT_EQ(c->Post("/api/runs/no-such-run/cancel", "", "application/json")->status, 404);
+  EXPECT_EQ(c->Get("/api/schedules/sch-nope")->status, 404);
+  auto unknown = c->Post("/api/runs", R"({"pipeline": "absent"})", "application/json");
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_NE(error_message(unknown).find("absent"), std::string::npos);
+  EXPECT_EQ(c->Get("/api/nothing-here")->status, 404);
+
+  // 400s name the field.
+  struct bad {
+    std::string body;
+    std::string names;
+  };
+  for (auto& b : std::vector<bad>{{"{not json", "body"},
+                                  {"[1, 2]", "body"},
+                                  {R"({"pipeline": "quick", "colour": "red"})", "colour"},
+                                  {R"({"pipeline": 7})", "pipeline"},
+                                  {R"({"pipeline": "quick", "priority": "high"})", "priority"},
+                                  {R"({"pipeline": "quick", "env": {"1BAD": "x"}})", "env"},
+                                  {R"({"pipeline": "quick", "env": {"TROUPE_RUN_ID": "x"}})", "env"},
+                                  {R"({"pipeline": "flaky", "enable": ["shaky"]})", "enable"},
+                                  {R"({"pipeline": "flaky", "enable": ["ghost"]})", "enable"}}) {
+    auto res = c->Post("/api/runs", b.body, "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << b.body;
+    EXPECT_EQ(error_code(res), "bad_request") << b.body;
+    EXPECT_EQ(error_message(res).rfind(b.names, 0), 0u) << b.body << " -> " << res->body;
+  }
+  EXPECT_EQ(c->Get("/api/runs?status=great")->status, 400);
+  EXPECT_EQ(c->Get("/api/runs?limit=0")->status, 400);
+  EXPECT_EQ(c->Get(("/api/runs/" + id + "/logs/shaky?stream=stdin").c_str())->status, 400);
+  EXPECT_EQ(c->Get(("/api/runs/" + id + "/logs/shaky?offset=-1").c_str())->status, 400);
+  // 413 over 1 MiB, before the body is looked at.
+  std::string big = R"({"pipeline": "quick", "pad": ")" + std::string(1100000, 'x') + "\"}";
+  auto huge = c->Post("/api/runs", big, "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_EQ(error_code(huge), "payload_too_large");
+  // No request reaches a file outside the run's logs: `..` and encoded
+  // slashes in a stage name are not a stage.
+  for (auto path : {"/logs/..", "/logs/..%2F..%2Fmetadata.json", "/logs/%2E%2E",
+                    "/logs/shaky%2F..%2F..%2Fmetadata.json", "/logs/..%2f..%2f..%2fetc%2fpasswd"}) {
+    auto res = c->Get(("/api/runs/" + id + path).c_str());
+    ASSERT_TRUE(res);
+    EXPECT_TRUE(res->status == 404 || res->status == 400) << path << " " << res->status;
+    EXPECT_EQ(res->body.find("root:"), std::string::npos) << path;
+    EXPECT_EQ(res->body.find("\"run_id\""), std::string::npos) << path;
+  }
+  // Nothing was created by the refused launches: the store has what the
+  // test launched and no more.
+  auto listed = body_json(c->Get("/api/runs?limit=100"));
+  EXPECT_EQ(listed["runs"].size(), 4u);
+}
+
+TEST_F(CoordinatorTest, AFollowedLogStreamsWhileTheStageRunsAndEndsWithIt) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto id = launch(*c, {{"pipeline", "counting"}})["id"].get<std::string>();
+  std::string got;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = c->Get(("/api/runs/" + id + "/logs/count?follow=1").c_str(),
+                    [&](const char* data, size_t n) {
+                      got.append(data, n);
+                      arrivals.push_back(std::chrono::steady_clock::now());
+                      return true;
+                    });
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(got, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+  ASSERT_GE(arrivals.size(), 3u) << "bytes came as they were written, not at the end";
+  EXPECT_GE(arrivals.back() - arrivals.front(), 400ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the stream ended with the stage";
+}
+
+TEST_F(CoordinatorTest, ATokenIsRequiredForTheApiAndComparedWhole) {
+  auto args = base_args();
+  args.insert(args.end(), {"--token", "s3cret-token"});
+  coordinator_process co(args, tmp.path());
+  EXPECT_EQ(co.client()->Get("/health")->status, 200) << "health needs no token";
+  auto none = co.client()->Get("/api/pipelines");
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(error_code(none), "unauthorized");
+  EXPECT_EQ(co.client("wrong")->Get("/api/pipelines")->status, 401);
+  EXPECT_EQ(co.client("s3cret-toke")->Get("/api/pipelines")->status, 401);
+  EXPECT_EQ(co.client("s3cret-token-and-more")->Get("/api/pipelines")->status, 401);
+  EXPECT_EQ(co.client("s3cret-token")->Get("/api/pipelines")->status, 200);
+  auto denied = co.client()->Post("/api/runs", R"({"pipeline": "quick"})", "application/json");
+  EXPECT_EQ(denied->status, 401);
+  EXPECT_EQ(co.client("s3cret-token")->Get("/api/runs")->status, 200);
+  EXPECT_EQ(body_json(co.client("s3cret-token")->Get("/api/runs"))["runs"].size(), 0u)
+    << "the refused launch left nothing";
+}
+
+TEST_F(CoordinatorTest, TheEventStreamGivesEveryEventOnceAcrossAReconnect) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto id = launch(*c, {{"pipeline", "flaky"}})["id"].get<std::string>();
+  auto path = "/api/runs/" + id + "/events/stream";
+  // First connection: take two events, then hang up.
+  std::vector<int64_t> seen;
+  std::string buf;
+  auto take = [&](size_t at_most, bool& ended) {
+    return [&, at_most](const char* data, size_t n) {
+      buf.append(data, n);
+      size_t end;
+      while ((end = buf.find("\n\n")) != std::string::npos) {
+        auto frame = buf.substr(0, end);
+        buf.erase(0, end + 2);
+        if (frame.find("event: end") != std::string::npos) {
+          ended = true;
+          continue;
+        }
+        auto idl = frame.find("id: ");
+        if (idl != std::string::npos)
+          seen.push_back(std::stoll(frame.substr(idl + 4)));
+        if (seen.size() >= at_most)
+          return false;
+      }
+      return true;
+    };
+  };
+  bool ended = false;
+  c->Get(path.c_str(), take(2, ended));
+  ASSERT_EQ(seen.size(), 2u);
+  ASSERT_FALSE(ended);
+  // Reconnect where it left off.
+  buf.clear();
+  httplib::Headers h{{"Last-Event-ID", std::to_string(seen.back())}};
+  auto res = co.client()->Get(path.c_str(), h, take(100000, ended));
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(ended) << "the stream ends when the run has ended";
+  auto all = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
+  std::vector<int64_t> stored;
+  for (auto& e : all)
+    stored.push_back(e["id"].get<int64_t>());
+  EXPECT_EQ(seen, stored) << "every event once, in order";
+  EXPECT_EQ(c->Get("/api/runs/nope/events/stream")->status, 404);
+}
+
+TEST_F(CoordinatorTest, FiftyLaunchesUnderMaxRunningFourNeverRunMoreThanFour) {
+  pipe("nap", "  - name: nap\n    shell: \"sleep 0.2\"\n");
+  auto args = base_args();
+  args.insert(args.end(), {"--max-running", "4"});
+  coordinator_process co(args, tmp.path());
+  std::vector<std::string> ids(50);
+  std::vector<std::thread> launchers;
+  for (int t = 0; t < 5; ++t)
+    launchers.emplace_back([&, t] {
+      auto c = co.client();
+      for (int i = t; i < 50; i += 5)
+        ids[static_cast<size_t>(i)] = launch(*c, {{"pipeline", "nap"}})["id"].get<std::string>();
+    });
+  for (auto& t : launchers)
+    t.join();
+  auto c = co.client();
+  std::vector<std::pair<int64_t, int>> edges;  // (ms, +1 start / -1 end)
+  for (auto& id : ids) {
+    auto run = wait_ended(*c, id, 120s);
+    EXPECT_EQ(run["status"], "succeeded") << id;
+    auto& a = run["jobs"][0]["attempts"][0];
+    edges.emplace_back(ms_of(a["started_at"]), +1);
+    edges.emplace_back(ms_of(a["finished_at"]), -1);
+  }
+  std::sort(edges.begin(), edges.end(), [](auto& x, auto& y) {
+    return x.first != y.first ? x.first < y.first : x.second < y.second;  // ends first
+  });
+  int now = 0, most = 0;
+  for (auto& [t, d] : edges) {
+    now += d;
+    most = std::max(most, now);
+  }
+  EXPECT_LE(most, 4) << "never more than --max-running";
+  EXPECT_EQ(most, 4) << "and the limit was used";
+}
+
+TEST_F(CoordinatorTest, ALaunchedRunStartsAtOnceWithoutAPollingInterval) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  int64_t worst = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto id = launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>();
+    auto answered = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(answered, 1s);
+    auto run = wait_ended(*c, id);
+    auto& a = run["jobs"][0]["attempts"][0];
+    worst = std::max(worst, ms_of(a["started_at"]) - ms_of(run["created_at"]));
+  }
+  // The schedule loop sleeps up to 1 s; a launch does not wait for it.
+  EXPECT_LT(worst, 250) << "created -> first stage started, ms";
+}
+
+TEST_F(CoordinatorTest, ACoordinatorKilledWithRunsInFlightEndsEachRunOnceAfterARestart) {
+  pipe("short", "  - name: nap\n    shell: \"sleep 1\"\n");
+  auto args = base_args();
+  args.insert(args.end(), {"--max-running", "2"});
+  std::vector<std::string> running, queued;
+  {
+    coordinator_process first(args, tmp.path());
+    auto c = first.client();
+    for (int i = 0; i < 2; ++i)
+      running.push_back(launch(*c, {{"pipeline", "slow"}})["id"].get<std::string>());
+    for (int i = 0; i < 2; ++i)
+      queued.push_back(launch(*c, {{"pipeline", "short"}})["id"].get<std::string>());
+    // The two slow ones run, the short ones wait for a slot.
+    ASSERT_TRUE(first.process().wait_until(
+      [&] {
+        auto r = body_json(c->Get("/api/runs?status=running"));
+        return r.is_object() && r["runs"].size() == 2;
+      },
+      10s));
+    ::kill(first.pid(), SIGKILL);
+    first.process().wait(10s);
+  }
+  coordinator_process second(base_args(), tmp.path());
+  auto c = second.client();
+  for (auto& id : running) {
+    auto run = wait_ended(*c, id, 30s);
+    EXPECT_EQ(run["status"], "failed") << id;
+    EXPECT_EQ(run["failure_code"], "interrupted") << run.dump(2);
+  }
+  for (auto& id : queued) {
+    auto run = wait_ended(*c, id, 30s);
+    EXPECT_EQ(run["status"], "succeeded") << "a queued run is taken over and run: " << run.dump(2);
+  }
+  // Each run ended once: one terminal run event each.
+  for (auto& id : running) {
+    auto events = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
+    int ends = 0;
+    for (auto& e : events)
+      ends += e["job"].is_null() && e["message"].get<std::string>().rfind("run failed", 0) == 0;
+    EXPECT_LE(ends, 1) << id;
+  }
+  // No stage process of those runs is left (the slow ones were killed).
+  auto left = std::system(("pgrep -f 'sleep 30' -P 1 >/dev/null 2>&1"));
+  (void) left;
+  for (auto& id : running) {
+    auto found = std::system(("grep -l 'TROUPE_RUN_ID=" + id
+                              + "' /proc/[0-9]*/environ >/dev/null 2>&1")
+                               .c_str());
+    EXPECT_NE(found, 0) << "a process of run " << id << " is still there";
+  }
+  EXPECT_NE(second.log().find("whose process is lost; started here"), std::string::npos)
+    << second.log();
+}
+
+TEST_F(CoordinatorTest, TwoHundredConcurrentRunsSucceedWithABoundedThreadCount) {
+  pipe("sleepy", "  - name: nap\n    shell: \"sleep 2\"\n");
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  // Idle: once its HTTP server's thread pool is up.
+  ASSERT_EQ(c->Get("/health")->status, 200);
+  std::this_thread::sleep_for(200ms);
+  int before = thread_count(co.pid());
+  std::vector<std::string> ids(200);
+  std::vector<std::thread> launchers;
+  for (int t = 0; t < 4; ++t)
+    launchers.emplace_back([&, t] {
+      auto cl = co.client();
+      for (int i = t; i < 200; i += 4)
+        ids[static_cast<size_t>(i)] = launch(*cl, {{"pipeline", "sleepy"}})["id"].get<std::string>();
+    });
+  int most = before;
+  std::atomic<bool> done{false};
+  std::thread watch([&] {
+    while (!done) {
+      most = std::max(most, thread_count(co.pid()));
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  for (auto& t : launchers)
+    t.join();
+  int succeeded = 0;
+  for (auto& id : ids)
+    succeeded += wait_ended(*c, id, 120s)["status"] == "succeeded" ? 1 : 0;
+  done = true;
+  watch.join();
+  EXPECT_EQ(succeeded, 200);
+  EXPECT_LE(most, before + 12) << "threads grew with the runs (" << before << " before)";
+  std::printf("coordinator threads: %d idle, at most %d with 200 runs\n", before, most);
+}
+
+TEST_F(CoordinatorTest, MetricsArePrometheusTextThatPromtoolAccepts) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  wait_ended(*c, launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>());
+  auto m = c->Get("/metrics");
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("troupe_runs{status=\"succeeded\"} 1"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("troupe_launch_to_start_seconds_count 1"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("troupe_queue_depth 0"), std::string::npos);
+  auto file = tmp.write("metrics.txt", m->body);
+  auto rc = std::system(("promtool check metrics < '" + file + "' > '" + file + ".out' 2>&1").c_str());
+  EXPECT_EQ(rc, 0) << read_file(file + ".out");
+}
+
+TEST_F(CoordinatorTest, OverlapForbidSkipsReplaceCancelsAllowOverlaps) {
+  pipe("long", "  - name: nap\n    shell: \"sleep 2.5\"\n");
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  std::map<std::string, std::string> ids;
+  for (auto overlap : {"forbid", "replace", "allow"}) {
+    auto r = c->Post("/api/schedules",
+                     json{{"pipeline", "long"}, {"kind", "interval"}, {"every", "1s"},
+                          {"overlap", overlap}}
+                       .dump(),
+                     "application/json");
+    ASSERT_EQ(r->status, 201) << r->body;
+    ids[overlap] = body_json(r)["id"].get<std::string>();
+  }
+  std::this_thread::sleep_for(4500ms);
+  for (auto& [overlap, id] : ids) {
+    auto r = c->Patch(("/api/schedules/" + id).c_str(), R"({"enabled": false})",
+                      "application/json");
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(body_json(r)["enabled"], false);
+  }
+  auto runs = body_json(c->Get("/api/runs?limit=1000"))["runs"];
+  std::map<std::string, std::vector<json>> by;
+  for (auto& r : runs)
+    by[r["schedule_id"].get<std::string>()].push_back(r);
+  // Wait for all of them to end, then look.
+  for (auto& [sid, list] : by)
+    for (auto& r : list)
+      r = wait_ended(*c, r["run_id"].get<std::string>(), 30s);
+  auto events_of = [&](const std::string& sid) {
+    return body_json(c->Get(("/api/schedules/" + sid).c_str()))["events"];
+  };
+  auto count = [](const json& events, const std::string& kind) {
+    int n = 0;
+    for (auto& e : events)
+      n += e["kind"] == kind ? 1 : 0;
+    return n;
+  };
+  // forbid: one run at a time, the ticks in between skipped as events.
+  auto& forbid = by[ids["forbid"]];
+  ASSERT_GE(forbid.size(), 1u);
+  EXPECT_LE(forbid.size(), 2u);
+  for (auto& r : forbid)
+    EXPECT_EQ(r["status"], "succeeded");
+  EXPECT_GE(count(events_of(ids["forbid"]), "skipped"), 2);
+  // replace: every new tick cancels the run before it.
+  auto& replace = by[ids["replace"]];
+  ASSERT_GE(replace.size(), 3u);
+  int cancelled = 0;
+  for (auto& r : replace)
+    cancelled += r["status"] == "cancelled" ? 1 : 0;
+  EXPECT_GE(cancelled, static_cast<int>(replace.size()) - 1);
+  EXPECT_GE(count(events_of(ids["replace"]), "replaced"), 2);
+  // allow: every tick a run, overlapping, all succeeded.
+  auto& allow = by[ids["allow"]];
+  ASSERT_GE(allow.size(), 4u);
+  for (auto& r : allow)
+    EXPECT_EQ(r["status"], "succeeded");
+  // Each tick once: scheduled_for distinct within a schedule.
+  for (auto& [sid, list] : by) {
+    std::set<std::string> ticks;
+    for (auto& r : list)
+      EXPECT_TRUE(ticks.insert(r["scheduled_for"].get<std::string>()).second) << sid;
+  }
+  EXPECT_EQ(c->Delete(("/api/schedules/" + ids["allow"]).c_str())->status, 204);
+  EXPECT_EQ(c->Delete(("/api/schedules/" + ids["allow"]).c_str())->status, 404);
+}
+
+TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  struct bad {
+    json body;
+    int status;
+    std::string names;
+  };
+  for (auto& b : std::vector<bad>{
+         {{{"pipeline", "quick"}, {"kind", "hourly"}}, 400, "kind"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}}, 400, "every"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "soon"}}, 400, "every"},
+         {{{"pipeline", "quick"}, {"kind", "cron"}, {"cron", "61 * * * *"}}, 400, "cron"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "tomorrow"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"cron", "* * * * *"}},
+          400, "cron"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"overlap", "maybe"}},
+          400, "overlap"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"catch_up", "some"}},
+          400, "catch_up"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"when", "now"}}, 400,
+          "when"},
+         {{{"pipeline", "ghost"}, {"kind", "interval"}, {"every", "1m"}}, 404, ""}}) {
+    auto r = c->Post("/api/schedules", b.body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, b.status) << b.body.dump() << " -> " << r->body;
+    EXPECT_EQ(error_message(r).rfind(b.names, 0), 0u) << b.body.dump() << " -> " << r->body;
+  }
+  auto ok = c->Post("/api/schedules",
+                    R"({"pipeline": "quick", "kind": "cron", "cron": "@daily", "enabled": false})",
+                    "application/json");
+  ASSERT_EQ(ok->status, 201) << ok->body;
+  auto s = body_json(ok);
+  EXPECT_EQ(s["enabled"], false);
+  EXPECT_EQ(s["next_run_at"].get<std::string>().substr(11), "00:00:00.000Z");
+  auto listed = body_json(c->Get("/api/schedules"))["schedules"];
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(c->Patch(("/api/schedules/" + s["id"].get<std::string>()).c_str(),
+                     R"({"kind": "once"})", "application/json")
+              ->status,
+            400);
+}
