@@ -581,6 +581,8 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
     log_("warn", "schedule " + s.id + ": took over the expired claim of " + c.taken_from);
   }
   ++metrics_.claims;
+  if (cfg_.fault_claim_delay.count() > 0)
+    std::this_thread::sleep_for(cfg_.fault_claim_delay);
   std::vector<schedule_event_row> events;
   auto event = [&](const std::string& kind, caf::optional<caf::timestamp> tick,
                    const std::string& run_id, const std::string& message) {

@@ -51,6 +51,9 @@ struct coordinator_config {
   caf::timespan sample_interval = std::chrono::seconds(1);
   caf::timespan grace = std::chrono::seconds(5);
   caf::timespan schedule_grace = std::chrono::seconds(60);  // a tick later than this was missed
+  // Fault injection for tests ($TROUPE_FAULT_CLAIM_DELAY): how long a claim
+  // is held before its launches are written, so that a kill lands inside it.
+  caf::timespan fault_claim_delay{0};
 };
 
 /// An error the API turns into `{"error": {"code", "message"}}` with `status`.

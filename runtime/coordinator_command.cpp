@@ -193,6 +193,9 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
     if (const char* v = std::getenv(var))
       if (auto err = apply(c, token_file, key, v, std::string("$") + var))
         return err;
+  if (const char* v = std::getenv("TROUPE_FAULT_CLAIM_DELAY"))
+    if (auto err = set_duration(c.fault_claim_delay, v, "$TROUPE_FAULT_CLAIM_DELAY"))
+      return err;
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     if (!in)
