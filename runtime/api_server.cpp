@@ -216,7 +216,10 @@ struct api_server::impl {
 
   void routes() {
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, {{"status", "ok"}, {"coordinator", c.id()}});
+      send_json(res, 200, {{"status", "ok"},
+                           {"coordinator", c.id()},
+                           {"max_running", c.config().max_running},
+                           {"pipelines", c.config().pipelines}});
     });
     svr.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
       bool ok = c.ready();

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 using namespace troupe::test;
@@ -596,4 +598,145 @@ TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
                      R"({"kind": "once"})", "application/json")
               ->status,
             400);
+}
+
+TEST_F(CoordinatorTest, SettingsComeFromTheFileThenFlagsThenTheEnvironment) {
+  // The documented example, as shipped: its pipelines are registered.
+  auto example = std::string(TROUPE_SOURCE_DIR) + "/configs/coordinator.yaml";
+  {
+    coordinator_process co({"--config", example, "-o", out()}, tmp.path());
+    auto h = body_json(co.client()->Get("/health"));
+    EXPECT_EQ(h["max_running"], 8) << "from the file";
+    std::set<std::string> names;
+    auto list = body_json(co.client()->Get("/api/pipelines"));
+    for (auto& p : list["pipelines"])
+      names.insert(p["name"].get<std::string>());
+    EXPECT_EQ(names.count("canary"), 1u) << list.dump();
+  }
+  {
+    coordinator_process co({"--config", example, "-o", out(), "--max-running", "5"}, tmp.path());
+    EXPECT_EQ(body_json(co.client()->Get("/health"))["max_running"], 5) << "a flag beats the file";
+  }
+  {
+    coordinator_process co({"--config", example, "-o", out(), "--max-running", "5"}, tmp.path(),
+                           {"TROUPE_MAX_RUNNING=3", "TROUPE_PIPELINES=" + pipes()});
+    auto h = body_json(co.client()->Get("/health"));
+    EXPECT_EQ(h["max_running"], 3) << "the environment beats both";
+    EXPECT_EQ(h["pipelines"], pipes());
+  }
+  // Bad settings: a clear error naming where, exit 2, nothing started.
+  auto bad = tmp.write("bad.yaml", "listen: 127.0.0.1:0\npipelines: pipes\nmax_runing: 3\n");
+  struct c {
+    std::vector<std::string> args;
+    std::vector<std::string> env;
+    std::string says;
+  };
+  for (auto& k : std::vector<c>{
+         {{"coordinator", "--config", bad}, {}, "bad.yaml:3: max_runing: unknown setting"},
+         {{"coordinator", "--pipelines", pipes(), "--max-running", "-1"}, {}, "--max-running"},
+         {{"coordinator", "--pipelines", pipes(), "--listen", "localhost"}, {}, "not HOST:PORT"},
+         {{"coordinator", "--pipelines", tmp.path() + "/none"}, {}, "--pipelines"},
+         {{"coordinator"}, {}, "--pipelines: required"},
+         {{"coordinator", "--pipelines", pipes()}, {"TROUPE_LEASE=soon"}, "$TROUPE_LEASE"},
+         {{"coordinator", "--config", tmp.path() + "/missing.yaml"}, {}, "missing.yaml"}}) {
+    auto r = run_troupe(k.args, tmp.path(), k.env);
+    EXPECT_EQ(r.exit_code, 2) << k.says << "\n" << r.err;
+    EXPECT_NE(r.err.find(k.says), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CoordinatorTest, TheCliClientLaunchesFollowsCancelsAndSchedulesThroughTheApi) {
+  coordinator_process co(base_args(), tmp.path());
+  std::vector<std::string> env{"TROUPE_SERVER=" + co.url()};
+  // --follow prints troupe run's lines and exits with the run's code.
+  auto followed = run_troupe({"launch", "flaky", "--follow"}, tmp.path(), env);
+  EXPECT_EQ(followed.exit_code, 0) << followed.err;
+  auto direct = run_troupe({"run", pipes() + "/flaky.yaml", "-o", tmp.path() + "/direct", "--no-db"},
+                           tmp.path());
+  ASSERT_EQ(direct.exit_code, 0);
+  auto lines_of = [](const std::string& text) {
+    // The stage lines, with each measured duration written as D.
+    static const std::regex duration{"[0-9]+(\\.[0-9]+)?(ms|s) *"};
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);)
+      if (l.rfind("[", 0) == 0)
+        out.push_back(std::regex_replace(l, duration, "D "));
+    return out;
+  };
+  EXPECT_EQ(lines_of(followed.out), lines_of(direct.out)) << followed.out << "\n---\n" << direct.out;
+  EXPECT_NE(followed.out.find("run succeeded in"), std::string::npos);
+  pipe("failing", "  - name: bad\n    shell: \"echo broken >&2; exit 3\"\n");
+  auto failing = run_troupe({"launch", "failing", "--wait"}, tmp.path(), env);
+  EXPECT_EQ(failing.exit_code, 1) << failing.out << failing.err;
+  // launch prints the id; logs and show read it back; cancel stops a run.
+  auto quick = run_troupe({"launch", "quick"}, tmp.path(), env);
+  ASSERT_EQ(quick.exit_code, 0) << quick.err;
+  auto id = quick.out.substr(0, quick.out.find('\n'));
+  auto c = co.client();
+  wait_ended(*c, id);
+  EXPECT_EQ(run_troupe({"logs", id, "hello"}, tmp.path(), env).out, "hello\n");
+  EXPECT_EQ(run_troupe({"logs", id, "hello", "--stderr"}, tmp.path(), env).out, "to-stderr\n");
+  auto shown = run_troupe({"show", id, "--json"}, tmp.path(), env);
+  EXPECT_EQ(json::parse(shown.out)["status"], "succeeded") << shown.err;
+  auto listed = run_troupe({"runs", "--json"}, tmp.path(), env);
+  EXPECT_GE(json::parse(listed.out)["runs"].size(), 3u);
+  auto events = run_troupe({"events", id, "--follow"}, tmp.path(), env);
+  EXPECT_EQ(events.exit_code, 0);
+  EXPECT_NE(events.out.find("run succeeded"), std::string::npos) << events.out;
+  auto slow = run_troupe({"launch", "slow"}, tmp.path(), env).out;
+  slow = slow.substr(0, slow.find('\n'));
+  EXPECT_EQ(run_troupe({"cancel", slow}, tmp.path(), env).exit_code, 0);
+  EXPECT_EQ(wait_ended(*c, slow, 20s)["status"], "cancelled");
+  auto twice = run_troupe({"cancel", slow}, tmp.path(), env);
+  EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_NE(twice.err.find("has ended"), std::string::npos) << twice.err;
+  // Schedules.
+  auto added = run_troupe({"schedule", "add", "quick", "--every", "1h"}, tmp.path(), env);
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  auto sid = added.out.substr(0, added.out.find('\n'));
+  EXPECT_EQ(run_troupe({"schedule", "disable", sid}, tmp.path(), env).exit_code, 0);
+  auto list = run_troupe({"schedule", "list"}, tmp.path(), env);
+  EXPECT_NE(list.out.find(sid), std::string::npos);
+  EXPECT_NE(list.out.find(" no "), std::string::npos) << list.out;
+  EXPECT_EQ(run_troupe({"schedule", "delete", sid}, tmp.path(), env).exit_code, 0);
+  EXPECT_EQ(run_troupe({"schedule", "delete", sid}, tmp.path(), env).exit_code, 2);
+  // Errors: a wrong server says so; an unknown pipeline names it.
+  auto away = run_troupe({"launch", "quick", "--server", "http://127.0.0.1:1"}, tmp.path());
+  EXPECT_EQ(away.exit_code, 4);
+  EXPECT_NE(away.err.find("cannot reach the coordinator at http://127.0.0.1:1"), std::string::npos)
+    << away.err;
+  auto ghost = run_troupe({"launch", "ghost"}, tmp.path(), env);
+  EXPECT_EQ(ghost.exit_code, 2);
+  EXPECT_NE(ghost.err.find("pipeline 'ghost' is not registered"), std::string::npos) << ghost.err;
+}
+
+TEST_F(CoordinatorTest, SigtermLeavesRunsToTheNextStartAndDrainWaitsForThem) {
+  pipe("short", "  - name: nap\n    shell: \"sleep 1.5\"\n");
+  auto args = base_args();
+  args.push_back("--drain");
+  coordinator_process co(args, tmp.path());
+  auto c = co.client();
+  auto id = launch(*c, {{"pipeline", "short"}})["id"].get<std::string>();
+  std::this_thread::sleep_for(300ms);
+  auto t0 = std::chrono::steady_clock::now();
+  ::kill(co.pid(), SIGTERM);
+  auto r = co.process().wait(20s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms) << "it waited for the run";
+  auto shown = run_troupe({"show", id, "--json", "-o", out()}, tmp.path());
+  EXPECT_EQ(json::parse(shown.out)["status"], "succeeded") << shown.out << shown.err;
+  // Without --drain: it stops at once; the run is reconciled at the next start.
+  coordinator_process again(base_args(), tmp.path());
+  auto c2 = again.client();
+  auto slow = launch(*c2, {{"pipeline", "slow"}})["id"].get<std::string>();
+  std::this_thread::sleep_for(300ms);
+  auto t1 = std::chrono::steady_clock::now();
+  ::kill(again.pid(), SIGTERM);
+  EXPECT_EQ(again.process().wait(10s).exit_code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 3s);
+  coordinator_process third(base_args(), tmp.path());
+  auto after = wait_ended(*third.client(), slow, 30s);
+  EXPECT_EQ(after["status"], "failed");
+  EXPECT_EQ(after["failure_code"], "interrupted");
 }
