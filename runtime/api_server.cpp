@@ -331,8 +331,11 @@ struct api_server::impl {
       }
       send_json(res, 200, doc);
     });
+    // (A content reader: `curl -X POST` sends no Content-Length, and a
+    // cancel has no body to read.)
     svr.Post(R"(/api/runs/([^/]+)/cancel)",
-             [this](const httplib::Request& req, httplib::Response& res) {
+             [this](const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader&) {
                auto run = c.cancel(req.matches[1]);
                if (fail(res, run))
                  return;
@@ -460,7 +463,11 @@ struct api_server::impl {
     counter("troupe_events_streamed_total", "Events sent over Server-Sent Events streams.",
             m.events_streamed.load());
     counter("troupe_http_requests_total", "HTTP requests received.", m.http_requests.load());
-    m.render_latency(out);
+    m.launch_to_start.render(out, "troupe_launch_to_start_seconds",
+                             "Time from a launch to the start of the run's first stage (queue "
+                             "wait included).");
+    m.store_commit.render(out, "troupe_store_commit_seconds",
+                          "Time from a launch's queued row sent to the store until committed.");
     return out;
   }
 

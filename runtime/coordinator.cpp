@@ -58,6 +58,34 @@ void store_pool::give_back(std::unique_ptr<store> s) {
 
 // -- metrics -----------------------------------------------------------------
 
+void histogram::observe(double seconds) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  size_t i = 0;
+  while (i < std::size(buckets_) && seconds > buckets_[i])
+    ++i;
+  ++counts_[i];
+  sum_ += seconds;
+  ++n_;
+}
+
+void histogram::render(std::string& out, const char* name, const char* help) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  out += std::string("# HELP ") + name + " " + help + "\n";
+  out += std::string("# TYPE ") + name + " histogram\n";
+  int64_t cumulative = 0;
+  char num[64];
+  for (size_t i = 0; i < std::size(buckets_); ++i) {
+    cumulative += counts_[i];
+    std::snprintf(num, sizeof num, "%g", buckets_[i]);
+    out += std::string(name) + "_bucket{le=\"" + num + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += counts_[std::size(buckets_)];
+  out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  std::snprintf(num, sizeof num, "%.6f", sum_);
+  out += std::string(name) + "_sum " + num + "\n";
+  out += std::string(name) + "_count " + std::to_string(n_) + "\n";
+}
+
 void coordinator_metrics::launched(const std::string& run_id,
                                    std::chrono::steady_clock::time_point at) {
   std::lock_guard<std::mutex> guard{mtx_};
@@ -66,44 +94,21 @@ void coordinator_metrics::launched(const std::string& run_id,
 
 void coordinator_metrics::first_stage_started(const std::string& run_id) {
   auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto it = pending_.find(run_id);
-  if (it == pending_.end())
-    return;
-  double s = std::chrono::duration<double>(now - it->second).count();
-  pending_.erase(it);
-  size_t i = 0;
-  while (i < std::size(buckets) && s > buckets[i])
-    ++i;
-  ++counts_[i];
-  sum_ += s;
-  ++n_;
+  std::chrono::steady_clock::time_point at;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto it = pending_.find(run_id);
+    if (it == pending_.end())
+      return;
+    at = it->second;
+    pending_.erase(it);
+  }
+  launch_to_start.observe(std::chrono::duration<double>(now - at).count());
 }
 
 void coordinator_metrics::forget(const std::string& run_id) {
   std::lock_guard<std::mutex> guard{mtx_};
   pending_.erase(run_id);
-}
-
-void coordinator_metrics::render_latency(std::string& out) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  const char* name = "troupe_launch_to_start_seconds";
-  out += std::string("# HELP ") + name
-         + " Time from a launch to the start of the run's first stage (queue wait included).\n";
-  out += std::string("# TYPE ") + name + " histogram\n";
-  int64_t cumulative = 0;
-  char le[32];
-  for (size_t i = 0; i < std::size(buckets); ++i) {
-    cumulative += counts_[i];
-    std::snprintf(le, sizeof le, "%g", buckets[i]);
-    out += std::string(name) + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
-  }
-  cumulative += counts_.back();
-  out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
-  char sum[64];
-  std::snprintf(sum, sizeof sum, "%.6f", sum_);
-  out += std::string(name) + "_sum " + sum + "\n";
-  out += std::string(name) + "_count " + std::to_string(n_) + "\n";
 }
 
 // -- event_bell --------------------------------------------------------------
@@ -459,8 +464,14 @@ void coordinator::dispatch(prepared p, int32_t priority) {
     });
   // The queued row is committed before the launch is answered: a client
   // that asks for the run next finds it.
+  auto sent = std::chrono::steady_clock::now();
   self->request(actors_->store, std::chrono::seconds(30), sync_atom_v, run_id)
-    .receive([](write_health&) {}, [](caf::error&) {});
+    .receive(
+      [&](write_health&) {
+        metrics_.store_commit.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+      },
+      [](caf::error&) {});
 }
 
 api_result<run_row> coordinator::launch(const launch_request& req) {

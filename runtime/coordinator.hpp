@@ -124,11 +124,25 @@ private:
   std::vector<std::unique_ptr<store>> idle_;
 };
 
-/// Counters and a histogram for /metrics; updated from any thread.
+/// A Prometheus histogram (seconds); observed from any thread.
+class histogram {
+public:
+  void observe(double seconds);
+  /// Appends its HELP, TYPE and series to `out`.
+  void render(std::string& out, const char* name, const char* help);
+
+private:
+  static constexpr double buckets_[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  std::mutex mtx_;
+  int64_t counts_[std::size(buckets_) + 1] = {};
+  double sum_ = 0;
+  int64_t n_ = 0;
+};
+
+/// Counters and histograms for /metrics; updated from any thread.
 class coordinator_metrics {
 public:
-  static constexpr double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                       0.1,   0.25,   0.5,   1,    2.5,   5, 10};
   void launched(const std::string& run_id, std::chrono::steady_clock::time_point at);
   /// The first stage of `run_id` started: observes launch-to-start latency.
   void first_stage_started(const std::string& run_id);
@@ -141,15 +155,12 @@ public:
   std::atomic<int64_t> events_streamed{0};
   std::atomic<int64_t> http_requests{0};
   std::atomic<int64_t> adopted{0};
-  /// Appends the Prometheus text of the latency histogram.
-  void render_latency(std::string& out);
+  histogram launch_to_start;
+  histogram store_commit;  // a launch's queued row: sent to the store until committed
 
 private:
   std::mutex mtx_;
   std::map<std::string, std::chrono::steady_clock::time_point> pending_;
-  std::vector<int64_t> counts_ = std::vector<int64_t>(std::size(buckets) + 1, 0);
-  double sum_ = 0;
-  int64_t n_ = 0;
 };
 
 /// Rung whenever a run's events may have changed (its supervisor reported):
