@@ -26,6 +26,7 @@ struct watch {
 
 struct sampler_state {
   std::unique_ptr<host_sampler> sampler;
+  std::chrono::steady_clock::time_point origin = std::chrono::steady_clock::now();
   std::map<watch_key, watch> watches;
   uint64_t timer = 0;  // the armed tick's generation; older ticks are dropped
   std::chrono::steady_clock::time_point timer_at;
@@ -33,6 +34,17 @@ struct sampler_state {
 };
 
 using self_ptr = resource_sampler_actor::stateful_pointer<sampler_state>;
+
+// The first point after `t` of the grid origin + k * interval: watches of
+// one interval share their ticks, so that one /proc pass serves them all
+// (200 runs started at different moments used to cost 200 passes a second).
+std::chrono::steady_clock::time_point on_grid(const sampler_state& st,
+                                              std::chrono::steady_clock::time_point t,
+                                              caf::timespan interval) {
+  auto since = t - st.origin;
+  auto k = since / interval + 1;
+  return st.origin + k * interval;
+}
 
 // Arms one tick for the earliest due watch, unless one is armed as early.
 void arm(self_ptr self) {
@@ -62,8 +74,9 @@ resource_sampler_actor::behavior_type resource_sampler(self_ptr self,
         return;
       req.phase = "sample";
       auto key = key_of(req);
-      st.watches[key] = watch{std::move(req), interval, std::move(sink),
-                              std::chrono::steady_clock::now() + interval};
+      // At least half an interval after the start, then on the grid.
+      auto first = on_grid(st, std::chrono::steady_clock::now() + interval / 2, interval);
+      st.watches[key] = watch{std::move(req), interval, std::move(sink), first};
       arm(self);
     },
     [=](unwatch_atom, const sample_request& req) {
@@ -88,7 +101,7 @@ resource_sampler_actor::behavior_type resource_sampler(self_ptr self,
         auto snaps = st.sampler->take_many(reqs);
         for (size_t i = 0; i < due.size(); ++i) {
           self->send(due[i]->sink, sample_atom_v, std::move(snaps[i]));
-          due[i]->due = now + due[i]->interval;
+          due[i]->due = on_grid(st, now, due[i]->interval);
         }
       }
       arm(self);

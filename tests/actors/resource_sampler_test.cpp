@@ -114,3 +114,36 @@ TEST_F(ResourceSamplerTest, TwoRunsAreWatchedAtOnceFromOnePassAndUnwatchedApart)
     ::waitpid(pid, nullptr, 0);
   }
 }
+
+// Watches started at different moments (runs launched one after another)
+// share their ticks: one /proc pass serves all of them each interval, not
+// one pass per watch (200 sleeping runs cost 41 % of a core before this).
+TEST_F(ResourceSamplerTest, WatchesStartedApartShareTheirTicks) {
+  auto pid = sleeper();
+  auto got = std::make_shared<collected>();
+  auto sampler = spawn_resource_sampler(sys, nullptr);
+  auto to = sys.spawn(sink, got);
+  constexpr int watches = 10;
+  for (int i = 0; i < watches; ++i) {
+    sample_request r{"run-" + std::to_string(i), "s", "sample", pid, {}, 1};
+    self->send(sampler, watch_atom_v, r, caf::timespan{200ms}, to);
+    std::this_thread::sleep_for(17ms);  // 10 starts spread over most of an interval
+  }
+  std::this_thread::sleep_for(1200ms);
+  std::set<caf::timestamp> passes;
+  size_t samples = 0;
+  {
+    std::lock_guard<std::mutex> g{got->mtx};
+    for (auto& s : got->snaps)
+      passes.insert(s.ts);
+    samples = got->snaps.size();
+  }
+  EXPECT_GE(samples, static_cast<size_t>(watches * 4));
+  // About one pass per 200 ms (7 in 1.35 s), where each watch on its own
+  // clock made about one pass per sample (more than 40).
+  EXPECT_LE(passes.size(), 10u) << samples << " samples from " << passes.size() << " passes";
+  self->send_exit(sampler, caf::exit_reason::user_shutdown);
+  self->send_exit(to, caf::exit_reason::user_shutdown);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
