@@ -417,7 +417,7 @@ TEST_F(TruthfulRecords, ErrorsSayWhatIsWrongAndExitTwo) {
   auto bad_cwd = tmp.write("cwd.yaml", "name: c\nstages:\n  - name: a\n    shell: \"true\"\n"
                                        "    cwd: does/not/exist\n");
   std::vector<expectation> cases{
-    {{"logs", "x"}, "troupe: 'logs' is not a troupe command (commands: run, runs, show, events"},
+    {{"lgos", "x"}, "troupe: 'lgos' is not a troupe command (commands: run, runs, show, events"},
     {{"runs", "--db", "mysql://x"}, "--db mysql://x: unknown scheme 'mysql'"},
     {{"show", "--db", "mysql://x", "abc"}, "--db mysql://x: unknown scheme 'mysql'"},
     {{"run", tmp.path()}, tmp.path() + ": is a directory, not a pipeline file"},
