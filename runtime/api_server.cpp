@@ -37,6 +37,10 @@ namespace {
 
 constexpr size_t max_body = 1 << 20;  // 1 MiB
 
+const std::set<std::string> schedule_keys{"pipeline", "kind",    "at",       "every",
+                                          "cron",     "overlap", "catch_up", "enabled",
+                                          "priority", "enable",  "env"};
+
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(2) + "\n", "application/json");
@@ -202,6 +206,16 @@ struct api_server::impl {
       return false;
     send_error(res, r.error);
     return true;
+  }
+
+  // The schedule `id`, or an error.
+  api_result<schedule_row> find_schedule(store& db, const std::string& id) {
+    auto s = db.find_schedule(id);
+    if (!s)
+      return store_down(s.error());
+    if (!*s)
+      return api_error{404, "not_found", "no schedule " + id};
+    return **s;
   }
 
   // The run with exactly this id, or an error.
@@ -381,13 +395,11 @@ struct api_server::impl {
       auto db = c.reader();
       if (!db)
         return send_error(res, store_down(db.error()));
-      auto s = (*db)->find_schedule(req.matches[1]);
-      if (!s)
-        return send_error(res, store_down(s.error()));
-      if (!*s)
-        return send_error(res, {404, "not_found", "no schedule " + std::string(req.matches[1])});
-      json j = **s;
-      auto events = (*db)->schedule_events((*s)->id, 0, 1000);
+      auto s = find_schedule(**db, req.matches[1]);
+      if (fail(res, s))
+        return;
+      json j = *s;
+      auto events = (*db)->schedule_events(s->id, 0, 1000);
       if (events)
         j["events"] = *events;
       send_json(res, 200, j);
@@ -721,9 +733,7 @@ struct api_server::impl {
 
   void create_schedule(const httplib::Request& req, httplib::Response& res) {
     json body;
-    if (auto err = parse_body(req, {"pipeline", "kind", "at", "every", "cron", "overlap",
-                                    "catch_up", "enabled", "priority", "enable", "env"},
-                              body))
+    if (auto err = parse_body(req, schedule_keys, body))
       return send_error(res, *err);
     schedule_row s;
     if (auto err = schedule_fields(body, s, true))
@@ -775,19 +785,15 @@ struct api_server::impl {
 
   void patch_schedule(const httplib::Request& req, httplib::Response& res) {
     json body;
-    if (auto err = parse_body(req, {"pipeline", "kind", "at", "every", "cron", "overlap",
-                                    "catch_up", "enabled", "priority", "enable", "env"},
-                              body))
+    if (auto err = parse_body(req, schedule_keys, body))
       return send_error(res, *err);
     auto db = c.reader();
     if (!db)
       return send_error(res, store_down(db.error()));
-    auto found = (*db)->find_schedule(req.matches[1]);
-    if (!found)
-      return send_error(res, store_down(found.error()));
-    if (!*found)
-      return send_error(res, {404, "not_found", "no schedule " + std::string(req.matches[1])});
-    auto s = **found;
+    auto found = find_schedule(**db, req.matches[1]);
+    if (fail(res, found))
+      return;
+    auto s = *found;
     bool was_enabled = s.enabled;
     auto old_spec = s.spec;
     if (auto err = schedule_fields(body, s, false))
@@ -803,7 +809,7 @@ struct api_server::impl {
     if (fail(res, ready))
       return;
     if (!retime)
-      ready->next_run_at = found->value().next_run_at;
+      ready->next_run_at = found->next_run_at;
     if (auto err = check_options(*ready))
       return send_error(res, *err);
     auto ok = (*db)->update_schedule(*ready);

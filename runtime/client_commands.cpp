@@ -37,6 +37,15 @@ bool make_client(const std::string& server, const std::string& token, bool need,
   return true;
 }
 
+// The client of the coordinator `o` names; nullopt (said) on a bad config.
+template <class Options>
+std::optional<api_client> connect(const Options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, true, s))
+    return std::nullopt;
+  return api_client{s};
+}
+
 // 4xx answers are the caller's to fix (exit 2); no answer or 5xx: exit 4.
 int fail(const http_reply& r, const client_settings& s) {
   std::fprintf(stderr, "troupe: %s\n", reply_error(r, s.server).c_str());
@@ -76,6 +85,21 @@ bool split_env(const std::vector<std::string>& list, json& out) {
     }
     out[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  return true;
+}
+
+// The launch options every launch and schedule takes; false (said) on a bad --env.
+bool add_run_options(json& body, int priority, const std::vector<std::string>& enable,
+                     const std::vector<std::string>& env_list) {
+  if (priority != 0)
+    body["priority"] = priority;
+  if (!enable.empty())
+    body["enable"] = enable;
+  json env;
+  if (!split_env(env_list, env))
+    return false;
+  if (!env.empty())
+    body["env"] = env;
   return true;
 }
 
@@ -309,15 +333,8 @@ int launch_command(const launch_options& o) {
   if (!make_client(o.server, o.token, true, s))
     return exit_code::usage;
   json body{{"pipeline", o.pipeline}};
-  if (o.priority != 0)
-    body["priority"] = o.priority;
-  if (!o.enable.empty())
-    body["enable"] = o.enable;
-  json env;
-  if (!split_env(o.env, env))
+  if (!add_run_options(body, o.priority, o.enable, o.env))
     return exit_code::usage;
-  if (!env.empty())
-    body["env"] = env;
   api_client api{s};
   auto r = api.post("/api/runs", body.dump());
   if (r.status != 201)
@@ -369,10 +386,11 @@ int launch_command(const launch_options& o) {
 }
 
 int cancel_command(const client_options& o, const std::string& run_id) {
-  client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  auto conn = connect(o);
+  if (!conn)
     return exit_code::usage;
-  api_client api{s};
+  auto& api = *conn;
+  const auto& s = api.settings();
   auto r = api.post("/api/runs/" + run_id + "/cancel", "{}");
   if (r.status != 202)
     return fail(r, s);
@@ -381,10 +399,11 @@ int cancel_command(const client_options& o, const std::string& run_id) {
 }
 
 int logs_command(const logs_options& o) {
-  client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  auto conn = connect(o);
+  if (!conn)
     return exit_code::usage;
-  api_client api{s};
+  auto& api = *conn;
+  const auto& s = api.settings();
   auto path = "/api/runs/" + o.run_id + "/logs/" + o.stage
               + "?stream=" + (o.stderr_stream ? "stderr" : "stdout")
               + (o.attempt > 0 ? "&attempt=" + std::to_string(o.attempt) : "")
@@ -421,10 +440,11 @@ void print_schedules(const json& list) {
 } // namespace
 
 int schedule_command(const schedule_options& o) {
-  client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  auto conn = connect(o);
+  if (!conn)
     return exit_code::usage;
-  api_client api{s};
+  auto& api = *conn;
+  const auto& s = api.settings();
   if (o.action == "list") {
     auto r = api.get("/api/schedules");
     if (r.status != 200)
@@ -467,15 +487,8 @@ int schedule_command(const schedule_options& o) {
       body["catch_up"] = o.catch_up;
     if (o.disabled)
       body["enabled"] = false;
-    if (o.priority != 0)
-      body["priority"] = o.priority;
-    if (!o.enable.empty())
-      body["enable"] = o.enable;
-    json env;
-    if (!split_env(o.env, env))
+    if (!add_run_options(body, o.priority, o.enable, o.env))
       return exit_code::usage;
-    if (!env.empty())
-      body["env"] = env;
     auto r = api.post("/api/schedules", body.dump());
     if (r.status != 201)
       return fail(r, s);
@@ -517,10 +530,11 @@ std::string configured_server(const store_command_options& o) {
 }
 
 int api_runs_command(const store_command_options& o) {
-  client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  auto conn = connect(o);
+  if (!conn)
     return exit_code::usage;
-  api_client api{s};
+  auto& api = *conn;
+  const auto& s = api.settings();
   std::string q = "?limit=" + std::to_string(o.limit);
   if (!o.status.empty())
     q += "&status=" + o.status;
@@ -538,10 +552,11 @@ int api_runs_command(const store_command_options& o) {
 }
 
 int api_show_command(const store_command_options& o) {
-  client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  auto conn = connect(o);
+  if (!conn)
     return exit_code::usage;
-  api_client api{s};
+  auto& api = *conn;
+  const auto& s = api.settings();
   http_reply err;
   auto v = fetch_run(api, o.run_id, &err);
   if (!v)

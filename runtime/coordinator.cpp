@@ -13,6 +13,7 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/host_env.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/liveness.hpp"
 #include "runtime/recovery.hpp"
@@ -28,8 +29,6 @@
 
 #include <algorithm>
 #include <random>
-
-extern char** environ;
 
 namespace troupe {
 
@@ -158,17 +157,6 @@ struct coordinator::actors {
 
 namespace {
 
-std::map<std::string, std::string> own_environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos)
-      env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return env;
-}
-
 bool env_name_ok(const std::string& k) {
   if (k.empty() || k.size() > 256 || std::isdigit(static_cast<unsigned char>(k[0])))
     return false;
@@ -191,17 +179,6 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
 
 api_error bad_request(const std::string& field, const std::string& message) {
   return {400, "bad_request", field + ": " + message};
-}
-
-// Chromium for browser stages, as `troupe run` finds it.
-std::string find_chromium() {
-  if (const char* env = std::getenv("TROUPE_CHROMIUM"))
-    return ::access(env, X_OK) == 0 ? std::string(env) : std::string{};
-  for (const char* path : {"/usr/bin/chromium", "/usr/bin/chromium-browser",
-                           "/usr/bin/google-chrome"})
-    if (::access(path, X_OK) == 0)
-      return path;
-  return {};
 }
 
 } // namespace

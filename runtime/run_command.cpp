@@ -17,6 +17,7 @@
 #include "adapters/sampling/topology.hpp"
 #include "messages/errors.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/host_env.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/liveness.hpp"
 #include "runtime/pipeline.hpp"
@@ -75,20 +76,6 @@ bool env_flag(const char* name) {
   return s == "1" || s == "true" || s == "yes";
 }
 
-using env_map = std::map<std::string, std::string>;
-
-env_map own_environment() {
-  env_map env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos)
-      env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return env;
-}
-
-
 // Why a stage could not start as things stand, or empty. The dry run's
 // check: a working directory or program an earlier stage creates shows up
 // here too, and says so.
@@ -127,29 +114,6 @@ bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
                 format_duration(s.timeout).c_str());
   }
   return ok;
-}
-
-// Chromium for the browser strategy: $TROUPE_CHROMIUM, else the first of
-// Debian's and upstream's names in PATH; empty when there is none.
-std::string find_chromium() {
-  if (const char* env = std::getenv("TROUPE_CHROMIUM"))
-    return ::access(env, X_OK) == 0 ? std::string(env) : std::string{};
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
-    size_t start = 0;
-    while (start <= dirs.size()) {
-      auto end = dirs.find(':', start);
-      auto dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      auto full = (dir.empty() ? "." : dir) + "/" + name;
-      if (::access(full.c_str(), X_OK) == 0)
-        return full;
-      if (end == std::string::npos)
-        break;
-      start = end + 1;
-    }
-  }
-  return {};
 }
 
 // SIGINT/SIGTERM/SIGHUP arrive here (blocked everywhere else) and become a cancel.
