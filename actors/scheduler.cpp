@@ -113,8 +113,9 @@ scheduler_actor::behavior_type scheduler(self_ptr self, scheduler_deps deps) {
       auto& st = self->state;
       const auto& rec = launch.plan->record;
       auto id = rec.run_id;
-      // Persisted queued first: the run exists from the moment it is launched.
-      if (st.deps.store) {
+      // Persisted queued first: the run exists from the moment it is launched
+      // (a resumed run exists already, running: it stays so).
+      if (st.deps.store && rec.status != run_status::running) {
         store_batch b;
         b.runs.push_back(row_of(rec, run_status::queued));
         self->send(st.deps.store, persist_atom_v, std::move(b));

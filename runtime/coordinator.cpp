@@ -2,6 +2,7 @@
 
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
+#include "actors/running_order.hpp"
 #include "actors/schedule_clock.hpp"
 #include "actors/store_writer.hpp"
 #include "adapters/artifacts/io_pool.hpp"
@@ -374,7 +375,8 @@ void coordinator::poke_schedules() {
 
 api_result<coordinator::prepared>
 coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
-                     const std::string& run_dir, int64_t epoch, caf::timestamp created) {
+                     const std::string& run_dir, int64_t epoch, caf::timestamp created,
+                     bool resumed) {
   std::set<std::string> enabled;
   for (auto& name : req.enable) {
     auto it = std::find_if(p.stages.begin(), p.stages.end(),
@@ -404,6 +406,7 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
   start.grace = cfg_.grace;
   start.environment = own_environment();
   start.epoch = epoch;
+  start.resumed = resumed;
   auto plan = std::make_shared<run_plan>(make_run_plan(p, start));
   for (auto& job : plan->jobs)
     for (auto& [k, v] : req.env)
@@ -750,7 +753,13 @@ void coordinator::reconcile_step() {
                    + ", whose process is lost; started here");
     dispatch(std::move(*prep), 0);
   }
-  auto report = reconcile_as(**db, host, static_cast<int32_t>(::getpid()), owner_);
+  // Running runs of lost owners: resumed here when their pipeline says
+  // `resume: true` (its file unchanged in place), else failed interrupted.
+  auto resumable = [this](const run_row& r) {
+    auto p = find_pipeline(r.pipeline);
+    return p && p->resume && p->file == r.pipeline_file;
+  };
+  auto report = reconcile_as(**db, host, static_cast<int32_t>(::getpid()), owner_, resumable);
   if (!report) {
     log_("error", "reconcile: " + describe(report.error()));
     return;
@@ -760,6 +769,18 @@ void coordinator::reconcile_step() {
   for (auto& run : report->settled)
     if (auto err = settle_metadata(run))
       log_("warn", "recovery: " + describe(err));
+  for (auto& r : report->resumes) {
+    auto p = find_pipeline(r.run.pipeline);
+    if (!p)
+      continue;
+    auto prep = prepare(*p, launch_request{r.run.pipeline, 0, {}, {}}, r.run.run_id,
+                        r.run.run_dir, r.run.epoch, r.run.created_at, true);
+    if (!prep)
+      continue;
+    running_order::restore(prep->plan->record, r.jobs, r.attempts);
+    log_("warn", "run " + r.run.run_id + " resumed here (resume: true)");
+    dispatch(std::move(*prep), 0);
+  }
 }
 
 void coordinator::schedule_loop() {

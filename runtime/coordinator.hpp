@@ -237,7 +237,7 @@ private:
   };
   api_result<prepared> prepare(const pipeline_def& p, const launch_request& req,
                                const std::string& run_id, const std::string& run_dir,
-                               int64_t epoch, caf::timestamp created);
+                               int64_t epoch, caf::timestamp created, bool resumed = false);
   void dispatch(prepared p, int32_t priority);
   void handle_claim(store& db, const claimed_schedule& c);
   void load_pipelines();

@@ -282,26 +282,31 @@ std::vector<std::string> kill_leftovers(const std::string& run_id,
 
 namespace {
 
+using resumable_fn = std::function<bool(const run_row&)>;
+
 caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host, int32_t pid,
-                                              const std::string& resume_file,
+                                              const resumable_fn& resumable, bool just_one,
                                               const std::string& taker);
 
 } // namespace
 
 caf::expected<recovery_report> reconcile(store& db, const std::string& host, int32_t pid,
                                          const std::string& resume_file) {
-  return reconcile_runs(db, host, pid, resume_file, {});
+  // `troupe run` resumes one run: its own pipeline's, if one was interrupted.
+  auto mine = [&](const run_row& r) { return !resume_file.empty() && r.pipeline_file == resume_file; };
+  return reconcile_runs(db, host, pid, mine, true, {});
 }
 
 caf::expected<recovery_report> reconcile_as(store& db, const std::string& host, int32_t pid,
-                                            const std::string& owner) {
-  return reconcile_runs(db, host, pid, {}, owner);
+                                            const std::string& owner,
+                                            const std::function<bool(const run_row&)>& resumable) {
+  return reconcile_runs(db, host, pid, resumable, false, owner);
 }
 
 namespace {
 
 caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host, int32_t pid,
-                                              const std::string& resume_file,
+                                              const resumable_fn& resumable, bool just_one,
                                               const std::string& taker) {
   recovery_report report;
   auto runs = db.unfinished_runs();
@@ -324,7 +329,7 @@ caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host
       // (settle_run writes at the next epoch: the one just taken.)
     }
     auto why = owner.why + "; the run was " + to_string(run.status);
-    bool resume = !report.resume && !resume_file.empty() && run.pipeline_file == resume_file
+    bool resume = (!just_one || !report.resume) && resumable && resumable(run)
                   && run.status == run_status::running;
     auto run_id = run.run_id;
     if (auto err = settle_run(db, run, failure_code::interrupted, why, resume, run.host == host,
@@ -344,7 +349,9 @@ caf::expected<recovery_report> reconcile_runs(store& db, const std::string& host
       r.run = fresh->at(0);
       r.jobs = std::move(*jobs);
       r.attempts = std::move(*attempts);
-      report.resume = std::move(r);
+      report.resumes.push_back(r);
+      if (!report.resume)
+        report.resume = std::move(r);
     }
   }
   return report;

@@ -10,6 +10,7 @@
 
 #include "adapters/store/store.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,7 +30,8 @@ struct recovery_report {
   int32_t processes_killed = 0;  // stage processes the dead runner left behind
   std::vector<std::string> messages;  // one line per run, for people
   std::vector<resumable_run> settled; // the runs now failed, as the store has them
-  std::optional<resumable_run> resume;
+  std::optional<resumable_run> resume;  // the first of `resumes`
+  std::vector<resumable_run> resumes;   // every run settled for resuming
 };
 
 /// `resume_file`: the absolute pipeline file of this run when its pipeline
@@ -40,8 +42,11 @@ caf::expected<recovery_report> reconcile(store& db, const std::string& host, int
 /// The same, where several processes may reconcile one store at once (the
 /// coordinators): each lost run is first taken over with store::take_over_run
 /// by `owner`, and only the one process that wins settles it.
+/// Runs for which `resumable` is true (and that were running) are settled
+/// for resuming, as `troupe run` resumes its own, and listed in `resumes`.
 caf::expected<recovery_report> reconcile_as(store& db, const std::string& host, int32_t pid,
-                                            const std::string& owner);
+                                            const std::string& owner,
+                                            const std::function<bool(const run_row&)>& resumable);
 
 /// The parent's half of supervision: the run_supervisor of `run_id` ended
 /// without finishing the run. Its unfinished attempts, jobs and the run fail

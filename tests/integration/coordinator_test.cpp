@@ -386,21 +386,31 @@ TEST_F(CoordinatorTest, ALaunchedRunStartsAtOnceWithoutAPollingInterval) {
 
 TEST_F(CoordinatorTest, ACoordinatorKilledWithRunsInFlightEndsEachRunOnceAfterARestart) {
   pipe("short", "  - name: nap\n    shell: \"sleep 1\"\n");
+  // Resumable: its second stage's first attempt waits forever; a second
+  // attempt finds the marker and succeeds.
+  std::ofstream(pipes() + "/again.yaml")
+    << "name: again\nresume: true\nstages:\n  - name: first\n    shell: \"echo one\"\n"
+       "  - name: second\n    shell: \"test -f $TROUPE_RUN_DIR/marker || "
+       "{ touch $TROUPE_RUN_DIR/marker; sleep 30; }\"\n";
   auto args = base_args();
-  args.insert(args.end(), {"--max-running", "2"});
+  args.insert(args.end(), {"--max-running", "3"});
   std::vector<std::string> running, queued;
+  std::string resumable;
   {
     coordinator_process first(args, tmp.path());
     auto c = first.client();
     for (int i = 0; i < 2; ++i)
       running.push_back(launch(*c, {{"pipeline", "slow"}})["id"].get<std::string>());
+    resumable = launch(*c, {{"pipeline", "again"}})["id"].get<std::string>();
     for (int i = 0; i < 2; ++i)
       queued.push_back(launch(*c, {{"pipeline", "short"}})["id"].get<std::string>());
-    // The two slow ones run, the short ones wait for a slot.
+    // The slow ones and the resumable one run (its second stage), the short
+    // ones wait for a slot.
     ASSERT_TRUE(first.process().wait_until(
       [&] {
         auto r = body_json(c->Get("/api/runs?status=running"));
-        return r.is_object() && r["runs"].size() == 2;
+        auto a = body_json(c->Get(("/api/runs/" + resumable).c_str()));
+        return r.is_object() && r["runs"].size() == 3 && a["jobs"][1]["status"] == "running";
       },
       10s));
     ::kill(first.pid(), SIGKILL);
@@ -417,6 +427,14 @@ TEST_F(CoordinatorTest, ACoordinatorKilledWithRunsInFlightEndsEachRunOnceAfterAR
     auto run = wait_ended(*c, id, 30s);
     EXPECT_EQ(run["status"], "succeeded") << "a queued run is taken over and run: " << run.dump(2);
   }
+  // resume: true: the same run goes on here; its interrupted stage gets a
+  // second attempt, the finished one is not run again.
+  auto resumed = wait_ended(*c, resumable, 30s);
+  EXPECT_EQ(resumed["status"], "succeeded") << resumed.dump(2);
+  EXPECT_EQ(resumed["jobs"][0]["attempts"].size(), 1u);
+  ASSERT_EQ(resumed["jobs"][1]["attempts"].size(), 2u) << resumed.dump(2);
+  EXPECT_EQ(resumed["jobs"][1]["attempts"][0]["failure_code"], "interrupted");
+  EXPECT_NE(second.log().find("run " + resumable + " resumed here"), std::string::npos);
   // Each run ended once: one terminal run event each.
   for (auto& id : running) {
     auto events = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
