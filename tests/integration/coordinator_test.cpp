@@ -763,3 +763,58 @@ TEST_F(CoordinatorTest, SigtermLeavesRunsToTheNextStartAndDrainWaitsForThem) {
   EXPECT_EQ(after["status"], "failed");
   EXPECT_EQ(after["failure_code"], "interrupted");
 }
+
+TEST_F(CoordinatorTest, TicksMissedWhileNoCoordinatorRanAreCaughtUpAsConfigured) {
+  auto settings = tmp.write("co.yaml", "pipelines: pipes\noutput: out\nschedule_grace: 1s\n");
+  std::map<std::string, std::string> ids;
+  {
+    coordinator_process first({"--config", settings}, tmp.path());
+    auto c = first.client();
+    for (auto mode : {"none", "one", "all"}) {
+      auto r = c->Post("/api/schedules",
+                       json{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1s"},
+                            {"catch_up", mode}}
+                         .dump(),
+                       "application/json");
+      ASSERT_EQ(r->status, 201) << r->body;
+      ids[mode] = body_json(r)["id"].get<std::string>();
+    }
+    std::this_thread::sleep_for(1200ms);
+    ::kill(first.pid(), SIGTERM);
+    ASSERT_EQ(first.process().wait(10s).exit_code, 0);
+  }
+  std::this_thread::sleep_for(4500ms);  // no coordinator: about four ticks pass
+  coordinator_process second({"--config", settings}, tmp.path());
+  auto c = second.client();
+  std::this_thread::sleep_for(800ms);
+  for (auto& [mode, id] : ids)
+    ASSERT_EQ(c->Patch(("/api/schedules/" + id).c_str(), R"({"enabled": false})",
+                       "application/json")
+                ->status,
+              200);
+  auto count = [&](const std::string& mode, const std::string& kind) {
+    auto s = body_json(c->Get(("/api/schedules/" + ids[mode]).c_str()));
+    int n = 0;
+    for (auto& e : s["events"])
+      n += e["kind"] == kind ? 1 : 0;
+    return n;
+  };
+  EXPECT_EQ(count("none", "caught_up"), 0);
+  EXPECT_GE(count("none", "skipped"), 2);
+  // one: a single run stands for the outage (the latest missed tick, or the
+  // tick that is merely late when there is one), the others are skipped.
+  EXPECT_LE(count("one", "caught_up"), 1);
+  EXPECT_GE(count("one", "skipped"), 2);
+  EXPECT_GE(count("all", "caught_up"), 2);
+  EXPECT_EQ(count("all", "skipped"), 0);
+  // The runs say the same: "all" has a run for every tick, one second apart.
+  auto runs = body_json(c->Get("/api/runs?limit=1000"))["runs"];
+  std::vector<int64_t> ticks;
+  for (auto& r : runs)
+    if (r["schedule_id"] == ids["all"])
+      ticks.push_back(ms_of(r["scheduled_for"]));
+  std::sort(ticks.begin(), ticks.end());
+  ASSERT_GE(ticks.size(), 5u);
+  for (size_t k = 1; k < ticks.size(); ++k)
+    EXPECT_EQ(ticks[k] - ticks[k - 1], 1000);
+}
