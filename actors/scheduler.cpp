@@ -145,6 +145,10 @@ scheduler_actor::behavior_type scheduler(self_ptr self, scheduler_deps deps) {
       }
       return false;
     },
+    [=](limit_atom, const std::string& pipeline, int32_t max_running) {
+      self->state.queue.set_pipeline_limit(pipeline, max_running);
+      dispatch(self);  // a limit raised or removed may admit queued runs
+    },
     [=](stats_atom) -> caf::result<int32_t, int32_t> {
       auto& st = self->state;
       return {static_cast<int32_t>(st.queue.queued()), static_cast<int32_t>(st.supervisors.size())};

@@ -228,6 +228,11 @@ void coordinator::load_pipelines() {
     }
     ::closedir(d);
   }
+  // Each pipeline's own max_running, as the files say now (a pipeline added
+  // or changed since the start included).
+  if (actors_ && actors_->scheduler)
+    for (auto& [name, p] : found)
+      caf::anon_send(actors_->scheduler, limit_atom_v, name, p.max_running);
   std::lock_guard<std::mutex> guard{pipelines_mtx_};
   pipelines_ = std::move(found);
 }

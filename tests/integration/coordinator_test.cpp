@@ -818,3 +818,28 @@ TEST_F(CoordinatorTest, TicksMissedWhileNoCoordinatorRanAreCaughtUpAsConfigured)
   for (size_t k = 1; k < ticks.size(); ++k)
     EXPECT_EQ(ticks[k] - ticks[k - 1], 1000);
 }
+
+TEST_F(CoordinatorTest, APipelinesOwnMaxRunningHoldsEvenForAPipelineAddedLater) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  // Added after the start: found at the first launch, with its limit.
+  std::ofstream(pipes() + "/single.yaml")
+    << "name: single\nmax_running: 1\nstages:\n  - name: nap\n    shell: \"sleep 0.3\"\n";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(launch(*c, {{"pipeline", "single"}})["id"].get<std::string>());
+  auto other = launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>();
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  for (auto& id : ids) {
+    auto run = wait_ended(*c, id);
+    EXPECT_EQ(run["status"], "succeeded");
+    auto& a = run["jobs"][0]["attempts"][0];
+    spans.emplace_back(ms_of(a["started_at"]), ms_of(a["finished_at"]));
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t k = 1; k < spans.size(); ++k)
+    EXPECT_GE(spans[k].first, spans[k - 1].second) << "one at a time";
+  // Another pipeline is not held up behind them.
+  auto q = wait_ended(*c, other);
+  EXPECT_LT(ms_of(q["jobs"][0]["attempts"][0]["started_at"]), spans[1].first);
+}
