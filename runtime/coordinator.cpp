@@ -497,9 +497,17 @@ api_result<run_row> coordinator::cancel(const std::string& run_id) {
   bool here = false;
   self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, run_id)
     .receive([&](bool b) { here = b; }, [](caf::error&) {});
-  if (!here)
-    return api_error{409, "conflict",
-                     "run " + run_id + " is not run by this coordinator (owner " + row.owner + ")"};
+  if (!here) {
+    // Another coordinator holds it: the request goes through the store,
+    // and its owner cancels it within a second.
+    auto asked = (*db)->request_cancel(run_id, caf::make_timestamp());
+    if (!asked)
+      return api_error{503, "store_unavailable", describe(asked.error())};
+    if (!*asked)
+      return api_error{409, "conflict", "run " + run_id + " has ended; there is nothing to cancel"};
+    log_("info", "run " + run_id + ": cancel requested of its owner " + row.owner);
+    return row;
+  }
   log_("info", "run " + run_id + ": cancel requested");
   return row;
 }
@@ -722,6 +730,24 @@ void coordinator::schedule_step() {
     handle_claim(**db, c);
 }
 
+// Cancels asked of this coordinator through the store (by another one).
+void coordinator::cancel_step() {
+  auto db = pool_.borrow();
+  if (!db)
+    return;
+  auto asked = (*db)->cancel_requests(owner_);
+  if (!asked || asked->empty())
+    return;
+  caf::scoped_actor self{actors_->sys};
+  for (auto& id : *asked) {
+    if (!cancels_sent_.insert(id).second)
+      continue;  // sent; the run is on its way out
+    self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, id)
+      .receive([](bool) {}, [](caf::error&) {});
+    log_("info", "run " + id + ": cancelled at another coordinator's request");
+  }
+}
+
 void coordinator::reconcile_step() {
   auto db = pool_.borrow();
   if (!db) {
@@ -797,6 +823,7 @@ void coordinator::schedule_loop() {
         return;
     }
     schedule_step();
+    cancel_step();
     if (std::chrono::steady_clock::now() >= next_reconcile) {
       reconcile_step();
       next_reconcile = std::chrono::steady_clock::now() + cfg_.reconcile_every;

@@ -231,6 +231,7 @@ public:
 private:
   void schedule_loop();
   void reconcile_step();
+  void cancel_step();
   struct prepared {
     std::shared_ptr<struct run_plan> plan;
     run_row row;
@@ -259,6 +260,7 @@ private:
   std::condition_variable loop_cv_;
   bool loop_stop_ = false;
   bool loop_poked_ = false;
+  std::set<std::string> cancels_sent_;  // the schedule loop's: store cancel requests passed on
 };
 
 } // namespace troupe

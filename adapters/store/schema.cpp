@@ -129,6 +129,13 @@ std::vector<migration> schema_migrations(dialect d) {
        " message TEXT NOT NULL DEFAULT '')",
        "CREATE INDEX schedule_events_by_schedule ON schedule_events (schedule_id, id)",
      }},
+    {5,
+     "cancel requests for runs another coordinator holds",
+     {
+       // Set by whoever is asked to cancel a run it does not hold; the
+       // run's owner looks for its runs' requests every second and cancels.
+       "ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT",
+     }},
   };
 }
 

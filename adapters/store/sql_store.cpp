@@ -566,6 +566,28 @@ caf::expected<bool> sql_store::take_over_run(const std::string& run_id,
   });
 }
 
+caf::expected<bool> sql_store::request_cancel(const std::string& run_id, caf::timestamp now) {
+  return guarded("request_cancel", [&] {
+    return in_transaction([&] {
+      return !exec("UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1) "
+                   "WHERE run_id = $2 AND status IN ('queued', 'running') RETURNING run_id",
+                   {ts(now), text(run_id)})
+                .empty();
+    });
+  });
+}
+
+caf::expected<std::vector<std::string>> sql_store::cancel_requests(const std::string& owner) {
+  return guarded("cancel_requests", [&] {
+    std::vector<std::string> out;
+    for (auto& r : exec("SELECT run_id FROM runs WHERE owner = $1 AND cancel_requested_at IS NOT "
+                        "NULL AND status IN ('queued', 'running')",
+                        {text(owner)}))
+      out.push_back(str(r, 0));
+    return out;
+  });
+}
+
 caf::error sql_store::create_schedule(const schedule_row& s) {
   auto done = guarded("create_schedule", [&] {
     return in_transaction([&] {

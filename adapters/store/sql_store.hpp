@@ -48,6 +48,8 @@ public:
   caf::expected<bool> take_over_run(const std::string& run_id, const std::string& owner_was,
                                     int64_t epoch_was, const std::string& owner,
                                     caf::timestamp now) override;
+  caf::expected<bool> request_cancel(const std::string& run_id, caf::timestamp now) override;
+  caf::expected<std::vector<std::string>> cancel_requests(const std::string& owner) override;
   caf::error create_schedule(const schedule_row& s) override;
   caf::expected<std::vector<schedule_row>> schedules() override;
   caf::expected<std::optional<schedule_row>> find_schedule(const std::string& id) override;

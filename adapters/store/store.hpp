@@ -94,6 +94,12 @@ public:
                                             const std::string& owner_was, int64_t epoch_was,
                                             const std::string& owner, caf::timestamp now) = 0;
 
+  /// Asks the owner of unfinished run `run_id` to cancel it (it looks with
+  /// cancel_requests). False when the run is not unfinished.
+  virtual caf::expected<bool> request_cancel(const std::string& run_id, caf::timestamp now) = 0;
+  /// The unfinished runs of `owner` whose cancel was requested.
+  virtual caf::expected<std::vector<std::string>> cancel_requests(const std::string& owner) = 0;
+
   // Schedules (the coordinator's; see docs/coordinator.md).
   virtual caf::error create_schedule(const schedule_row& s) = 0;
   /// Oldest first.

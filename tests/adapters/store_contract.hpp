@@ -81,7 +81,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 4);
+  EXPECT_EQ(*v, 5);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -472,6 +472,19 @@ TYPED_TEST_P(StoreContract, TakeoversCursorsAndEventsAfterAnId) {
   ASSERT_TRUE(rows);
   EXPECT_EQ(rows->at(0).owner, "me:2:2");
   EXPECT_EQ(rows->at(0).epoch, 2);
+  // A cancel request reaches the owner, and only for unfinished runs.
+  auto asked = db->request_cancel(id, caf::make_timestamp());
+  ASSERT_TRUE(asked);
+  EXPECT_TRUE(*asked);
+  auto mine = db->cancel_requests("me:2:2");
+  ASSERT_TRUE(mine);
+  EXPECT_EQ(*mine, std::vector<std::string>{id});
+  auto theirs = db->cancel_requests("you:3:3");
+  ASSERT_TRUE(theirs);
+  EXPECT_TRUE(theirs->empty());
+  auto none = db->request_cancel("no-such-run", caf::make_timestamp());
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
   std::vector<std::string> seen;
   std::string cursor;
   for (int page = 0; page < 4; ++page) {

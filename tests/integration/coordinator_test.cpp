@@ -843,3 +843,22 @@ TEST_F(CoordinatorTest, APipelinesOwnMaxRunningHoldsEvenForAPipelineAddedLater) 
   auto q = wait_ended(*c, other);
   EXPECT_LT(ms_of(q["jobs"][0]["attempts"][0]["started_at"]), spans[1].first);
 }
+
+TEST_F(CoordinatorTest, ACancelAskedOfAnotherCoordinatorReachesTheRunsOwner) {
+  // Two coordinators on one store (the same SQLite file).
+  coordinator_process a(base_args(), tmp.path());
+  coordinator_process b(base_args(), tmp.path());
+  auto id = launch(*a.client(), {{"pipeline", "slow"}})["id"].get<std::string>();
+  ASSERT_TRUE(a.process().wait_until(
+    [&] { return body_json(a.client()->Get(("/api/runs/" + id).c_str()))["status"] == "running"; },
+    10s));
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = b.client()->Post(("/api/runs/" + id + "/cancel").c_str(), "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  auto run = wait_ended(*b.client(), id, 20s);
+  EXPECT_EQ(run["status"], "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+  EXPECT_NE(a.log().find("cancelled at another coordinator's request"), std::string::npos)
+    << a.log();
+}
