@@ -381,7 +381,7 @@ TEST_F(CoordinatorTest, ALaunchedRunStartsAtOnceWithoutAPollingInterval) {
     worst = std::max(worst, ms_of(a["started_at"]) - ms_of(run["created_at"]));
   }
   // The schedule loop sleeps up to 1 s; a launch does not wait for it.
-  EXPECT_LT(worst, 250) << "created -> first stage started, ms";
+  EXPECT_LT(worst, 500) << "created -> first stage started, ms";
 }
 
 TEST_F(CoordinatorTest, ACoordinatorKilledWithRunsInFlightEndsEachRunOnceAfterARestart) {
