@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh          what make run / make test need
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime
 #                                    (scripts/fuzz-pipeline.sh)
+#   scripts/install-deps.sh --bench  also Redis, Celery and Dask (bench/compare)
 set -euo pipefail
 
 packages=(
@@ -28,6 +29,10 @@ packages=(
 )
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)  # clang -fsanitize=fuzzer (libFuzzer's runtime)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  # bench/compare: the systems troupe is measured beside (Debian's python3)
+  packages+=(redis-server redis-tools python3-celery python3-redis python3-distributed)
 fi
 
 missing=()

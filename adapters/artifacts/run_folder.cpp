@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
 namespace troupe {
 
@@ -47,13 +48,30 @@ caf::expected<std::string> create_run_folder(const std::string& output_dir,
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", &tm);
   std::string base = std::string(resolved) + "/" + stamp;
-  for (int n = 0; n < 10000; ++n) {
+  // Where this process left off in this second: many runs a second (the
+  // coordinator) used to probe _1, _2, ... from the start, one failed mkdir
+  // each, every time. Other processes' folders still make mkdir fail: on.
+  static std::mutex mtx;
+  static std::string last_base;
+  static int last_n = -1;
+  int first = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (last_base == base)
+      first = last_n + 1;
+  }
+  for (int n = first; n < first + 10000; ++n) {
     std::string dir = n == 0 ? base : base + "_" + std::to_string(n);
     if (::mkdir(dir.c_str(), 0755) == 0) {
       if (::mkdir((dir + "/logs").c_str(), 0755) != 0)
         return caf::make_error(errc::os_error, "cannot create '" + dir
                                                  + "/logs': " + std::strerror(errno));
       sync_directory(resolved);
+      std::lock_guard<std::mutex> guard{mtx};
+      if (last_base != base || n > last_n) {
+        last_base = base;
+        last_n = n;
+      }
       return dir;
     }
     if (errno != EEXIST)

@@ -65,6 +65,17 @@ TEST_F(ArtifactsTest, RunFoldersAreNamedByUtcTimeWithSuffixes) {
   EXPECT_EQ(*c, *a + "_2");
   struct stat st{};
   EXPECT_EQ(::stat((*a + "/logs").c_str(), &st), 0);
+  // Many in one second (a coordinator): each name once, in order, and a
+  // name another process took meanwhile is passed over.
+  ASSERT_EQ(::mkdir((*a + "_3").c_str(), 0755), 0);
+  std::vector<std::string> more;
+  for (int i = 0; i < 200; ++i) {
+    auto d = create_run_folder(dir + "/out/nested", t);
+    ASSERT_TRUE(d);
+    more.push_back(*d);
+  }
+  EXPECT_EQ(more.front(), *a + "_4");
+  EXPECT_EQ(more.back(), *a + "_203");
   std::ofstream(dir + "/file") << "x";
   auto bad = create_run_folder(dir + "/file/out", t);
   ASSERT_FALSE(bad);

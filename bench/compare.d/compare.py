@@ -1,0 +1,426 @@
+#!/usr/bin/python3
+"""bench/compare: troupe beside the spawn floor, xargs, Celery and Dask, in
+one run, each workload on each system alternately (A B C ... then ... C B A),
+medians with min/max and the ratio to the baseline measured in the same run.
+Run by bench/compare (which installs and builds first); Debian's python3.
+
+  compare.py BUILD_DIR [--jobs N] [--reps R] [--idle S] [--latency N] [--out DIR]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+
+here = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument("build")
+ap.add_argument("--jobs", type=int, default=5000)
+ap.add_argument("--reps", type=int, default=3)
+ap.add_argument("--idle", type=int, default=60)
+ap.add_argument("--latency", type=int, default=200)
+ap.add_argument("--out", default=os.path.join(here, "..", "results"))
+args = ap.parse_args()
+if args.reps < 3:
+    sys.exit("compare: --reps must be at least 3")
+build = os.path.abspath(args.build)
+work = tempfile.mkdtemp(prefix="troupe-compare-")
+REDIS_PORT, DASK_PORT = 6391, 8791
+started = []  # (name, Popen): stopped at the end, whatever happens
+
+
+def start(name, cmd, **kw):
+    p = subprocess.Popen(cmd, **kw)
+    started.append((name, p))
+    return p
+
+
+def stop_all():
+    for name, p in reversed(started):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# -- processes' figures ---------------------------------------------------------
+
+def children_of(pid):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+                kids.setdefault(int(stat[1]), []).append(int(d))
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def figures(roots):
+    """(cpu seconds, rss bytes) of the process trees under `roots`."""
+    cpu, rss = 0.0, 0
+    for root in roots:
+        for pid in children_of(root):
+            try:
+                stat = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+                cpu += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+                for line in open("/proc/%d/status" % pid):
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+    return cpu, rss
+
+
+class load_watch:
+    """Highest RSS and CPU used by `roots` while a workload runs."""
+
+    def __init__(self, roots):
+        self.roots, self.peak, self.stop = roots, 0, False
+        self.cpu0, _ = figures(roots)
+        self.t0 = time.time()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            self.peak = max(self.peak, figures(self.roots)[1])
+            time.sleep(0.2)
+
+    def done(self):
+        self.stop = True
+        self.thread.join()
+        cpu1, rss = figures(self.roots)
+        return {"cpu_pct": (cpu1 - self.cpu0) / (time.time() - self.t0) * 100,
+                "rss_mib": max(self.peak, rss) / 2**20}
+
+
+# -- the systems ------------------------------------------------------------------
+
+def start_redis():
+    p = start("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+                        "--save", "", "--appendonly", "no", "--daemonize", "no",
+                        "--dir", work], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                          capture_output=True, text=True).stdout.strip() == "PONG":
+            return p
+        time.sleep(0.1)
+    sys.exit("compare: redis-server did not start")
+
+
+def start_celery():
+    env = dict(os.environ, PYTHONPATH=here,
+               TROUPE_BENCH_REDIS="redis://127.0.0.1:%d" % REDIS_PORT)
+    os.environ["TROUPE_BENCH_REDIS"] = env["TROUPE_BENCH_REDIS"]
+    log = open(os.path.join(work, "celery.log"), "w")
+    p = start("celery", ["/usr/bin/python3", "-m", "celery", "-A", "celery_app", "worker",
+                         "--pool", "prefork", "--concurrency", "2", "--without-gossip",
+                         "--without-mingle", "--without-heartbeat", "-l", "warning"],
+              env=env, cwd=here, stdout=log, stderr=log)
+    sys.path.insert(0, here)
+    import celery_app
+    for _ in range(300):
+        try:
+            if celery_app.app.control.ping(timeout=0.5):
+                return p, celery_app
+        except Exception:
+            pass
+        time.sleep(0.2)
+    sys.exit("compare: the Celery worker did not answer (see %s/celery.log)" % work)
+
+
+def start_dask():
+    p = start("dask", ["/usr/bin/python3", os.path.join(here, "dask_cluster.py"),
+                       str(DASK_PORT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+              stderr=open(os.path.join(work, "dask.log"), "w"), text=True)
+    addr = p.stdout.readline().strip()
+    if not addr:
+        sys.exit("compare: the Dask cluster did not start (see %s/dask.log)" % work)
+    from distributed import Client
+    return p, Client(addr)
+
+
+def start_coordinator():
+    pipes = os.path.join(work, "pipes")
+    os.makedirs(pipes, exist_ok=True)
+    open(os.path.join(pipes, "true.yaml"), "w").write(
+        'name: true-job\nstages:\n  - name: job\n    run: ["/bin/true"]\n')
+    out = open(os.path.join(work, "co.out"), "w+")
+    p = start("coordinator", [os.path.join(build, "troupe"), "coordinator", "--pipelines", pipes,
+                              "-o", os.path.join(work, "co"), "--max-running", "2",
+                              "--listen", "127.0.0.1:0"],
+              stdout=out, stderr=open(os.path.join(work, "co.err"), "w"))
+    for _ in range(400):
+        out.seek(0)
+        m = re.search(r"listening on http://127.0.0.1:(\d+)", out.read())
+        if m:
+            return p, int(m.group(1))
+        time.sleep(0.05)
+    sys.exit("compare: the coordinator did not start")
+
+
+def api(port, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    c.request(method, path, body=json.dumps(body) if body is not None else None,
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, (json.loads(data) if data else None)
+
+
+def api_wait(port, run_id):
+    while True:
+        st, run = api(port, "GET", "/api/runs/" + run_id)
+        if run["status"] not in ("queued", "running"):
+            return run
+        time.sleep(0.005)
+
+
+def ms_of(iso):
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=timezone.utc).timestamp() * 1000
+
+
+# -- workloads --------------------------------------------------------------------
+
+def jobs_floor(n):
+    return float(subprocess.run([os.path.join(build, "bench", "spawn_floor"), str(n), "2",
+                                 "/bin/true"], capture_output=True, text=True, check=True).stdout)
+
+
+def jobs_xargs(n):
+    t0 = time.time()
+    subprocess.run("seq %d | xargs -P 2 -n 1 /bin/true" % n, shell=True, check=True)
+    return time.time() - t0
+
+
+def jobs_celery(n, celery_app):
+    t0 = time.time()
+    results = [celery_app.run.apply_async(("/bin/true",)) for _ in range(n)]
+    assert all(r.get(timeout=600) == 0 for r in results)
+    return time.time() - t0
+
+
+def jobs_dask(n, client):
+    t0 = time.time()
+    futs = client.map(subprocess.call, [["/bin/true"]] * n, pure=False)
+    assert all(code == 0 for code in client.gather(futs))
+    return time.time() - t0
+
+
+def jobs_embedded(n):
+    folder = tempfile.mkdtemp(dir=work)
+    r = subprocess.run([os.path.join(build, "bench", "embedded_bench"), "throughput", str(n), "2",
+                        folder, "/bin/true"], capture_output=True, text=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    if r.returncode != 0:
+        sys.exit("compare: embedded_bench failed: " + r.stderr)
+    return float(r.stdout)
+
+
+def jobs_coordinator(n, port):
+    ids, lock = [], threading.Lock()
+
+    def poster(k):
+        for _ in range(k):
+            st, made = api(port, "POST", "/api/runs", {"pipeline": "true-job"})
+            assert st == 201, made
+            with lock:
+                ids.append(made["id"])
+
+    t0 = time.time()
+    threads = [threading.Thread(target=poster, args=(n // 4 + (1 if i < n % 4 else 0),))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in ids:
+        assert api_wait(port, i)["status"] == "succeeded"
+    return time.time() - t0
+
+
+def latency_celery(n, celery_app):
+    xs = []
+    for _ in range(n):
+        t0 = time.time()
+        ts = celery_app.started.apply_async().get(timeout=60)
+        xs.append((ts - t0) * 1000)
+    return xs
+
+
+def latency_dask(n, client):
+    xs = []
+    for _ in range(n):
+        t0 = time.time()
+        ts = client.submit(time.time, pure=False).result()
+        xs.append((ts - t0) * 1000)
+    return xs
+
+
+def latency_embedded(n):
+    folder = tempfile.mkdtemp(dir=work)
+    r = subprocess.run([os.path.join(build, "bench", "embedded_bench"), "latency", str(n), folder,
+                        "/bin/true"], capture_output=True, text=True, check=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    p50, p99 = map(float, r.stdout.split())
+    return p50, p99
+
+
+def latency_api(n, port):
+    xs = []
+    for _ in range(n):
+        t0 = time.time() * 1000
+        st, made = api(port, "POST", "/api/runs", {"pipeline": "true-job"})
+        run = api_wait(port, made["id"])
+        xs.append(ms_of(run["jobs"][0]["attempts"][0]["started_at"]) - t0)
+    return xs
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+# -- the run ----------------------------------------------------------------------
+
+results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": os.uname().nodename,
+           "cpus": os.cpu_count(), "jobs": args.jobs, "reps": args.reps, "workloads": {}}
+try:
+    redis = start_redis()
+    celery_proc, celery_app = start_celery()
+    dask_proc, dask_client = start_dask()
+    co_proc, co_port = start_coordinator()
+    roots = {"celery": [celery_proc.pid, redis.pid], "dask": [dask_proc.pid],
+             "troupe coordinator": [co_proc.pid]}
+    n = args.jobs
+    systems = [
+        ("spawn floor (posix_spawn)", lambda: jobs_floor(n), None),
+        ("xargs -P2", lambda: jobs_xargs(n), None),
+        ("Celery (prefork 2, Redis)", lambda: jobs_celery(n, celery_app), "celery"),
+        ("Dask LocalCluster (2 procs)", lambda: jobs_dask(n, dask_client), "dask"),
+        ("troupe embedded (SQLite)", lambda: jobs_embedded(n), None),
+        ("troupe coordinator, local node (API)", lambda: jobs_coordinator(n, co_port),
+         "troupe coordinator"),
+    ]
+    times = {name: [] for name, _, _ in systems}
+    loaded = {}
+    for rep in range(args.reps):
+        order = systems if rep % 2 == 0 else list(reversed(systems))
+        for name, fn, root in order:
+            watch = load_watch(roots[root]) if root and rep == 0 else None
+            times[name].append(fn())
+            if watch:
+                loaded[root] = watch.done()
+            print("  rep %d  %-40s %7.2f s" % (rep + 1, name, times[name][-1]), flush=True)
+    floor = statistics.median(times[systems[0][0]])
+    rows = []
+    for name, _, _ in systems:
+        med = statistics.median(times[name])
+        rows.append({"system": name, "median_s": med, "min_s": min(times[name]),
+                     "max_s": max(times[name]), "jobs_per_s": n / med,
+                     "ratio_to_floor": (n / med) / (n / floor)})
+    results["workloads"]["subprocess_jobs"] = rows
+
+    lat = {}
+    m = args.latency
+    for rep in range(2):
+        for name in (["celery", "dask", "embedded", "api"] if rep == 0
+                     else ["api", "embedded", "dask", "celery"]):
+            if name == "celery":
+                xs = latency_celery(m, celery_app)
+                lat.setdefault("Celery apply_async -> task start", []).append((pct(xs, 50), pct(xs, 99)))
+            elif name == "dask":
+                xs = latency_dask(m, dask_client)
+                lat.setdefault("Dask submit -> task start", []).append((pct(xs, 50), pct(xs, 99)))
+            elif name == "embedded":
+                lat.setdefault("troupe in-process (scheduler actor)", []).append(latency_embedded(m))
+            else:
+                xs = latency_api(m, co_port)
+                lat.setdefault("troupe through the HTTP API", []).append((pct(xs, 50), pct(xs, 99)))
+    results["workloads"]["launch_latency_ms"] = [
+        {"system": k, "p50": statistics.median(a for a, _ in v), "p99": statistics.median(b for _, b in v),
+         "runs": [list(x) for x in v]} for k, v in lat.items()]
+
+    time.sleep(2)
+    idle = {}
+    before = {k: figures(v) for k, v in roots.items()}
+    time.sleep(args.idle)
+    for k, v in roots.items():
+        cpu, rss = figures(v)
+        idle[k] = {"cpu_pct": (cpu - before[k][0]) / args.idle * 100, "rss_mib": rss / 2**20}
+    results["workloads"]["resources"] = [
+        {"system": k, "idle_seconds": args.idle, "idle_cpu_pct": idle[k]["cpu_pct"],
+         "idle_rss_mib": idle[k]["rss_mib"], "loaded_cpu_pct": loaded.get(k, {}).get("cpu_pct"),
+         "loaded_rss_mib": loaded.get(k, {}).get("rss_mib")} for k in roots]
+finally:
+    if "dask_client" in globals():
+        dask_client.close()
+    stop_all()
+    shutil.rmtree(work, ignore_errors=True)
+
+# -- targets and the report -------------------------------------------------------
+
+by = {r["system"]: r for r in results["workloads"]["subprocess_jobs"]}
+lat = {r["system"]: r for r in results["workloads"]["launch_latency_ms"]}
+res = {r["system"]: r for r in results["workloads"]["resources"]}
+emb, coord = by["troupe embedded (SQLite)"], by["troupe coordinator, local node (API)"]
+inproc, viaapi = lat["troupe in-process (scheduler actor)"], lat["troupe through the HTTP API"]
+co = res["troupe coordinator"]
+targets = [
+    ("subprocess jobs >= 0.9x the floor (embedded)", "%.2fx" % emb["ratio_to_floor"], emb["ratio_to_floor"] >= 0.9),
+    ("subprocess jobs >= 0.9x the floor (coordinator)", "%.2fx" % coord["ratio_to_floor"], coord["ratio_to_floor"] >= 0.9),
+    ("launch -> start p50 <= 0.3 ms in-process", "%.2f ms" % inproc["p50"], inproc["p50"] <= 0.3),
+    ("launch -> start p99 <= 1 ms in-process", "%.2f ms" % inproc["p99"], inproc["p99"] <= 1),
+    ("launch -> start p99 <= 3 ms through the API", "%.2f ms" % viaapi["p99"], viaapi["p99"] <= 3),
+    ("idle coordinator <= 20 MB RSS", "%.1f MiB" % co["idle_rss_mib"], co["idle_rss_mib"] * 2**20 <= 20e6),
+    ("idle coordinator <= 0.5% of a core", "%.2f %%" % co["idle_cpu_pct"], co["idle_cpu_pct"] <= 0.5),
+]
+results["targets"] = [{"target": t, "figure": f, "met": m} for t, f, m in targets]
+
+md = ["# bench/compare, %s, %s (%d CPUs)" % (results["date"], results["host"], results["cpus"]), "",
+      "## %d `/bin/true` jobs, 2 in flight (%d repetitions, alternating order)" % (args.jobs, args.reps), "",
+      "| system | median | min | max | jobs/s | ratio to the floor |", "|---|---|---|---|---|---|"]
+for r in results["workloads"]["subprocess_jobs"]:
+    md.append("| %s | %.2f s | %.2f s | %.2f s | %.0f | %.2f |" % (
+        r["system"], r["median_s"], r["min_s"], r["max_s"], r["jobs_per_s"], r["ratio_to_floor"]))
+md += ["", "## Launch -> first stage start, %d sequential single-job runs (median of 2 rounds)" % args.latency,
+       "", "| system | p50 | p99 |", "|---|---|---|"]
+for r in results["workloads"]["launch_latency_ms"]:
+    md.append("| %s | %.2f ms | %.2f ms |" % (r["system"], r["p50"], r["p99"]))
+md += ["", "## Resources of every process of each system", "",
+       "| system | idle CPU (%d s) | idle RSS | loaded CPU | loaded peak RSS |" % args.idle, "|---|---|---|---|---|"]
+for r in results["workloads"]["resources"]:
+    md.append("| %s | %.2f %% | %.1f MiB | %s | %s |" % (
+        r["system"], r["idle_cpu_pct"], r["idle_rss_mib"],
+        "-" if r["loaded_cpu_pct"] is None else "%.0f %%" % r["loaded_cpu_pct"],
+        "-" if r["loaded_rss_mib"] is None else "%.1f MiB" % r["loaded_rss_mib"]))
+md += ["", "## Targets", "", "| target | figure | met |", "|---|---|---|"]
+for t in results["targets"]:
+    md.append("| %s | %s | %s |" % (t["target"], t["figure"], "yes" if t["met"] else "**no**"))
+text = "\n".join(md) + "\n"
+os.makedirs(args.out, exist_ok=True)
+open(os.path.join(args.out, "compare.md"), "w").write(text)
+json.dump(results, open(os.path.join(args.out, "compare.json"), "w"), indent=2)
+print(text)
+print("written: %s/compare.md and compare.json" % os.path.abspath(args.out))
