@@ -8,7 +8,7 @@ ifneq ($(CCACHE),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench clean compare
 
 all: build
 
@@ -29,6 +29,9 @@ test: build
 
 bench: build
 	./bench/run_benchmarks.sh $(BUILD)
+
+compare:
+	./bench/compare
 
 clean:
 	rm -rf $(BUILD)

@@ -272,7 +272,42 @@ void launch(self_ptr self, size_t i) {
 void step_now(self_ptr self);
 
 void step(self_ptr self, bool wait) {
-  after_barrier(self, [=] { step_now(self); }, wait);
+  if (!wait) {
+    after_barrier(self, [=] { step_now(self); }, false);
+    return;
+  }
+  // The first stage: its "before" snapshot (a /proc pass, about a
+  // millisecond) is taken while the writers confirm the record so far; the
+  // stage starts once both are done. (They used to run one after the other.)
+  auto& st = self->state;
+  auto next = st.order->next();
+  if (!next) {
+    after_barrier(self, [=] { finish(self); }, true);
+    return;
+  }
+  auto i = *next;
+  auto pending = std::make_shared<int>(2);
+  auto snap = std::make_shared<caf::optional<snapshot>>();
+  auto go = [=] {
+    if (--*pending > 0)
+      return;
+    // (Nothing more is written for a run whose record failed or that was
+    // cancelled meanwhile: launch() finishes it.)
+    auto& order = *self->state.order;
+    if (*snap && !order.record_failed() && !order.cancelled()) {
+      self->send(self->state.deps.writer, trace_atom_v, **snap);
+      self->state.order->stage_before(i, std::move(**snap));
+    }
+    launch(self, i);
+  };
+  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, request_for(self, i, "before", 0))
+    .then(
+      [=](snapshot& s) {
+        *snap = std::move(s);
+        go();
+      },
+      [=](caf::error&) { go(); });
+  after_barrier(self, go, true);
 }
 
 void step_now(self_ptr self) {
