@@ -147,3 +147,31 @@ TEST_F(ResourceSamplerTest, WatchesStartedApartShareTheirTicks) {
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
 }
+
+// Stages that start close together share one /proc pass for their `before`
+// snapshots (its ts is the pass's, before either start); a pass older than
+// 250 ms is not reused, and `after` snapshots are always taken fresh.
+TEST_F(ResourceSamplerTest, BeforeSnapshotsCloseTogetherShareOnePass) {
+  auto sampler = spawn_resource_sampler(sys, nullptr);
+  auto take = [&](const std::string& run, const char* phase) {
+    snapshot out;
+    self->request(sampler, caf::infinite, snapshot_atom_v,
+                  sample_request{run, "s", phase, 0, {}, 1})
+      .receive([&](snapshot& s) { out = std::move(s); }, [](caf::error&) {});
+    return out;
+  };
+  auto t0 = caf::make_timestamp();
+  auto a = take("run-a", "before");
+  auto b = take("run-b", "before");
+  EXPECT_EQ(a.ts, b.ts) << "one pass for both";
+  EXPECT_EQ(b.run_id, "run-b");
+  EXPECT_EQ(b.phase, "before");
+  EXPECT_GE(a.ts, t0);
+  EXPECT_LE(b.ts, caf::make_timestamp());
+  auto after = take("run-a", "after");
+  EXPECT_GT(after.ts, b.ts) << "after is always a pass of its own";
+  std::this_thread::sleep_for(300ms);
+  auto c = take("run-c", "before");
+  EXPECT_GT(c.ts, after.ts) << "an old pass is not reused";
+  self->send_exit(sampler, caf::exit_reason::user_shutdown);
+}
