@@ -65,6 +65,11 @@ sample_request request_for(self_ptr self, size_t i, const char* phase, int32_t p
 void step(self_ptr self, bool wait = false);
 void finish(self_ptr self);
 
+// A `noop` stage: no process, nothing to sample; it succeeds when started.
+bool is_noop(self_ptr self, size_t i) {
+  return self->state.plan.jobs.at(i).strategy == "noop";
+}
+
 // A writer answered sync: if it failed to make something durable, the run
 // can no longer be recorded truthfully. No stage starts after this (next()
 // and launch() see it), the running one is stopped, and the run fails with
@@ -191,7 +196,8 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     return;  // already handled (a down message after the reply, say)
   st.current.reset();
   st.running = caf::none;
-  self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
+  if (!is_noop(self, i))
+    self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
   // (A worker that ended without a result: its node killed its tree.)
   if (!result.log_error.empty() && !st.order->record_failed()) {
@@ -227,6 +233,10 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     }
     step(self);
   };
+  if (is_noop(self, i)) {
+    record_it(caf::none);
+    return;
+  }
   auto after = request_for(self, i, "after", pid, std::exchange(st.cgroup, {}));
   self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, std::move(after))
     .then([=](snapshot& snap) { record_it(std::move(snap)); },
@@ -257,9 +267,19 @@ void launch(self_ptr self, size_t i) {
     auto batch = st.order->take_journal();
     self->send(st.deps.store, persist_atom_v, std::move(batch));
   }
-  if (spec.strategy != "exec")
-    persist(self);  // no spawn message may come (plain HTTP)
+  if (spec.strategy != "exec" && spec.strategy != "noop")
+    persist(self);  // no spawn message may come (plain HTTP); a noop's end follows at once
   notify(self, progress_event::kind_t::stage_started, i);
+  if (spec.strategy == "noop") {
+    job_result r;
+    r.name = spec.name;
+    r.status = stage_status::succeeded;
+    r.strategy = "noop";
+    r.finished_at = caf::make_timestamp();
+    r.duration = r.finished_at - *a.started_at;
+    attempt_done(self, i, std::move(r));
+    return;
+  }
   st.running = key_of(spec);
   self->request(st.deps.node, caf::infinite, start_atom_v, std::move(spec))
     .then([=](job_result& r) { attempt_done(self, i, std::move(r)); },
@@ -286,6 +306,10 @@ void step(self_ptr self, bool wait) {
     return;
   }
   auto i = *next;
+  if (is_noop(self, i)) {
+    after_barrier(self, [=] { launch(self, i); }, true);
+    return;
+  }
   auto pending = std::make_shared<int>(2);
   auto snap = std::make_shared<caf::optional<snapshot>>();
   auto go = [=] {
@@ -318,6 +342,10 @@ void step_now(self_ptr self) {
     return;
   }
   auto i = *next;
+  if (is_noop(self, i)) {
+    launch(self, i);
+    return;
+  }
   self->request(st.deps.sampler, caf::infinite, snapshot_atom_v,
                 request_for(self, i, "before", 0))
     .then(

@@ -234,9 +234,11 @@ const attempt_record& running_order::attempt_started(size_t i, caf::timestamp no
   a.strategy = next_strategy_[i].empty() ? s.strategy : next_strategy_[i];
   a.status = stage_status::running;
   a.started_at = now;
-  a.stdout_log = attempt_log(s.name, a.attempt, "stdout.log");
-  a.stderr_log = attempt_log(s.name, a.attempt, "stderr.log");
-  if (a.strategy != "exec")
+  if (a.strategy != "noop") {  // a noop has no process, hence no logs
+    a.stdout_log = attempt_log(s.name, a.attempt, "stdout.log");
+    a.stderr_log = attempt_log(s.name, a.attempt, "stderr.log");
+  }
+  if (a.strategy != "exec" && a.strategy != "noop")
     a.body_log = attempt_log(s.name, a.attempt, "body");
   s.status = stage_status::running;
   if (!s.started_at)

@@ -5,6 +5,7 @@
 //
 //   embedded_bench throughput N P DIR PROGRAM   N runs, at most P at once:
 //                                               prints the wall seconds
+//   (PROGRAM noop: a `noop` stage, no process: troupe's own cost per run)
 //   embedded_bench latency N DIR PROGRAM        N runs one after another:
 //                                               prints launch -> first stage
 //                                               start p50 and p99 in ms
@@ -74,8 +75,9 @@ struct bench {
                caf::actor_cast<caf::actor>(deps.sampler)};
     scheduler = spawn_scheduler(*sys, std::move(deps));
     helpers.push_back(caf::actor_cast<caf::actor>(scheduler));
-    auto p = parse_pipeline("name: embedded\nstages:\n  - name: job\n    run: [\"" + program
-                              + "\"]\n",
+    // PROGRAM "noop": a stage without a process (troupe's own cost alone).
+    auto stage = program == "noop" ? std::string("noop: true") : "run: [\"" + program + "\"]";
+    auto p = parse_pipeline("name: embedded\nstages:\n  - name: job\n    " + stage + "\n",
                             dir + "/embedded.yaml");
     if (!p) {
       std::fprintf(stderr, "embedded_bench: %s\n", describe(p.error()).c_str());

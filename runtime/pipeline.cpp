@@ -20,7 +20,7 @@ namespace {
 const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
                                      "supervision", "resume", "max_running"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
-const std::set<std::string> stage_keys{"name",   "description", "run",    "shell",
+const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
                                        "timeout", "cwd",        "env",    "retry",
                                        "limits"};
@@ -543,7 +543,7 @@ public:
 } // namespace
 
 std::vector<std::string> stage_def::argv(const std::string& pipeline_dir) const {
-  if (is_http)
+  if (is_http || is_noop)
     return {};
   if (!shell.empty())
     return {"/bin/sh", "-c", shell};
@@ -555,6 +555,8 @@ std::vector<std::string> stage_def::argv(const std::string& pipeline_dir) const 
 }
 
 std::string stage_def::command() const {
+  if (is_noop)
+    return "noop";
   if (is_http)
     return http.method + " " + http.url;
   if (!shell.empty())
@@ -711,12 +713,20 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
       auto run = n["run"];
       auto shell = n["shell"];
       auto http = n["http"];
-      int kinds = (run ? 1 : 0) + (shell ? 1 : 0) + (http ? 1 : 0);
+      auto noop = n["noop"];
+      int kinds = (run ? 1 : 0) + (shell ? 1 : 0) + (http ? 1 : 0) + (noop ? 1 : 0);
       std::optional<caf::timespan> http_timeout;
       if (kinds > 1) {
-        c.fail(n, where, "has more than one of run, shell, http; give exactly one");
+        c.fail(n, where, "has more than one of run, shell, http, noop; give exactly one");
       } else if (kinds == 0) {
-        c.fail(n, where, "has none of run, shell, http; give exactly one");
+        c.fail(n, where, "has none of run, shell, http, noop; give exactly one");
+      } else if (noop) {
+        if (auto b = c.boolean(noop, where + ".noop")) {
+          if (!*b)
+            c.fail(noop, where + ".noop", "must be true (a stage that does nothing)");
+          s.is_noop = true;
+          s.strategy = "noop";
+        }
       } else if (http) {
         s.is_http = true;
         s.strategy = "auto";

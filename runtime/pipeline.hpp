@@ -26,7 +26,8 @@ struct stage_def {
   std::string cwd;               // absolute, resolved against the pipeline's folder
   std::map<std::string, std::string> env;  // the stage's own; see pipeline_def::environment
   int line = 0;                  // 1-based, where the stage starts
-  bool is_http = false;          // an `http:` stage (else run or shell)
+  bool is_http = false;          // an `http:` stage (else run, shell or noop)
+  bool is_noop = false;          // `noop: true`: completes at once, no process (benchmarks, tests)
   http_request http;             // for http stages
   std::string strategy = "exec"; // exec; for http stages auto (default) | http | browser
   retry_spec retry;              // defaults.retry overlaid by the stage's

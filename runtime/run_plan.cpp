@@ -45,7 +45,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     plan.retry.emplace_back(s.retry);
     stage_record sr;
     sr.name = s.name;
-    sr.kind = s.is_http ? "http" : "exec";
+    sr.kind = s.is_http ? "http" : s.is_noop ? "noop" : "exec";
     sr.strategy = s.strategy;
     sr.memory_limit = s.memory_limit;
     sr.command = s.command();

@@ -461,3 +461,25 @@ TEST_F(RunningOrder, GpusAreRecordedThroughNvml) {
   }
   EXPECT_EQ(stage(m, "a")["resources"]["after"]["gpus"].size(), 2u);
 }
+
+// A `noop` stage completes at once without a process, and is recorded like
+// any stage: metadata, store rows, events; no log files and no trace lines.
+TEST_F(RunningOrder, ANoopStageIsRecordedWithoutAProcess) {
+  auto r = run({}, "name: n\nstages:\n  - name: a\n    noop: true\n  - name: b\n    noop: true\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = metadata();
+  ASSERT_EQ(m["stages"].size(), 2u);
+  for (auto& s : m["stages"]) {
+    EXPECT_EQ(s["status"], "succeeded");
+    EXPECT_EQ(s["kind"], "noop");
+    EXPECT_TRUE(s["pid"].is_null());
+    EXPECT_TRUE(s["stdout_log"].is_null()) << "no log is named that does not exist";
+  }
+  auto dir = single_run_dir(out());
+  EXPECT_FALSE(exists(dir + "/logs/a.stdout.log"));
+  EXPECT_EQ(read_file(dir + "/resource_trace.jsonl"), "") << "no process: nothing sampled";
+  auto shown = run_troupe({"show", "-o", out(), "--json", m["run_id"]}, tmp.path());
+  auto run_doc = json::parse(shown.out);
+  EXPECT_EQ(job_of(run_doc, "b")["attempts"][0]["status"], "succeeded");
+  EXPECT_EQ(job_of(run_doc, "b")["attempts"][0]["strategy"], "noop");
+}
