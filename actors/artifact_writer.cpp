@@ -59,6 +59,17 @@ void on_pool(self_ptr self, std::function<caf::error(folder&)> work) {
 writer_impl::behavior_type artifact_writer(self_ptr self, std::shared_ptr<io_pool> pool,
                                            std::string run_dir) {
   auto& st = self->state;
+  if (run_dir.empty()) {
+    // A run with `artifacts: store` has no folder: everything is in the
+    // store, and there is nothing to write here.
+    return {
+      [](metadata_atom, const run_record&) {},
+      [](trace_atom, const snapshot&) {},
+      [](written_atom, std::string&) {},
+      [](sync_atom) { return write_health{}; },
+      [](synced_atom, uint64_t) {},
+    };
+  }
   st.pool = std::move(pool);
   st.files = std::make_shared<folder>();
   st.files->run_dir = std::move(run_dir);

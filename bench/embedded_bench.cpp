@@ -75,9 +75,13 @@ struct bench {
                caf::actor_cast<caf::actor>(deps.sampler)};
     scheduler = spawn_scheduler(*sys, std::move(deps));
     helpers.push_back(caf::actor_cast<caf::actor>(scheduler));
-    // PROGRAM "noop": a stage without a process (troupe's own cost alone).
-    auto stage = program == "noop" ? std::string("noop: true") : "run: [\"" + program + "\"]";
-    auto p = parse_pipeline("name: embedded\nstages:\n  - name: job\n    " + stage + "\n",
+    // PROGRAM "noop": a stage without a process (troupe's own cost alone);
+    // "noop-store": the same with `artifacts: store` (no run folder).
+    auto stage = program.rfind("noop", 0) == 0 ? std::string("noop: true")
+                                               : "run: [\"" + program + "\"]";
+    auto head = program == "noop-store" ? std::string("artifacts: store\n") : std::string{};
+    auto p = parse_pipeline("name: embedded\n" + head + "stages:\n  - name: job\n    " + stage
+                              + "\n",
                             dir + "/embedded.yaml");
     if (!p) {
       std::fprintf(stderr, "embedded_bench: %s\n", describe(p.error()).c_str());
@@ -93,7 +97,8 @@ struct bench {
 
   void launch() {
     auto now = caf::make_timestamp();
-    auto run_dir = create_run_folder(dir + "/out", now);
+    auto run_dir = pipeline.artifacts_in_store ? caf::expected<std::string>{std::string{}}
+                                               : create_run_folder(dir + "/out", now);
     run_start s;
     s.run_id = make_run_id(now);
     s.run_dir = *run_dir;

@@ -330,7 +330,7 @@ struct api_server::impl {
       // What the store does not keep, from the run's own metadata.json:
       // each stage's command and its retry budget.
       json meta;
-      if (std::ifstream in{run->run_dir + "/metadata.json"})
+      if (std::ifstream in{run->run_dir.empty() ? std::string{} : run->run_dir + "/metadata.json"})
         meta = json::parse(in, nullptr, false);
       std::map<std::string, json> stages;
       if (meta.is_object() && meta.contains("stages") && meta["stages"].is_array())
@@ -593,6 +593,9 @@ struct api_server::impl {
     if (attempt > std::max(1, job->attempts))
       return send_error(res, {404, "not_found",
                               "stage '" + stage + "' has no attempt " + std::to_string(attempt)});
+    if (run->run_dir.empty())
+      return send_error(res, {404, "not_found", "run " + run_id + " keeps no files "
+                                                "(its pipeline has artifacts: store)"});
     auto rel = running_order::attempt_log(stage, static_cast<int32_t>(attempt),
                                           stream == "stdout" ? "stdout.log" : "stderr.log");
     auto path = run->run_dir + "/" + rel;

@@ -459,19 +459,31 @@ void coordinator::dispatch(prepared p, int32_t priority) {
       [](caf::error&) {});
 }
 
+caf::expected<std::string> coordinator::new_run_folder(const pipeline_def& p, caf::timestamp now) {
+  if (p.artifacts_in_store)
+    return std::string{};  // artifacts: store: no folder
+  return create_run_folder(cfg_.output, now);
+}
+
+void coordinator::remove_run_folder(const std::string& run_dir) {
+  if (run_dir.empty())
+    return;
+  ::rmdir((run_dir + "/logs").c_str());
+  ::rmdir(run_dir.c_str());
+}
+
 api_result<run_row> coordinator::launch(const launch_request& req) {
   auto p = find_pipeline(req.pipeline);
   if (!p)
     return api_error{404, "not_found", "pipeline '" + req.pipeline + "' is not registered in "
                                          + cfg_.pipelines};
   auto now = caf::make_timestamp();
-  auto run_dir = create_run_folder(cfg_.output, now);
+  auto run_dir = new_run_folder(*p, now);
   if (!run_dir)
     return api_error{500, "internal", "--output " + cfg_.output + ": " + describe(run_dir.error())};
   auto prep = prepare(*p, req, make_run_id(now), *run_dir, 1, now);
   if (!prep) {
-    ::rmdir((*run_dir + "/logs").c_str());
-    ::rmdir(run_dir->c_str());
+    remove_run_folder(*run_dir);
     return prep.error;
   }
   auto row = prep->row;
@@ -671,7 +683,7 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
       }
     }
     auto created = caf::make_timestamp();
-    auto run_dir = create_run_folder(cfg_.output, created);
+    auto run_dir = new_run_folder(*p, created);
     if (!run_dir) {
       log_("error", "schedule " + s.id + ": --output: " + describe(run_dir.error()));
       return;
@@ -702,8 +714,7 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
                            : describe(done.error())));
   for (auto& l : launched) {
     if (inserted.count(l.row.run_id) == 0) {
-      ::rmdir((l.row.run_dir + "/logs").c_str());
-      ::rmdir(l.row.run_dir.c_str());
+      remove_run_folder(l.row.run_dir);
       continue;
     }
     ++metrics_.schedule_launches;
@@ -774,7 +785,8 @@ void coordinator::reconcile_step() {
     auto won = (*db)->take_over_run(r.run_id, r.owner, r.epoch, owner_, now);
     if (!won || !*won)
       continue;
-    make_directories(r.run_dir + "/logs");
+    if (!r.run_dir.empty())
+      make_directories(r.run_dir + "/logs");
     auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}}, r.run_id, r.run_dir,
                         r.epoch + 1, r.created_at);
     if (!prep)

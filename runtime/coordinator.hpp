@@ -242,6 +242,9 @@ private:
   void dispatch(prepared p, int32_t priority);
   void handle_claim(store& db, const claimed_schedule& c);
   void load_pipelines();
+  /// A run's folder, or "" for a pipeline with `artifacts: store`.
+  caf::expected<std::string> new_run_folder(const pipeline_def& p, caf::timestamp now);
+  void remove_run_folder(const std::string& run_dir);
 
   coordinator_config cfg_;
   logger log_;

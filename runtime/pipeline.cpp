@@ -18,7 +18,8 @@ namespace troupe {
 namespace {
 
 const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
-                                     "supervision", "resume", "max_running"};
+                                     "supervision", "resume", "max_running",
+                                     "artifacts"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
@@ -669,6 +670,14 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
   if (auto n = root["max_running"])
     if (auto i = c.integer(n, "max_running", 0, 100000))
       def.max_running = *i;
+  auto artifacts = root["artifacts"];
+  if (artifacts) {
+    if (auto a = c.scalar(artifacts, "artifacts")) {
+      if (*a != "folder" && *a != "store")
+        c.fail(artifacts, "artifacts", "'" + printable(*a) + "' is not folder or store");
+      def.artifacts_in_store = *a == "store";
+    }
+  }
 
   auto stages = root["stages"];
   if (!stages) {
@@ -782,6 +791,14 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
       def.stages.push_back(std::move(s));
     }
   }
+  // Without a folder there is nowhere for a process's logs: for now such a
+  // pipeline holds noop stages only.
+  if (def.artifacts_in_store)
+    for (size_t i = 0; i < def.stages.size(); ++i)
+      if (!def.stages[i].is_noop)
+        c.fail(artifacts, "artifacts",
+               "store keeps no run folder, so every stage must be noop for now (stages["
+                 + std::to_string(i) + "] (" + def.stages[i].name + ") is not)");
   if (!c.ok())
     return caf::make_error(errc::bad_input, c.text());
   return def;

@@ -49,6 +49,7 @@ struct pipeline_def {
   supervision_spec supervision;  // the run's retry budget
   bool resume = false;           // an interrupted run is resumed, not failed
   int32_t max_running = 0;       // the coordinator runs at most this many at once; 0: no limit
+  bool artifacts_in_store = false;  // `artifacts: store`: no run folder; the store has it all
   std::map<std::string, std::string> default_env;  // defaults.env, kept once (not per stage)
 
   /// defaults.env overlaid by the stage's own env.

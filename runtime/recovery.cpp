@@ -54,6 +54,8 @@ struct own_record {
 
 own_record read_own_record(const std::string& run_dir) {
   own_record out;
+  if (run_dir.empty())
+    return out;  // artifacts: store: no folder
   auto doc = nlohmann::json::parse(read_file(run_dir + "/metadata.json"), nullptr, false);
   if (!doc.is_object())
     return out;
@@ -378,6 +380,8 @@ caf::expected<recovery_report> fail_lost_run(store& db, const std::string& run_i
 
 caf::error settle_metadata(const resumable_run& settled) {
   const auto& run = settled.run;
+  if (run.run_dir.empty())
+    return caf::none;  // artifacts: store: the store is the whole record
   // The space its dead owner held back for the final record: not needed now.
   ::unlink((run.run_dir + "/.troupe-reserve").c_str());
   auto path = run.run_dir + "/metadata.json";

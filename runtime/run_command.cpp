@@ -266,8 +266,9 @@ int run_command(const run_command_options& opts) {
   std::signal(SIGPIPE, SIG_IGN);
 
   auto now = caf::make_timestamp();
-  auto run_dir = resumed ? caf::expected<std::string>{resumed->run.run_dir}
-                         : create_run_folder(opts.output, now);
+  auto run_dir = resumed                ? caf::expected<std::string>{resumed->run.run_dir}
+                 : p.artifacts_in_store ? caf::expected<std::string>{std::string{}}
+                                        : create_run_folder(opts.output, now);
   if (!run_dir) {
     // --output is the user's: a path that cannot hold run folders is a usage error.
     std::fprintf(stderr, "troupe: --output %s: %s\n", opts.output.c_str(),
@@ -305,7 +306,8 @@ int run_command(const run_command_options& opts) {
 
   bool tty = ::isatty(STDOUT_FILENO) == 1;
   progress_display display{stdout, tty, *run_dir};
-  std::printf("%s\n", run_dir->c_str());
+  if (!run_dir->empty())
+    std::printf("%s\n", run_dir->c_str());
   display.line("run " + rec.run_id + " of '" + p.name + "': " + std::to_string(p.stages.size())
                + " stage(s)");
 
@@ -363,6 +365,8 @@ int run_command(const run_command_options& opts) {
       self->send_exit(store_writer, caf::exit_reason::user_shutdown);
   }
   // The last line names the record, and only one that exists.
+  if (run_dir->empty())
+    return code;  // artifacts: store: the store has the run (troupe show)
   auto metadata = *run_dir + "/metadata.json";
   if (::access(metadata.c_str(), F_OK) == 0)
     std::printf("%s\n", metadata.c_str());

@@ -255,7 +255,8 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
               status_text(*run).c_str(),
               run->reason.empty() ? "" : ("  (" + run->reason + ")").c_str(), run->host.c_str(),
               run->pid, short_ts(run->started_at).c_str(), short_ts(run->finished_at).c_str(),
-              seconds(run->started_at, run->finished_at).c_str(), run->run_dir.c_str());
+              seconds(run->started_at, run->finished_at).c_str(),
+              run->run_dir.empty() ? "(none: artifacts: store)" : run->run_dir.c_str());
   // One line per stage (ELAPSED: first start to end, retry waits included;
   // CPU summed and MAXRSS the highest over its attempts), then one per
   // attempt with its own figures, as sacct shows a job and its steps.

@@ -483,3 +483,22 @@ TEST_F(RunningOrder, ANoopStageIsRecordedWithoutAProcess) {
   EXPECT_EQ(job_of(run_doc, "b")["attempts"][0]["status"], "succeeded");
   EXPECT_EQ(job_of(run_doc, "b")["attempts"][0]["strategy"], "noop");
 }
+
+// `artifacts: store`: no run folder at all; the store has the run, its jobs,
+// attempts and events. Only noop stages may run so (nowhere for logs).
+TEST_F(RunningOrder, ArtifactsInTheStoreWriteNoRunFolder) {
+  auto r = run({}, "name: s\nartifacts: store\nstages:\n  - name: a\n    noop: true\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(single_run_dir(out()), "") << "no run folder";
+  EXPECT_EQ(r.out.find("metadata.json"), std::string::npos) << r.out;
+  auto listed = run_troupe({"runs", "-o", out(), "--json"}, tmp.path());
+  auto runs = json::parse(listed.out)["runs"];
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "succeeded");
+  EXPECT_EQ(runs[0]["run_dir"], "");
+  auto events = run_troupe({"events", "-o", out(), runs[0]["run_id"]}, tmp.path());
+  EXPECT_NE(events.out.find("attempt 1 succeeded"), std::string::npos) << events.out;
+  auto bad = run({}, "name: s\nartifacts: store\nstages:\n  - name: a\n    shell: \"true\"\n");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("every stage must be noop"), std::string::npos) << bad.err;
+}
