@@ -6,6 +6,7 @@
 //   embedded_bench throughput N P DIR PROGRAM   N runs, at most P at once:
 //                                               prints the wall seconds
 //   (PROGRAM noop: a `noop` stage, no process: troupe's own cost per run)
+//   ($TROUPE_BENCH_DB: the store's URL, else DIR/troupe.db)
 //   embedded_bench latency N DIR PROGRAM        N runs one after another:
 //                                               prints launch -> first stage
 //                                               start p50 and p99 in ms
@@ -58,7 +59,9 @@ struct bench {
     sys = std::make_unique<caf::actor_system>(cfg);
     self = std::make_unique<caf::scoped_actor>(*sys);
     make_directories(dir);
-    auto db = open_store(dir + "/troupe.db");
+    // $TROUPE_BENCH_DB: another store (postgresql://...) instead of DIR/troupe.db.
+    const char* url = std::getenv("TROUPE_BENCH_DB");
+    auto db = open_store(url != nullptr && *url != '\0' ? std::string(url) : dir + "/troupe.db");
     if (!db) {
       std::fprintf(stderr, "embedded_bench: %s\n", describe(db.error()).c_str());
       std::exit(2);

@@ -20,3 +20,8 @@ def run(program):
 @app.task
 def started():
     return time.time()
+
+
+@app.task
+def noop():
+    return None

@@ -28,13 +28,15 @@ ap.add_argument("--jobs", type=int, default=5000)
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--idle", type=int, default=60)
 ap.add_argument("--latency", type=int, default=200)
+ap.add_argument("--noop", type=int, default=100000)
 ap.add_argument("--out", default=os.path.join(here, "..", "results"))
 args = ap.parse_args()
 if args.reps < 3:
     sys.exit("compare: --reps must be at least 3")
 build = os.path.abspath(args.build)
 work = tempfile.mkdtemp(prefix="troupe-compare-")
-REDIS_PORT, DASK_PORT = 6391, 8791
+REDIS_PORT, DASK_PORT, PG_PORT = 6391, 8791, 55441
+pg_dir = os.path.join(tempfile.gettempdir(), "troupe-compare-pg-%d" % os.getpid())
 started = []  # (name, Popen): stopped at the end, whatever happens
 
 
@@ -260,6 +262,44 @@ def jobs_coordinator(n, port):
     return time.time() - t0
 
 
+def noop_celery(n, celery_app):
+    t0 = time.time()
+    results = [celery_app.noop.apply_async() for _ in range(n)]
+    for r in results:
+        r.get(timeout=600)
+    return time.time() - t0
+
+
+def noop_dask(n, client):
+    t0 = time.time()
+    client.gather(client.map(lambda i: None, range(n), pure=False))
+    return time.time() - t0
+
+
+def noop_troupe(n, db=None):
+    folder = tempfile.mkdtemp(dir=work)
+    env = dict(os.environ, TROUPE_BENCH_DB=db or "")
+    r = subprocess.run([os.path.join(build, "bench", "embedded_bench"), "throughput", str(n), "64",
+                        folder, "noop-store"], capture_output=True, text=True, env=env)
+    shutil.rmtree(folder, ignore_errors=True)
+    if r.returncode != 0:
+        sys.exit("compare: embedded_bench failed: " + r.stderr)
+    return float(r.stdout)
+
+
+def start_pg():
+    script = os.path.join(here, "..", "..", "tests", "support", "pg_server.sh")
+    subprocess.run(["bash", script, "start", pg_dir, str(PG_PORT)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return open(os.path.join(pg_dir, "url")).read().strip()
+
+
+def stop_pg():
+    script = os.path.join(here, "..", "..", "tests", "support", "pg_server.sh")
+    subprocess.run(["bash", script, "stop", pg_dir], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
 def latency_celery(n, celery_app):
     xs = []
     for _ in range(n):
@@ -342,6 +382,29 @@ try:
                      "ratio_to_floor": (n / med) / (n / floor)})
     results["workloads"]["subprocess_jobs"] = rows
 
+    # No-op jobs, persisted: Celery keeps each result in Redis, Dask only in
+    # memory; troupe's are runs of a one-noop-stage pipeline with
+    # `artifacts: store` (run, job, attempt and events in the store), 64 in flight.
+    pg_url = start_pg()
+    m = args.noop
+    noops = [
+        ("Celery (results in Redis)", lambda: noop_celery(m, celery_app)),
+        ("Dask (results in memory)", lambda: noop_dask(m, dask_client)),
+        ("troupe embedded (SQLite)", lambda: noop_troupe(m)),
+        ("troupe embedded (PostgreSQL)", lambda: noop_troupe(m, pg_url)),
+    ]
+    ntimes = {name: [] for name, _ in noops}
+    for rep in range(args.reps):
+        for name, fn in (noops if rep % 2 == 0 else list(reversed(noops))):
+            ntimes[name].append(fn())
+            print("  rep %d  %-40s %7.2f s" % (rep + 1, name, ntimes[name][-1]), flush=True)
+    stop_pg()
+    base = statistics.median(ntimes[noops[0][0]])
+    results["workloads"]["noop_jobs"] = [
+        {"system": name, "median_s": statistics.median(ntimes[name]), "min_s": min(ntimes[name]),
+         "max_s": max(ntimes[name]), "jobs_per_s": m / statistics.median(ntimes[name]),
+         "ratio_to_celery": base / statistics.median(ntimes[name])} for name, _ in noops]
+
     lat = {}
     m = args.latency
     for rep in range(2):
@@ -374,6 +437,7 @@ try:
          "idle_rss_mib": idle[k]["rss_mib"], "loaded_cpu_pct": loaded.get(k, {}).get("cpu_pct"),
          "loaded_rss_mib": loaded.get(k, {}).get("rss_mib")} for k in roots]
 finally:
+    stop_pg()
     if "dask_client" in globals():
         dask_client.close()
     stop_all()
@@ -387,7 +451,10 @@ res = {r["system"]: r for r in results["workloads"]["resources"]}
 emb, coord = by["troupe embedded (SQLite)"], by["troupe coordinator, local node (API)"]
 inproc, viaapi = lat["troupe in-process (scheduler actor)"], lat["troupe through the HTTP API"]
 co = res["troupe coordinator"]
+nby = {r["system"]: r for r in results["workloads"].get("noop_jobs", [])}
 targets = [
+    ("persisted no-op jobs >= 50,000/s on SQLite", "%.0f/s" % nby["troupe embedded (SQLite)"]["jobs_per_s"],
+     nby["troupe embedded (SQLite)"]["jobs_per_s"] >= 50000),
     ("subprocess jobs >= 0.9x the floor (embedded)", "%.2fx" % emb["ratio_to_floor"], emb["ratio_to_floor"] >= 0.9),
     ("subprocess jobs >= 0.9x the floor (coordinator)", "%.2fx" % coord["ratio_to_floor"], coord["ratio_to_floor"] >= 0.9),
     ("launch -> start p50 <= 0.3 ms in-process", "%.2f ms" % inproc["p50"], inproc["p50"] <= 0.3),
@@ -404,6 +471,11 @@ md = ["# bench/compare, %s, %s (%d CPUs)" % (results["date"], results["host"], r
 for r in results["workloads"]["subprocess_jobs"]:
     md.append("| %s | %.2f s | %.2f s | %.2f s | %.0f | %.2f |" % (
         r["system"], r["median_s"], r["min_s"], r["max_s"], r["jobs_per_s"], r["ratio_to_floor"]))
+md += ["", "## %d no-op jobs, persisted (%d repetitions)" % (args.noop, args.reps), "",
+       "| system | median | min | max | jobs/s | ratio to Celery |", "|---|---|---|---|---|---|"]
+for r in results["workloads"]["noop_jobs"]:
+    md.append("| %s | %.2f s | %.2f s | %.2f s | %.0f | %.2f |" % (
+        r["system"], r["median_s"], r["min_s"], r["max_s"], r["jobs_per_s"], r["ratio_to_celery"]))
 md += ["", "## Launch -> first stage start, %d sequential single-job runs (median of 2 rounds)" % args.latency,
        "", "| system | p50 | p99 |", "|---|---|---|"]
 for r in results["workloads"]["launch_latency_ms"]:
