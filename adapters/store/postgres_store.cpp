@@ -79,6 +79,10 @@ protected:
     return " FOR UPDATE";
   }
 
+  bool batched_writes() const override {
+    return true;
+  }
+
   std::string skip_locked_clause() const override {
     return " FOR UPDATE SKIP LOCKED";
   }

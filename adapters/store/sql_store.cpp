@@ -6,6 +6,9 @@
 #include <caf/make_message.hpp>
 
 #include <cstdio>
+#include <map>
+#include <set>
+#include <tuple>
 
 namespace troupe::sql {
 
@@ -416,7 +419,29 @@ void sql_store::write_event(const event_row& e) {
         text(e.message), text(e.meta.empty() ? "{}" : e.meta)});
 }
 
-caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
+namespace {
+
+// "$k, $k+1, ..." for `n` values from parameter `first`.
+std::string placeholders(size_t first, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i)
+    out += (i == 0 ? "$" : ", $") + std::to_string(first + i);
+  return out;
+}
+
+// Chunks of at most `size` (statements stay under any parameter limit).
+template <class T, class F>
+void in_chunks(const std::vector<T>& items, size_t size, F f) {
+  for (size_t i = 0; i < items.size(); i += size)
+    f(std::vector<T>(items.begin() + static_cast<long>(i),
+                     items.begin() + static_cast<long>(std::min(items.size(), i + size))));
+}
+
+} // namespace
+
+// Row by row: SQLite's statements cost no round trip, and its prepared
+// statements are reused (multi-row statements of varying sizes are not).
+caf::expected<apply_result> sql_store::apply_rows(const store_batch& batch) {
   return guarded("apply", [&] {
     return in_transaction([&] {
       apply_result out;
@@ -431,6 +456,318 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
         write_event(e);
         ++out.written;
       }
+      return out;
+    });
+  });
+}
+
+// PostgreSQL: one transaction, and as few statements as the batch allows: the current
+// state of every run, job and attempt the batch touches is read with one
+// query per table, the rows are checked against it in memory in batch order
+// (fencing, legal transitions, later rows seeing earlier ones), and what is
+// accepted is written with multi-row upserts. A commit of N transitions used
+// to cost two or three statements per row (one network round trip each on
+// PostgreSQL).
+caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
+  if (!batched_writes())
+    return apply_rows(batch);
+  return guarded("apply", [&] {
+    return in_transaction([&] {
+      apply_result out;
+      auto now = caf::make_timestamp();
+      // -- the state now ------------------------------------------------------
+      std::vector<std::string> run_ids;
+      {
+        std::set<std::string> seen;
+        auto add = [&](const std::string& id) {
+          if (seen.insert(id).second)
+            run_ids.push_back(id);
+        };
+        for (auto& r : batch.runs)
+          add(r.run_id);
+        for (auto& r : batch.jobs)
+          add(r.run_id);
+        for (auto& r : batch.attempts)
+          add(r.run_id);
+      }
+      struct run_state {
+        run_status status;
+        int64_t epoch;
+      };
+      std::map<std::string, run_state> runs;
+      std::map<std::pair<std::string, std::string>, stage_status> jobs;
+      std::map<std::tuple<std::string, std::string, int32_t>, stage_status> attempts;
+      in_chunks(run_ids, 500, [&](const std::vector<std::string>& ids) {
+        params p;
+        for (auto& id : ids)
+          p.push_back(text(id));
+        auto in = "(" + placeholders(1, ids.size()) + ")";
+        for (auto& r : exec("SELECT run_id, status, epoch FROM runs WHERE run_id IN " + in
+                              + lock_clause(),
+                            p))
+          runs[str(r, 0)] = {parse_run_status(str(r, 1)).value_or(run_status::failed),
+                             int_of(r, 2)};
+      });
+      // Only the keys the batch names (a run may have many jobs).
+      {
+        std::vector<std::pair<std::string, std::string>> keys;
+        std::set<std::pair<std::string, std::string>> seen;
+        for (auto& r : batch.jobs)
+          if (seen.emplace(r.run_id, r.job).second)
+            keys.emplace_back(r.run_id, r.job);
+        in_chunks(keys, 200, [&](const std::vector<std::pair<std::string, std::string>>& chunk) {
+          params p;
+          std::string values;
+          for (auto& [run, job] : chunk) {
+            values += (values.empty() ? "(" : ", (") + placeholders(p.size() + 1, 2) + ")";
+            p.push_back(text(run));
+            p.push_back(text(job));
+          }
+          for (auto& r : exec("SELECT run_id, job, status FROM jobs WHERE (run_id, job) IN "
+                              "(VALUES " + values + ")" + lock_clause(),
+                              p))
+            jobs[{str(r, 0), str(r, 1)}] =
+              parse_stage_status(str(r, 2)).value_or(stage_status::failed);
+        });
+      }
+      {
+        std::vector<std::tuple<std::string, std::string, int32_t>> keys;
+        std::set<std::tuple<std::string, std::string, int32_t>> seen;
+        for (auto& r : batch.attempts)
+          if (seen.emplace(r.run_id, r.job, r.attempt).second)
+            keys.emplace_back(r.run_id, r.job, r.attempt);
+        in_chunks(keys, 200,
+                  [&](const std::vector<std::tuple<std::string, std::string, int32_t>>& chunk) {
+          params p;
+          std::string values;
+          for (auto& [run, job, n] : chunk) {
+            auto k = p.size() + 1;
+            values += std::string(values.empty() ? "(" : ", (") + "$" + std::to_string(k) + ", $"
+                      + std::to_string(k + 1) + ", CAST($" + std::to_string(k + 2)
+                      + " AS INTEGER))";
+            p.push_back(text(run));
+            p.push_back(text(job));
+            p.push_back(num(n));
+          }
+          for (auto& r : exec("SELECT run_id, job, attempt, status FROM attempts WHERE "
+                              "(run_id, job, attempt) IN (VALUES " + values + ")" + lock_clause(),
+                              p))
+            attempts[{str(r, 0), str(r, 1), static_cast<int32_t>(int_of(r, 2))}] =
+              parse_stage_status(str(r, 3)).value_or(stage_status::failed);
+        });
+      }
+      std::vector<event_row> refusals;
+      auto refused = [&](const std::string& run_id, const std::string& job, int32_t attempt,
+                         std::string what) {
+        std::fprintf(stderr, "troupe: store: refused: %s\n", what.c_str());
+        event_row ev;
+        ev.ts = now;
+        ev.run_id = run_id;
+        ev.job = job;
+        ev.attempt = attempt;
+        ev.level = event_level::warn;
+        ev.message = "refused: " + what;
+        refusals.push_back(ev);
+        out.refused.push_back(std::move(what));
+        out.refused_runs.push_back(run_id);
+      };
+      auto stale = [&](const std::string& run_id, const std::string& job, int32_t attempt,
+                       int64_t epoch, const std::string& what) {
+        auto it = runs.find(run_id);
+        if (it == runs.end() || epoch == it->second.epoch)
+          return false;
+        refused(run_id, job, attempt,
+                what + ": written at epoch " + std::to_string(epoch) + ", the run is at epoch "
+                  + std::to_string(it->second.epoch)
+                  + " (a stale owner; the run was taken over)");
+        return true;
+      };
+      // -- runs, in batch order ---------------------------------------------------
+      struct run_write {
+        run_row row;       // insert-only columns from the first, the rest from the last
+        bool insert = false;
+        bool beat = false;  // some accepted row left it unfinished: heartbeat_at = now
+      };
+      std::map<std::string, run_write> run_writes;
+      std::vector<std::string> run_order;
+      for (auto& r : batch.runs) {
+        auto it = runs.find(r.run_id);
+        if (it != runs.end()) {
+          auto stored = it->second.epoch;
+          if (r.epoch != stored && r.epoch != stored + 1) {
+            stale(r.run_id, "", 0, r.epoch, "run " + r.run_id);
+            continue;
+          }
+          if (!legal(it->second.status, r.status)) {
+            refused(r.run_id, "", 0,
+                    "run " + r.run_id + ": " + to_string(it->second.status) + " -> "
+                      + to_string(r.status) + " is not a legal transition");
+            continue;
+          }
+        }
+        auto w = run_writes.find(r.run_id);
+        if (w == run_writes.end()) {
+          run_order.push_back(r.run_id);
+          run_writes[r.run_id] = {r, it == runs.end(), !is_terminal(r.status)};
+        } else {
+          auto& m = w->second.row;
+          m.status = r.status;
+          m.failure = r.failure;
+          m.reason = r.reason;
+          m.host = r.host;
+          m.pid = r.pid;
+          m.started_at = r.started_at;
+          m.finished_at = r.finished_at;
+          m.owner = r.owner;
+          m.epoch = r.epoch;
+          w->second.beat = w->second.beat || !is_terminal(r.status);
+        }
+        runs[r.run_id] = {r.status, r.epoch};
+        ++out.written;
+      }
+      std::vector<run_write> run_list;
+      for (auto& id : run_order)
+        run_list.push_back(run_writes[id]);
+      in_chunks(run_list, 50, [&](const std::vector<run_write>& chunk) {
+        params p;
+        std::string values;
+        for (auto& w : chunk) {
+          const auto& r = w.row;
+          auto first = p.size() + 1;
+          p.insert(p.end(),
+                   {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
+                    text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
+                    num(r.pid), ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at),
+                    ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
+                    r.schedule_id.empty() ? value{} : text(r.schedule_id),
+                    opt_ts(r.scheduled_for)});
+          values += (values.empty() ? "(" : ", (") + placeholders(first, 18) + ")";
+        }
+        exec(std::string("INSERT INTO runs (") + run_columns + ") VALUES " + values
+               + " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
+                 "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "
+                 "pid = excluded.pid, started_at = excluded.started_at, "
+                 "finished_at = excluded.finished_at, updated_at = excluded.updated_at, "
+                 "owner = excluded.owner, "
+                 "heartbeat_at = COALESCE(excluded.heartbeat_at, runs.heartbeat_at), "
+                 "epoch = excluded.epoch",
+             p);
+      });
+      // -- jobs -----------------------------------------------------------------------
+      std::map<std::pair<std::string, std::string>, job_row> job_writes;
+      std::vector<std::pair<std::string, std::string>> job_order;
+      for (auto& r : batch.jobs) {
+        if (stale(r.run_id, r.job, 0, r.epoch, "job " + r.run_id + "/" + r.job))
+          continue;
+        auto key = std::make_pair(r.run_id, r.job);
+        auto it = jobs.find(key);
+        if (it != jobs.end() && !legal_job(it->second, r.status)) {
+          refused(r.run_id, r.job, 0,
+                  "job " + r.run_id + "/" + r.job + ": " + to_string(it->second) + " -> "
+                    + to_string(r.status) + " is not a legal transition");
+          continue;
+        }
+        jobs[key] = r.status;
+        if (job_writes.emplace(key, r).second)
+          job_order.push_back(key);
+        else
+          job_writes[key] = r;
+        ++out.written;
+      }
+      std::vector<job_row> job_list;
+      for (auto& k : job_order)
+        job_list.push_back(job_writes[k]);
+      in_chunks(job_list, 100, [&](const std::vector<job_row>& chunk) {
+        params p;
+        std::string values;
+        for (auto& r : chunk) {
+          auto first = p.size() + 1;
+          p.insert(p.end(), {text(r.run_id), text(r.job), num(r.position),
+                             text(to_string(r.status)), num(r.attempts), code(r.failure),
+                             text(r.error), ts(now)});
+          values += (values.empty() ? "(" : ", (") + placeholders(first, 8) + ")";
+        }
+        exec(std::string("INSERT INTO jobs (") + job_columns + ") VALUES " + values
+               + " ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status, "
+                 "attempts = excluded.attempts, failure = excluded.failure, "
+                 "error = excluded.error, updated_at = excluded.updated_at",
+             p);
+      });
+      // -- attempts -------------------------------------------------------------------
+      using attempt_key = std::tuple<std::string, std::string, int32_t>;
+      std::map<attempt_key, attempt_row> attempt_writes;
+      std::vector<attempt_key> attempt_order;
+      for (auto& r : batch.attempts) {
+        if (stale(r.run_id, r.job, r.attempt, r.epoch,
+                  "attempt " + r.run_id + "/" + r.job + "#" + std::to_string(r.attempt)))
+          continue;
+        attempt_key key{r.run_id, r.job, r.attempt};
+        auto it = attempts.find(key);
+        if (it != attempts.end() && !legal_attempt(it->second, r.status)) {
+          refused(r.run_id, r.job, r.attempt,
+                  "attempt " + r.run_id + "/" + r.job + "#" + std::to_string(r.attempt) + ": "
+                    + to_string(it->second) + " -> " + to_string(r.status)
+                    + " is not a legal transition");
+          continue;
+        }
+        attempts[key] = r.status;
+        if (attempt_writes.emplace(key, r).second)
+          attempt_order.push_back(key);
+        else
+          attempt_writes[key] = r;
+        ++out.written;
+      }
+      std::vector<attempt_row> attempt_list;
+      for (auto& k : attempt_order)
+        attempt_list.push_back(attempt_writes[k]);
+      in_chunks(attempt_list, 50, [&](const std::vector<attempt_row>& chunk) {
+        params p;
+        std::string values;
+        for (auto& r : chunk) {
+          auto first = p.size() + 1;
+          p.insert(p.end(),
+                   {text(r.run_id), text(r.job), num(r.attempt), text(to_string(r.status)),
+                    text(r.strategy), code(r.failure), text(r.error), opt_num(r.exit_code),
+                    opt_num(r.signal), opt_num(r.http_status), num(r.pid), opt_ts(r.started_at),
+                    opt_ts(r.finished_at), num(r.duration_ms),
+                    text(r.stats.empty() ? "{}" : r.stats), ts(now), text(r.cgroup),
+                    num(r.epoch)});
+          values += (values.empty() ? "(" : ", (") + placeholders(first, 18) + ")";
+        }
+        exec("INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
+             "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
+             "updated_at, cgroup, epoch) VALUES "
+               + values
+               + " ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = excluded.status, "
+                 "strategy = excluded.strategy, failure = excluded.failure, "
+                 "error = excluded.error, exit_code = excluded.exit_code, "
+                 "signal = excluded.signal, http_status = excluded.http_status, "
+                 "pid = excluded.pid, started_at = excluded.started_at, "
+                 "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, "
+                 "stats = excluded.stats, updated_at = excluded.updated_at, "
+                 "cgroup = excluded.cgroup, epoch = excluded.epoch",
+             p);
+      });
+      // -- events: refusals (of runs that exist), then the batch's ----------------
+      std::vector<event_row> events;
+      for (auto& e : refusals)
+        if (runs.count(e.run_id) != 0)
+          events.push_back(e);
+      events.insert(events.end(), batch.events.begin(), batch.events.end());
+      out.written += static_cast<int32_t>(batch.events.size());
+      in_chunks(events, 100, [&](const std::vector<event_row>& chunk) {
+        params p;
+        std::string values;
+        for (auto& e : chunk) {
+          auto first = p.size() + 1;
+          p.insert(p.end(), {ts(e.ts), text(e.run_id), text(e.job), num(e.attempt),
+                             text(to_string(e.level)), text(e.message),
+                             text(e.meta.empty() ? "{}" : e.meta)});
+          values += (values.empty() ? "(" : ", (") + placeholders(first, 7) + ")";
+        }
+        exec("INSERT INTO events (ts, run_id, job, attempt, level, message, meta) VALUES " + values,
+             p);
+      });
       return out;
     });
   });

@@ -78,6 +78,10 @@ protected:
   virtual void begin() = 0;
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
+  /// Whether apply() reads and writes a batch with a few multi-row
+  /// statements (a server, where each statement is a round trip) rather than
+  /// row by row.
+  virtual bool batched_writes() const = 0;
   /// Appended to a SELECT that reads a row about to be updated.
   virtual std::string lock_clause() const = 0;
   /// The same, passing over rows another transaction holds (PostgreSQL's
@@ -93,6 +97,7 @@ private:
   auto guarded(const char* what, F f) -> caf::expected<decltype(f())>;
   template <class F>
   auto in_transaction(F f) -> decltype(f());
+  caf::expected<apply_result> apply_rows(const store_batch& batch);
   void write_run(const run_row& r, apply_result& out, caf::timestamp now);
   int64_t run_epoch(const std::string& run_id);
   bool fenced(apply_result& out, const std::string& run_id, const std::string& job,

@@ -116,6 +116,10 @@ protected:
     return "";  // BEGIN IMMEDIATE already holds the database's write lock
   }
 
+  bool batched_writes() const override {
+    return false;
+  }
+
   std::string skip_locked_clause() const override {
     return "";
   }

@@ -202,6 +202,69 @@ TYPED_TEST_P(StoreContract, IllegalTransitionsAreRefusedAndTheRestIsWritten) {
   EXPECT_EQ(warns->size(), 2u);
 }
 
+// One batch that holds a row's whole life (a group commit of a fast run):
+// each row is checked against the ones before it in the batch, the last
+// accepted one is what is stored, and a regression inside the batch is
+// refused. (PostgreSQL reads and writes such a batch with multi-row
+// statements; SQLite row by row: the same outcome.)
+TYPED_TEST_P(StoreContract, ABatchIsCheckedRowAfterRowInItsOwnOrder) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto id = unique("run");
+  auto pipe = unique("pipe");
+  store_batch b;
+  b.runs.push_back(make_run(id, pipe, run_status::queued));
+  b.runs.push_back(make_run(id, pipe, run_status::running));
+  b.runs.back().owner = "earlier-owner";
+  b.runs.push_back(make_run(id, pipe, run_status::succeeded));
+  b.runs.back().owner = "later-owner";
+  b.runs.push_back(make_run(id, pipe, run_status::running));  // succeeded -> running: no
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::pending));
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::running));
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::succeeded));
+  b.jobs.back().attempts = 1;
+  b.jobs.push_back(make_job(id, "a", 0, stage_status::retrying));  // succeeded -> retrying: no
+  attempt_row a;
+  a.run_id = id;
+  a.job = "a";
+  a.attempt = 1;
+  a.status = stage_status::running;
+  a.strategy = "exec";
+  b.attempts.push_back(a);
+  a.status = stage_status::succeeded;
+  a.exit_code = 0;
+  a.duration_ms = 12;
+  b.attempts.push_back(a);
+  b.events.push_back(make_event(id, "one"));
+  b.events.push_back(make_event(id, "two"));
+  auto res = db->apply(b);
+  ASSERT_TRUE(res) << describe(res.error());
+  ASSERT_EQ(res->refused.size(), 2u);
+  EXPECT_NE(res->refused[0].find("succeeded -> running"), std::string::npos) << res->refused[0];
+  EXPECT_NE(res->refused[1].find("succeeded -> retrying"), std::string::npos) << res->refused[1];
+  EXPECT_EQ(res->written, 3 + 3 + 2 + 2);
+  auto runs = db->runs_by_prefix(id, 1);
+  ASSERT_TRUE(runs);
+  EXPECT_EQ(runs->at(0).status, run_status::succeeded);
+  EXPECT_EQ(runs->at(0).owner, "later-owner") << "the last accepted row's columns";
+  EXPECT_EQ(runs->at(0).pipeline, pipe);
+  auto jobs = db->jobs(id);
+  ASSERT_TRUE(jobs);
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(jobs->at(0).status, stage_status::succeeded);
+  EXPECT_EQ(jobs->at(0).attempts, 1);
+  auto attempts = db->attempts(id);
+  ASSERT_TRUE(attempts);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ(attempts->at(0).status, stage_status::succeeded);
+  EXPECT_EQ(attempts->at(0).duration_ms, 12);
+  auto events = db->events(id, event_level::info);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 4u) << "two refusals, then the batch's two";
+  EXPECT_EQ(events->at(2).message, "one");
+  EXPECT_EQ(events->at(3).message, "two");
+}
+
 // Fencing: whoever takes a run over writes at the next epoch; from then on
 // rows its old owner still sends are refused, and say why.
 TYPED_TEST_P(StoreContract, AStaleEpochIsRefusedAfterATakeover) {
@@ -510,6 +573,7 @@ TYPED_TEST_P(StoreContract, TakeoversCursorsAndEventsAfterAnId) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            ABatchIsCheckedRowAfterRowInItsOwnOrder,
                             ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce,
                             TakeoversCursorsAndEventsAfterAnId,
                             AStaleEpochIsRefusedAfterATakeover,
