@@ -151,3 +151,23 @@ TEST_F(JobWorkerTest, AJobWhoseRequesterDiesIsStopped) {
   EXPECT_TRUE(worker_gone) << "the job_worker kept running for a dead requester";
   EXPECT_TRUE(live_tree(pid).empty());
 }
+
+// A finished worker is gone soon after, whatever its stage's timeout: a
+// pending one-hour timeout message used to keep every finished worker (and
+// its memory) alive for the hour.
+TEST_F(JobWorkerTest, AFinishedWorkerIsFreedDespiteALongTimeout) {
+  caf::actor_addr addr;
+  {
+    auto w = spawn_job_worker(sys, runner, job_listener_actor{});
+    addr = w.address();
+    job_result out;
+    self->request(w, caf::infinite, start_atom_v, spec("true", std::chrono::hours(1)))
+      .receive([&](job_result& r) { out = std::move(r); },
+               [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+    EXPECT_EQ(out.status, stage_status::succeeded);
+  }
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (caf::actor_cast<caf::actor>(addr) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(caf::actor_cast<caf::actor>(addr)) << "the worker is still referenced";
+}
