@@ -221,6 +221,15 @@ void arm_timeout(self_ptr self) {
   self->delayed_send(self, std::max<std::chrono::steady_clock::duration>(step, {}), timeout_atom_v);
 }
 
+// Ends the worker. Its monitor on the requester goes first: a monitor
+// outlives the monitoring actor (CAF 0.17), and each one kept a finished
+// worker's memory until the requester, often the long-lived node, ended.
+void done(self_ptr self) {
+  if (self->state.requester)
+    self->demonitor(caf::actor_cast<caf::actor_addr>(self->state.requester));
+  self->quit();
+}
+
 job_worker_impl::behavior_type job_worker(self_ptr self,
                                            std::shared_ptr<process_runner> runner,
                                            job_listener_actor listener) {
@@ -284,7 +293,7 @@ job_worker_impl::behavior_type job_worker(self_ptr self,
       r.finished_at = caf::make_timestamp();
       r.duration = std::chrono::steady_clock::now() - st.t0;
       st.rp.deliver(r);
-      self->quit();
+      done(self);
     },
     [=](cancel_atom) { cancel_job(self); },
     [=](timeout_atom) {
@@ -338,7 +347,7 @@ job_worker_impl::behavior_type job_worker(self_ptr self,
       st.result.finished_at = caf::make_timestamp();
       st.result.duration = std::chrono::steady_clock::now() - st.t0;
       st.rp.deliver(st.result);
-      self->quit();
+      done(self);
     },
   };
 }

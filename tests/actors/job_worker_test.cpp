@@ -170,4 +170,9 @@ TEST_F(JobWorkerTest, AFinishedWorkerIsFreedDespiteALongTimeout) {
   while (caf::actor_cast<caf::actor>(addr) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(caf::actor_cast<caf::actor>(addr)) << "the worker is still referenced";
+  // Nor is its memory held: only this test's address of it remains (a
+  // monitor it left on its requester used to hold it as long as the
+  // requester lived, the node's whole life in a coordinator).
+  auto* ctrl = caf::actor_cast<caf::actor_control_block*>(addr);
+  EXPECT_EQ(ctrl->weak_refs.load(), 1u) << "something still points at the finished worker";
 }
