@@ -437,6 +437,25 @@ void in_chunks(const std::vector<T>& items, size_t size, F f) {
                      items.begin() + static_cast<long>(std::min(items.size(), i + size))));
 }
 
+// The last accepted row per key, in the order the keys first came.
+template <class K, class V>
+struct last_per_key {
+  std::map<K, V> rows;
+  std::vector<K> order;
+  void put(const K& k, const V& v) {
+    auto [it, fresh] = rows.insert_or_assign(k, v);
+    (void) it;
+    if (fresh)
+      order.push_back(k);
+  }
+  std::vector<V> list() const {
+    std::vector<V> out;
+    for (auto& k : order)
+      out.push_back(rows.at(k));
+    return out;
+  }
+};
+
 } // namespace
 
 // Row by row: SQLite's statements cost no round trip, and its prepared
@@ -475,6 +494,21 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
     return in_transaction([&] {
       apply_result out;
       auto now = caf::make_timestamp();
+      // "HEAD VALUES (...), (...) TAIL", `width` parameters a row.
+      auto write_rows = [&](const std::string& head, const auto& rows, size_t width,
+                            auto params_of, const std::string& tail) {
+        using row_t = typename std::decay_t<decltype(rows)>::value_type;
+        in_chunks(rows, std::max<size_t>(1, 900 / width), [&](const std::vector<row_t>& chunk) {
+          params p;
+          std::string values;
+          for (auto& r : chunk) {
+            values += (values.empty() ? "(" : ", (") + placeholders(p.size() + 1, width) + ")";
+            auto more = params_of(r);
+            p.insert(p.end(), more.begin(), more.end());
+          }
+          exec(head + " VALUES " + values + tail, p);
+        });
+      };
       // -- the state now ------------------------------------------------------
       std::vector<std::string> run_ids;
       {
@@ -628,34 +662,25 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
       std::vector<run_write> run_list;
       for (auto& id : run_order)
         run_list.push_back(run_writes[id]);
-      in_chunks(run_list, 50, [&](const std::vector<run_write>& chunk) {
-        params p;
-        std::string values;
-        for (auto& w : chunk) {
+      write_rows(
+        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 18,
+        [&](const run_write& w) {
           const auto& r = w.row;
-          auto first = p.size() + 1;
-          p.insert(p.end(),
-                   {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
-                    text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
-                    num(r.pid), ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at),
-                    ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
-                    r.schedule_id.empty() ? value{} : text(r.schedule_id),
-                    opt_ts(r.scheduled_for)});
-          values += (values.empty() ? "(" : ", (") + placeholders(first, 18) + ")";
-        }
-        exec(std::string("INSERT INTO runs (") + run_columns + ") VALUES " + values
-               + " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
-                 "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "
-                 "pid = excluded.pid, started_at = excluded.started_at, "
-                 "finished_at = excluded.finished_at, updated_at = excluded.updated_at, "
-                 "owner = excluded.owner, "
-                 "heartbeat_at = COALESCE(excluded.heartbeat_at, runs.heartbeat_at), "
-                 "epoch = excluded.epoch",
-             p);
-      });
+          return params{text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
+                        text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
+                        num(r.pid), ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at),
+                        ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
+                        r.schedule_id.empty() ? value{} : text(r.schedule_id),
+                        opt_ts(r.scheduled_for)};
+        },
+        " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
+        "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "
+        "pid = excluded.pid, started_at = excluded.started_at, "
+        "finished_at = excluded.finished_at, updated_at = excluded.updated_at, "
+        "owner = excluded.owner, heartbeat_at = COALESCE(excluded.heartbeat_at, runs.heartbeat_at), "
+        "epoch = excluded.epoch");
       // -- jobs -----------------------------------------------------------------------
-      std::map<std::pair<std::string, std::string>, job_row> job_writes;
-      std::vector<std::pair<std::string, std::string>> job_order;
+      last_per_key<std::pair<std::string, std::string>, job_row> job_writes;
       for (auto& r : batch.jobs) {
         if (stale(r.run_id, r.job, 0, r.epoch, "job " + r.run_id + "/" + r.job))
           continue;
@@ -668,40 +693,25 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
           continue;
         }
         jobs[key] = r.status;
-        if (job_writes.emplace(key, r).second)
-          job_order.push_back(key);
-        else
-          job_writes[key] = r;
+        job_writes.put(key, r);
         ++out.written;
       }
-      std::vector<job_row> job_list;
-      for (auto& k : job_order)
-        job_list.push_back(job_writes[k]);
-      in_chunks(job_list, 100, [&](const std::vector<job_row>& chunk) {
-        params p;
-        std::string values;
-        for (auto& r : chunk) {
-          auto first = p.size() + 1;
-          p.insert(p.end(), {text(r.run_id), text(r.job), num(r.position),
-                             text(to_string(r.status)), num(r.attempts), code(r.failure),
-                             text(r.error), ts(now)});
-          values += (values.empty() ? "(" : ", (") + placeholders(first, 8) + ")";
-        }
-        exec(std::string("INSERT INTO jobs (") + job_columns + ") VALUES " + values
-               + " ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status, "
-                 "attempts = excluded.attempts, failure = excluded.failure, "
-                 "error = excluded.error, updated_at = excluded.updated_at",
-             p);
-      });
+      write_rows(
+        std::string("INSERT INTO jobs (") + job_columns + ")", job_writes.list(), 8,
+        [&](const job_row& r) {
+          return params{text(r.run_id), text(r.job), num(r.position), text(to_string(r.status)),
+                        num(r.attempts), code(r.failure), text(r.error), ts(now)};
+        },
+        " ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status, "
+        "attempts = excluded.attempts, failure = excluded.failure, error = excluded.error, "
+        "updated_at = excluded.updated_at");
       // -- attempts -------------------------------------------------------------------
-      using attempt_key = std::tuple<std::string, std::string, int32_t>;
-      std::map<attempt_key, attempt_row> attempt_writes;
-      std::vector<attempt_key> attempt_order;
+      last_per_key<std::tuple<std::string, std::string, int32_t>, attempt_row> attempt_writes;
       for (auto& r : batch.attempts) {
         if (stale(r.run_id, r.job, r.attempt, r.epoch,
                   "attempt " + r.run_id + "/" + r.job + "#" + std::to_string(r.attempt)))
           continue;
-        attempt_key key{r.run_id, r.job, r.attempt};
+        std::tuple<std::string, std::string, int32_t> key{r.run_id, r.job, r.attempt};
         auto it = attempts.find(key);
         if (it != attempts.end() && !legal_attempt(it->second, r.status)) {
           refused(r.run_id, r.job, r.attempt,
@@ -711,43 +721,29 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
           continue;
         }
         attempts[key] = r.status;
-        if (attempt_writes.emplace(key, r).second)
-          attempt_order.push_back(key);
-        else
-          attempt_writes[key] = r;
+        attempt_writes.put(key, r);
         ++out.written;
       }
-      std::vector<attempt_row> attempt_list;
-      for (auto& k : attempt_order)
-        attempt_list.push_back(attempt_writes[k]);
-      in_chunks(attempt_list, 50, [&](const std::vector<attempt_row>& chunk) {
-        params p;
-        std::string values;
-        for (auto& r : chunk) {
-          auto first = p.size() + 1;
-          p.insert(p.end(),
-                   {text(r.run_id), text(r.job), num(r.attempt), text(to_string(r.status)),
-                    text(r.strategy), code(r.failure), text(r.error), opt_num(r.exit_code),
-                    opt_num(r.signal), opt_num(r.http_status), num(r.pid), opt_ts(r.started_at),
-                    opt_ts(r.finished_at), num(r.duration_ms),
-                    text(r.stats.empty() ? "{}" : r.stats), ts(now), text(r.cgroup),
-                    num(r.epoch)});
-          values += (values.empty() ? "(" : ", (") + placeholders(first, 18) + ")";
-        }
-        exec("INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
-             "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
-             "updated_at, cgroup, epoch) VALUES "
-               + values
-               + " ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = excluded.status, "
-                 "strategy = excluded.strategy, failure = excluded.failure, "
-                 "error = excluded.error, exit_code = excluded.exit_code, "
-                 "signal = excluded.signal, http_status = excluded.http_status, "
-                 "pid = excluded.pid, started_at = excluded.started_at, "
-                 "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, "
-                 "stats = excluded.stats, updated_at = excluded.updated_at, "
-                 "cgroup = excluded.cgroup, epoch = excluded.epoch",
-             p);
-      });
+      write_rows(
+        "INSERT INTO attempts (run_id, job, attempt, status, strategy, failure, error, "
+        "exit_code, signal, http_status, pid, started_at, finished_at, duration_ms, stats, "
+        "updated_at, cgroup, epoch)",
+        attempt_writes.list(), 18,
+        [&](const attempt_row& r) {
+          return params{text(r.run_id), text(r.job), num(r.attempt), text(to_string(r.status)),
+                        text(r.strategy), code(r.failure), text(r.error), opt_num(r.exit_code),
+                        opt_num(r.signal), opt_num(r.http_status), num(r.pid),
+                        opt_ts(r.started_at), opt_ts(r.finished_at), num(r.duration_ms),
+                        text(r.stats.empty() ? "{}" : r.stats), ts(now), text(r.cgroup),
+                        num(r.epoch)};
+        },
+        " ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = excluded.status, "
+        "strategy = excluded.strategy, failure = excluded.failure, error = excluded.error, "
+        "exit_code = excluded.exit_code, signal = excluded.signal, "
+        "http_status = excluded.http_status, pid = excluded.pid, "
+        "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+        "duration_ms = excluded.duration_ms, stats = excluded.stats, "
+        "updated_at = excluded.updated_at, cgroup = excluded.cgroup, epoch = excluded.epoch");
       // -- events: refusals (of runs that exist), then the batch's ----------------
       std::vector<event_row> events;
       for (auto& e : refusals)
@@ -755,19 +751,13 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
           events.push_back(e);
       events.insert(events.end(), batch.events.begin(), batch.events.end());
       out.written += static_cast<int32_t>(batch.events.size());
-      in_chunks(events, 100, [&](const std::vector<event_row>& chunk) {
-        params p;
-        std::string values;
-        for (auto& e : chunk) {
-          auto first = p.size() + 1;
-          p.insert(p.end(), {ts(e.ts), text(e.run_id), text(e.job), num(e.attempt),
-                             text(to_string(e.level)), text(e.message),
-                             text(e.meta.empty() ? "{}" : e.meta)});
-          values += (values.empty() ? "(" : ", (") + placeholders(first, 7) + ")";
-        }
-        exec("INSERT INTO events (ts, run_id, job, attempt, level, message, meta) VALUES " + values,
-             p);
-      });
+      write_rows("INSERT INTO events (ts, run_id, job, attempt, level, message, meta)", events, 7,
+                 [&](const event_row& e) {
+                   return params{ts(e.ts), text(e.run_id), text(e.job), num(e.attempt),
+                                 text(to_string(e.level)), text(e.message),
+                                 text(e.meta.empty() ? "{}" : e.meta)};
+                 },
+                 "");
       return out;
     });
   });
