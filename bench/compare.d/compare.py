@@ -337,6 +337,47 @@ def latency_api(n, port):
     return xs
 
 
+def running_order(reps):
+    """troupe run of 200 `true` stages against the same from a shell loop."""
+    pipe = os.path.join(work, "p200.yaml")
+    with open(pipe, "w") as f:
+        f.write("name: bench-200\nstages:\n")
+        for i in range(200):
+            f.write('  - name: s%03d\n    run: ["true"]\n' % i)
+    shell, troupe = [], []
+    for rep in range(reps):
+        for which in (["shell", "troupe"] if rep % 2 == 0 else ["troupe", "shell"]):
+            t0 = time.time()
+            if which == "shell":
+                subprocess.run(["sh", "-c", "for i in $(seq 200); do /bin/true; done"], check=True)
+                shell.append(time.time() - t0)
+            else:
+                subprocess.run([os.path.join(build, "troupe"), "run", pipe, "-o",
+                                os.path.join(work, "ro")], check=True, stdout=subprocess.DEVNULL)
+                troupe.append(time.time() - t0)
+    s, t = statistics.median(shell), statistics.median(troupe)
+    return {"shell_s": s, "troupe_s": t, "per_stage_ms": (t - s) / 200 * 1000, "ratio": t / s}
+
+
+def sampler_cost():
+    """troupe's own CPU on a 5 s stage of 50 processes, sampled at 10 Hz and not."""
+    pipe = os.path.join(work, "p50.yaml")
+    with open(pipe, "w") as f:
+        f.write('name: bench-50\nstages:\n  - name: s\n    shell: "for i in $(seq 49); do '
+                'sleep 5 & done; sleep 5; wait"\n')
+    cpu = {}
+    for interval in ("100ms", "0"):
+        t0 = os.times()
+        subprocess.run([os.path.join(build, "troupe"), "run", pipe, "-o", os.path.join(work, "so"),
+                        "--no-db", "--sample-interval", interval], check=True,
+                       stdout=subprocess.DEVNULL)
+        t1 = os.times()
+        # troupe's own: its children's CPU minus the stage's (50 sleeps: near 0)
+        cpu[interval] = (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system)
+    return {"sampled_cpu_s": cpu["100ms"], "unsampled_cpu_s": cpu["0"],
+            "sampler_pct_of_core": (cpu["100ms"] - cpu["0"]) / 5 * 100}
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -425,6 +466,8 @@ try:
         {"system": k, "p50": statistics.median(a for a, _ in v), "p99": statistics.median(b for _, b in v),
          "runs": [list(x) for x in v]} for k, v in lat.items()]
 
+    results["workloads"]["running_order_200_true"] = running_order(args.reps)
+    results["workloads"]["sampler_10hz_50_processes"] = sampler_cost()
     time.sleep(2)
     idle = {}
     before = {k: figures(v) for k, v in roots.items()}
@@ -452,7 +495,13 @@ emb, coord = by["troupe embedded (SQLite)"], by["troupe coordinator, local node 
 inproc, viaapi = lat["troupe in-process (scheduler actor)"], lat["troupe through the HTTP API"]
 co = res["troupe coordinator"]
 nby = {r["system"]: r for r in results["workloads"].get("noop_jobs", [])}
+ro = results["workloads"]["running_order_200_true"]
+sam = results["workloads"]["sampler_10hz_50_processes"]
 targets = [
+    ("running order: per-stage overhead <= 2 ms beyond the spawn", "%.2f ms" % ro["per_stage_ms"],
+     ro["per_stage_ms"] <= 2),
+    ("sampler at 10 Hz <= 1% of a core", "%.2f %%" % sam["sampler_pct_of_core"],
+     sam["sampler_pct_of_core"] <= 1),
     ("persisted no-op jobs >= 50,000/s on SQLite", "%.0f/s" % nby["troupe embedded (SQLite)"]["jobs_per_s"],
      nby["troupe embedded (SQLite)"]["jobs_per_s"] >= 50000),
     ("subprocess jobs >= 0.9x the floor (embedded)", "%.2fx" % emb["ratio_to_floor"], emb["ratio_to_floor"] >= 0.9),
@@ -480,6 +529,13 @@ md += ["", "## Launch -> first stage start, %d sequential single-job runs (media
        "", "| system | p50 | p99 |", "|---|---|---|"]
 for r in results["workloads"]["launch_latency_ms"]:
     md.append("| %s | %.2f ms | %.2f ms |" % (r["system"], r["p50"], r["p99"]))
+md += ["", "## Running order: 200 `true` stages (median of %d)" % args.reps, "",
+       "| shell loop | troupe run | per stage beyond the shell | ratio |", "|---|---|---|---|",
+       "| %.3f s | %.3f s | %.2f ms | %.1fx |" % (ro["shell_s"], ro["troupe_s"], ro["per_stage_ms"], ro["ratio"]),
+       "", "## Sampler: a 5 s stage of 50 processes", "",
+       "| troupe CPU, 10 Hz | troupe CPU, no samples | sampler cost |", "|---|---|---|",
+       "| %.3f s | %.3f s | %.2f %% of a core |" % (sam["sampled_cpu_s"], sam["unsampled_cpu_s"],
+                                                  sam["sampler_pct_of_core"])]
 md += ["", "## Resources of every process of each system", "",
        "| system | idle CPU (%d s) | idle RSS | loaded CPU | loaded peak RSS |" % args.idle, "|---|---|---|---|---|"]
 for r in results["workloads"]["resources"]:
