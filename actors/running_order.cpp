@@ -42,25 +42,29 @@ std::string running_order::attempt_log(const std::string& stage, int32_t n, cons
 
 // -- the journal -------------------------------------------------------------
 
-void running_order::journal_run(caf::timestamp now) {
+run_row run_row_of(const run_record& rec, caf::timestamp now) {
   run_row r;
-  r.run_id = record_.run_id;
-  r.pipeline = record_.pipeline;
-  r.pipeline_file = record_.options.pipeline_file;
-  r.run_dir = record_.run_dir;
-  r.status = record_.status;
-  r.failure = record_.failure;
-  r.reason = record_.reason;
-  r.host = record_.host.hostname;
-  r.pid = record_.pid;
-  r.owner = record_.owner;
-  r.epoch = record_.epoch;
-  r.created_at = record_.started_at;
-  if (record_.status != run_status::queued)
-    r.started_at = record_.started_at;
-  r.finished_at = record_.finished_at;
+  r.run_id = rec.run_id;
+  r.pipeline = rec.pipeline;
+  r.pipeline_file = rec.options.pipeline_file;
+  r.run_dir = rec.run_dir;
+  r.status = rec.status;
+  r.failure = rec.failure;
+  r.reason = rec.reason;
+  r.host = rec.host.hostname;
+  r.pid = rec.pid;
+  r.owner = rec.owner;
+  r.epoch = rec.epoch;
+  r.created_at = rec.started_at;
+  if (rec.status != run_status::queued)
+    r.started_at = rec.started_at;
+  r.finished_at = rec.finished_at;
   r.updated_at = now;
-  journal_.runs.push_back(std::move(r));
+  return r;
+}
+
+void running_order::journal_run(caf::timestamp now) {
+  journal_.runs.push_back(run_row_of(record_, now));
 }
 
 void running_order::journal_job(size_t i, caf::timestamp now) {

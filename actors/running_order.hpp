@@ -36,6 +36,10 @@ struct attempt_decision {
   std::string strategy;    // for retry: the next attempt's strategy
 };
 
+/// The store's row of a run as `rec` has it now (the scheduler's queued row,
+/// the coordinator's, and the journal's all come from here).
+run_row run_row_of(const run_record& rec, caf::timestamp now);
+
 class running_order {
 public:
   /// `retry` has one policy per stage, in order; `jitter` draws from [-1, 1].

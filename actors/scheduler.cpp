@@ -3,6 +3,7 @@
 #include "actors/artifact_writer.hpp"
 #include "actors/run_queue.hpp"
 #include "actors/run_supervisor.hpp"
+#include "actors/running_order.hpp"
 
 #include <caf/all.hpp>
 
@@ -22,18 +23,8 @@ struct scheduler_state {
 using self_ptr = scheduler_actor::stateful_pointer<scheduler_state>;
 
 run_row row_of(const run_record& rec, run_status status) {
-  run_row r;
-  r.run_id = rec.run_id;
-  r.pipeline = rec.pipeline;
-  r.pipeline_file = rec.options.pipeline_file;
-  r.run_dir = rec.run_dir;
+  auto r = run_row_of(rec, caf::make_timestamp());
   r.status = status;
-  r.host = rec.host.hostname;
-  r.pid = rec.pid;
-  r.owner = rec.owner;
-  r.epoch = rec.epoch;
-  r.created_at = rec.started_at;
-  r.updated_at = caf::make_timestamp();
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <thread>
@@ -249,54 +250,69 @@ void show_changes(progress_display& display, follow_state& st, const run_view& v
   }
 }
 
-// Follows run `id` until it ends: with `display`, as progress lines. The
-// events stream is reopened with Last-Event-ID when the connection drops.
-int follow_run(api_client& api, const std::string& id, progress_display* display) {
-  follow_state st;
+// Reads run `id`'s event stream to its end, every event once: a dropped
+// connection is reopened with Last-Event-ID (for up to about 30 s).
+// `on_event` sees each event, `after_chunk` runs after each piece received.
+// 0 once the run has ended, else the exit code of the failure (said).
+int read_event_stream(api_client& api, const std::string& id,
+                      const std::function<void(const event_row&)>& on_event,
+                      const std::function<void()>& after_chunk = {}) {
   std::string last_id;
-  int failures = 0;
-  for (;;) {
+  http_reply reply;
+  for (int tries = 0; tries < 60; ++tries) {
     bool ended = false;
-    bool dirty = false;
     sse_parser parser;
     std::map<std::string, std::string> headers;
     if (!last_id.empty())
       headers["Last-Event-ID"] = last_id;
-    auto reply = api.stream("/api/runs/" + id + "/events/stream", headers,
-                            [&](const std::string& chunk) {
-                              parser.feed(chunk, [&](const sse_parser::event& e) {
-                                if (!e.id.empty())
-                                  last_id = e.id;
-                                if (e.type == "end") {
-                                  ended = true;
-                                  return true;
-                                }
-                                auto j = json::parse(e.data, nullptr, false);
-                                if (j.is_object()) {
-                                  auto ev = j.get<event_row>();
-                                  note_event(st, ev);
-                                  dirty = dirty || !ev.job.empty();
-                                }
-                                return true;
-                              });
-                              if (dirty && display != nullptr) {
-                                dirty = false;
-                                if (auto v = fetch_run(api, id, nullptr))
-                                  show_changes(*display, st, *v);
-                              }
-                              return true;
-                            });
+    reply = api.stream("/api/runs/" + id + "/events/stream", headers,
+                       [&](const std::string& chunk) {
+                         parser.feed(chunk, [&](const sse_parser::event& e) {
+                           if (!e.id.empty())
+                             last_id = e.id;
+                           if (e.type == "end") {
+                             ended = true;
+                             return true;
+                           }
+                           auto j = json::parse(e.data, nullptr, false);
+                           if (j.is_object())
+                             on_event(j.get<event_row>());
+                           return true;
+                         });
+                         if (after_chunk)
+                           after_chunk();
+                         return true;
+                       });
     if (reply.status != 200 && reply.status != 0)
       return fail(reply, api.settings());
     if (ended)
-      break;
-    if (++failures > 60) {
-      std::fprintf(stderr, "troupe: lost the coordinator at %s: %s\n",
-                   api.settings().server.c_str(), reply.error.c_str());
-      return exit_code::internal;
-    }
+      return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
+  std::fprintf(stderr, "troupe: lost the coordinator at %s: %s\n",
+               api.settings().server.c_str(), reply.error.c_str());
+  return exit_code::internal;
+}
+
+// Follows run `id` until it ends: with `display`, as progress lines.
+int follow_run(api_client& api, const std::string& id, progress_display* display) {
+  follow_state st;
+  bool dirty = false;
+  auto rc = read_event_stream(
+    api, id,
+    [&](const event_row& ev) {
+      note_event(st, ev);
+      dirty = dirty || !ev.job.empty();
+    },
+    [&] {
+      if (dirty && display != nullptr) {
+        dirty = false;
+        if (auto v = fetch_run(api, id, nullptr))
+          show_changes(*display, st, *v);
+      }
+    });
+  if (rc != 0)
+    return rc;
   http_reply err;
   auto v = fetch_run(api, id, &err);
   if (!v)
@@ -589,42 +605,12 @@ int api_events_command(const store_command_options& o) {
     print_events(events, o.json);
     return 0;
   }
-  // Follow: every event once, until the run ends (reconnecting with
-  // Last-Event-ID when the connection drops).
-  std::string last_id;
-  for (int tries = 0; tries < 60; ++tries) {
-    bool ended = false;
-    sse_parser parser;
-    std::map<std::string, std::string> headers;
-    if (!last_id.empty())
-      headers["Last-Event-ID"] = last_id;
-    auto r = api.stream("/api/runs/" + o.run_id + "/events/stream", headers,
-                        [&](const std::string& chunk) {
-                          return parser.feed(chunk, [&](const sse_parser::event& e) {
-                            if (!e.id.empty())
-                              last_id = e.id;
-                            if (e.type == "end") {
-                              ended = true;
-                              return true;
-                            }
-                            auto j = json::parse(e.data, nullptr, false);
-                            if (!j.is_object())
-                              return true;
-                            auto ev = j.get<event_row>();
-                            if (shown(ev))
-                              print_events({ev}, o.json);
-                            std::fflush(stdout);
-                            return true;
-                          });
-                        });
-    if (r.status != 200 && r.status != 0)
-      return fail(r, s);
-    if (ended)
-      return 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  std::fprintf(stderr, "troupe: lost the coordinator at %s\n", s.server.c_str());
-  return exit_code::internal;
+  // Follow: every event once, until the run ends.
+  return read_event_stream(api, o.run_id, [&](const event_row& ev) {
+    if (shown(ev))
+      print_events({ev}, o.json);
+    std::fflush(stdout);
+  });
 }
 
 } // namespace troupe

@@ -420,19 +420,7 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
     return std::uniform_real_distribution<double>(-1.0, 1.0)(gen);
   };
   prepared out;
-  auto& r = out.row;
-  const auto& rec = plan->record;
-  r.run_id = rec.run_id;
-  r.pipeline = rec.pipeline;
-  r.pipeline_file = rec.options.pipeline_file;
-  r.run_dir = rec.run_dir;
-  r.status = run_status::queued;
-  r.host = rec.host.hostname;
-  r.pid = rec.pid;
-  r.owner = rec.owner;
-  r.epoch = rec.epoch;
-  r.created_at = rec.started_at;
-  r.updated_at = created;
+  out.row = run_row_of(plan->record, created);
   out.plan = std::move(plan);
   return out;
 }
