@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 
 namespace troupe {
 
@@ -22,6 +23,12 @@ struct writer_state {
   std::map<std::string, write_health> by_run;  // the same for each run
   bool reported = false;
   std::map<std::string, std::string> beating;  // unfinished run -> its owner
+  // Syncs that came in while batches were queued: answered after the flush
+  // that commits them, so that one commit serves every run in the mailbox
+  // (answering each sync with a flush of its own made one small commit per
+  // run: 20 round trips a run on PostgreSQL).
+  std::vector<std::pair<caf::typed_response_promise<write_health>, std::optional<std::string>>>
+    waiting;
   static inline const char* name = "store_writer";
 };
 
@@ -83,7 +90,39 @@ void retry_failed(writer_state& st) {
 
 // One transaction for everything queued; if it fails, each batch in a
 // transaction of its own, so that one bad batch loses only itself.
+void flush_queued(self_ptr self);
+
+write_health health_of(const writer_state& st, const std::optional<std::string>& run) {
+  if (!run)
+    return st.health;
+  auto it = st.by_run.find(*run);
+  return it == st.by_run.end() ? write_health{} : it->second;
+}
+
+// Commits what is queued, then answers the syncs that waited for it.
 void flush(self_ptr self) {
+  flush_queued(self);
+  auto& st = self->state;
+  for (auto& [rp, run] : std::exchange(st.waiting, {}))
+    rp.deliver(health_of(st, run));
+}
+
+// A sync: answered now when nothing is queued, else by the pending flush
+// (behind every batch already in the mailbox).
+caf::result<write_health> sync(self_ptr self, std::optional<std::string> run) {
+  auto& st = self->state;
+  if (st.queued.empty() && st.failed.empty())
+    return health_of(st, run);
+  auto rp = self->make_response_promise<write_health>();
+  st.waiting.emplace_back(rp, std::move(run));
+  if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom_v);
+  }
+  return rp;
+}
+
+void flush_queued(self_ptr self) {
   auto& st = self->state;
   st.flush_pending = false;
   if (!st.failed.empty()) {
@@ -172,15 +211,9 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
             report(st, res.error());
         self->delayed_send(self, heartbeat, tick_atom_v);
       },
-      [=](sync_atom) -> write_health {
-        flush(self);
-        return self->state.health;
-      },
-      [=](sync_atom, const std::string& run) -> write_health {
-        flush(self);
-        auto& st = self->state;
-        auto it = st.by_run.find(run);
-        return it == st.by_run.end() ? write_health{} : it->second;
+      [=](sync_atom) -> caf::result<write_health> { return sync(self, std::nullopt); },
+      [=](sync_atom, const std::string& run) -> caf::result<write_health> {
+        return sync(self, run);
       },
     };
   };
