@@ -6,6 +6,8 @@
 
 #include <csignal>
 #include <functional>
+#include <map>
+#include <set>
 #include <optional>
 #include <utility>
 
@@ -13,16 +15,22 @@ namespace troupe {
 
 namespace {
 
+// A stage whose attempt runs: what the node, the sampler and the memory
+// limit need to know about it.
+struct attempt_slot {
+  caf::optional<job_key> key;  // the attempt the node runs for us (none for noop)
+  std::string cgroup;          // its job cgroup, or ""
+  bool oom_killed = false;     // troupe killed it for exceeding limits.memory
+  int64_t oom_rss = 0;
+};
+
 struct supervisor_state {
   std::unique_ptr<running_order> order;
   run_plan plan;
   run_supervisor_deps deps;
-  std::optional<size_t> current;  // the stage whose attempt runs
-  std::optional<size_t> waiting;  // the stage waiting for its retry
-  std::string cgroup;             // the running attempt's job cgroup, or ""
-  caf::optional<job_key> running;  // the attempt the node runs for us, if any
-  bool oom_killed = false;  // troupe killed the attempt for exceeding limits.memory
-  int64_t oom_rss = 0;
+  std::map<size_t, attempt_slot> running;  // stages whose attempt runs, several in a graph
+  std::set<size_t> waiting;                // stages waiting for their retry
+  std::map<std::string, size_t> index;     // stage name -> position
   bool started = false;
   bool finishing = false;
   bool checking_writer = false;  // a sync to the artifact_writer is out (samples)
@@ -82,8 +90,9 @@ bool records_ok(self_ptr self, const write_health& h, failure_code code) {
                                    : h.first_error;
   st.order->record_failed(code, why, caf::make_timestamp());
   persist(self);  // what can still be written is written (the store, or the folder)
-  if (st.running)
-    self->send(st.deps.node, cancel_atom_v, *st.running);  // its result ends the run
+  for (auto& [i, slot] : st.running)
+    if (slot.key)
+      self->send(st.deps.node, cancel_atom_v, *slot.key);  // their results end the run
   return false;
 }
 
@@ -154,7 +163,7 @@ void finish(self_ptr self) {
   if (st.finishing)
     return;
   st.finishing = true;
-  st.waiting.reset();
+  st.waiting.clear();
   st.order->finish(caf::make_timestamp());
   // The run's last word goes to metadata.json first, and only once that is
   // on disk to the store: killed in between, the store still says running,
@@ -192,26 +201,30 @@ job_result lost_result(self_ptr self, size_t i, std::string why) {
 // then go on, retry later, or stop.
 void attempt_done(self_ptr self, size_t i, job_result result) {
   auto& st = self->state;
-  if (st.current != i)
+  auto found = st.running.find(i);
+  if (found == st.running.end())
     return;  // already handled (a down message after the reply, say)
-  st.current.reset();
-  st.running = caf::none;
+  auto slot = std::move(found->second);
+  st.running.erase(found);
   if (!is_noop(self, i))
     self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
   // (A worker that ended without a result: its node killed its tree.)
   if (!result.log_error.empty() && !st.order->record_failed()) {
     // The stage's logs are not durable: this attempt is recorded as it
-    // ended, then the run stops (step finds nothing more to start).
+    // ended, then the run stops (ready() hands out nothing more).
     std::fprintf(stderr, "troupe: artifact write failed: %s\n", result.log_error.c_str());
     st.order->record_failed(failure_code::artifact_write_failed, result.log_error,
                             caf::make_timestamp());
+    for (auto& [j, other] : st.running)
+      if (other.key)
+        self->send(st.deps.node, cancel_atom_v, *other.key);
   }
-  if (std::exchange(st.oom_killed, false) && result.status != stage_status::succeeded
+  if (slot.oom_killed && result.status != stage_status::succeeded
       && result.status != stage_status::cancelled) {
     result.status = stage_status::failed;
     result.failure = failure_code::oom;
-    result.error = "killed by troupe: tree RSS " + std::to_string(st.oom_rss >> 20)
+    result.error = "killed by troupe: tree RSS " + std::to_string(slot.oom_rss >> 20)
                    + " MiB over limits.memory "
                    + std::to_string(st.order->record().stages.at(i).memory_limit >> 20)
                    + " MiB";
@@ -226,10 +239,9 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     persist(self);
     notify(self, progress_event::kind_t::stage_finished, i);
     if (decision.kind == attempt_decision::retry) {
-      st.waiting = i;
+      st.waiting.insert(i);
       auto attempt = static_cast<int32_t>(st.order->record().stages.at(i).attempts.size());
       self->delayed_send(self, decision.delay, retry_atom_v, static_cast<int32_t>(i), attempt);
-      return;
     }
     step(self);
   };
@@ -237,7 +249,7 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     record_it(caf::none);
     return;
   }
-  auto after = request_for(self, i, "after", pid, std::exchange(st.cgroup, {}));
+  auto after = request_for(self, i, "after", pid, std::move(slot.cgroup));
   self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, std::move(after))
     .then([=](snapshot& snap) { record_it(std::move(snap)); },
           [=](caf::error&) { record_it(caf::none); });
@@ -245,12 +257,17 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
 
 void launch(self_ptr self, size_t i) {
   auto& st = self->state;
-  if (st.order->cancelled() || st.order->record_failed()) {
-    finish(self);
+  auto status = st.order->record().stages.at(i).status;
+  if (st.finishing || st.order->stopping()
+      || (status != stage_status::pending && status != stage_status::retrying)) {
+    // Stopped meanwhile (a failure, a cancel): it does not start, and the
+    // run ends once nothing else is in flight.
+    st.order->release(i);
+    step(self);
     return;
   }
   const auto& a = st.order->attempt_started(i, caf::make_timestamp());
-  st.current = i;
+  st.running[i] = attempt_slot{};
   const auto& dir = st.order->record().run_dir;
   auto spec = st.plan.jobs.at(i);
   spec.attempt = a.attempt;
@@ -280,7 +297,7 @@ void launch(self_ptr self, size_t i) {
     attempt_done(self, i, std::move(r));
     return;
   }
-  st.running = key_of(spec);
+  st.running[i].key = key_of(spec);
   self->request(st.deps.node, caf::infinite, start_atom_v, std::move(spec))
     .then([=](job_result& r) { attempt_done(self, i, std::move(r)); },
           [=](caf::error& err) {
@@ -289,72 +306,79 @@ void launch(self_ptr self, size_t i) {
           });
 }
 
-void step_now(self_ptr self);
+// Stages handed out by ready() wait here for the writers' barrier (the
+// first wave only) while their "before" snapshots are taken.
+struct start_gate {
+  bool open = false;
+  std::vector<std::function<void()>> parked;
+};
 
-void step(self_ptr self, bool wait) {
-  if (!wait) {
-    after_barrier(self, [=] { step_now(self); }, false);
-    return;
-  }
-  // The first stage: its "before" snapshot (a /proc pass, about a
-  // millisecond) is taken while the writers confirm the record so far; the
-  // stage starts once both are done. (They used to run one after the other.)
-  auto& st = self->state;
-  auto next = st.order->next();
-  if (!next) {
-    after_barrier(self, [=] { finish(self); }, true);
-    return;
-  }
-  auto i = *next;
-  if (is_noop(self, i)) {
-    after_barrier(self, [=] { launch(self, i); }, true);
-    return;
-  }
-  auto pending = std::make_shared<int>(2);
-  auto snap = std::make_shared<caf::optional<snapshot>>();
-  auto go = [=] {
-    if (--*pending > 0)
+// Starts `stages`: each takes its "before" snapshot (a /proc pass, about a
+// millisecond; none for noop), then launches. With `wait` (the first wave)
+// they also wait for both writers to confirm the record so far: it is on
+// disk and in the store before anything runs, or the run is marked failed
+// and launch() finds it stopped. The snapshots are taken meanwhile (they
+// used to come one after the other). Without `wait` the check runs beside
+// them, and a failure that comes back stops the stages just started: the
+// previous stage's metadata fsync stays off the critical path (about 1 ms a
+// stage, docs/benchmarks.md).
+void start_stages(self_ptr self, const std::vector<size_t>& stages, bool wait) {
+  auto gate = std::make_shared<start_gate>();
+  gate->open = !wait;
+  check_writers(self, [gate, wait] {
+    if (!wait)
       return;
-    // (Nothing more is written for a run whose record failed or that was
-    // cancelled meanwhile: launch() finishes it.)
-    auto& order = *self->state.order;
-    if (*snap && !order.record_failed() && !order.cancelled()) {
-      self->send(self->state.deps.writer, trace_atom_v, **snap);
-      self->state.order->stage_before(i, std::move(**snap));
-    }
-    launch(self, i);
+    gate->open = true;
+    for (auto& f : std::exchange(gate->parked, {}))
+      f();
+  });
+  auto when_open = [gate](std::function<void()> f) {
+    if (gate->open)
+      f();
+    else
+      gate->parked.push_back(std::move(f));
   };
-  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, request_for(self, i, "before", 0))
-    .then(
-      [=](snapshot& s) {
-        *snap = std::move(s);
-        go();
-      },
-      [=](caf::error&) { go(); });
-  after_barrier(self, go, true);
+  for (auto i : stages) {
+    auto go = [=](std::shared_ptr<caf::optional<snapshot>> snap) {
+      auto& order = *self->state.order;
+      // (Nothing more is written for a run that is stopping: launch() sees it.)
+      if (snap && *snap && !order.stopping()) {
+        self->send(self->state.deps.writer, trace_atom_v, **snap);
+        order.stage_before(i, std::move(**snap));
+      }
+      launch(self, i);
+    };
+    if (is_noop(self, i)) {
+      when_open([=] { go(nullptr); });
+      continue;
+    }
+    self->request(self->state.deps.sampler, caf::infinite, snapshot_atom_v,
+                  request_for(self, i, "before", 0))
+      .then(
+        [=](snapshot& s) {
+          auto snap = std::make_shared<caf::optional<snapshot>>(std::move(s));
+          when_open([=] { go(snap); });
+        },
+        [=](caf::error&) { when_open([=] { go(nullptr); }); });
+  }
 }
 
-void step_now(self_ptr self) {
+// Starts what is ready; ends the run when nothing is ready or in flight.
+void step(self_ptr self, bool wait) {
   auto& st = self->state;
-  auto next = st.order->next();
-  if (!next) {
+  if (st.finishing)
+    return;
+  auto ready = st.order->ready();
+  if (!ready.empty()) {
+    start_stages(self, ready, wait);
+    return;
+  }
+  if (st.order->in_flight() > 0)
+    return;  // a running stage's end, or a retry, steps again
+  if (wait)
+    after_barrier(self, [=] { finish(self); }, true);
+  else
     finish(self);
-    return;
-  }
-  auto i = *next;
-  if (is_noop(self, i)) {
-    launch(self, i);
-    return;
-  }
-  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v,
-                request_for(self, i, "before", 0))
-    .then(
-      [=](snapshot& snap) {
-        self->send(self->state.deps.writer, trace_atom_v, snap);
-        self->state.order->stage_before(i, std::move(snap));
-        launch(self, i);
-      },
-      [=](caf::error&) { launch(self, i); });
 }
 
 run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
@@ -365,6 +389,8 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
                                              plan.supervision, plan.jitter);
   st.plan = std::move(plan);
   st.deps = std::move(deps);
+  for (size_t i = 0; i < st.order->record().stages.size(); ++i)
+    st.index.emplace(st.order->record().stages[i].name, i);
   return {
     [=](start_atom) {
       auto& st = self->state;
@@ -377,26 +403,36 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
     },
     [=](cancel_atom) {
       auto& st = self->state;
-      st.order->cancel(caf::make_timestamp());
-      if (st.running)
-        self->send(st.deps.node, cancel_atom_v, *st.running);
-      else if (!st.started || st.waiting)
+      st.order->cancel(caf::make_timestamp());  // stages waiting to retry end cancelled
+      st.waiting.clear();
+      if (!st.started) {
         finish(self);
-      // else between stages: next() and launch() see the flag.
+        return;
+      }
+      for (auto& [i, slot] : st.running)
+        if (slot.key)
+          self->send(st.deps.node, cancel_atom_v, *slot.key);  // their results end the run
+      // Nothing running: the run ends now, or once the stages being
+      // started find it stopped (launch()).
+      if (st.running.empty())
+        step(self);
     },
     [=](retry_atom, int32_t stage, int32_t attempt) {
       auto& st = self->state;
       auto i = static_cast<size_t>(stage);
-      if (st.finishing || st.waiting != i
+      if (st.finishing || st.waiting.count(i) == 0
           || static_cast<int32_t>(st.order->record().stages.at(i).attempts.size()) != attempt)
         return;  // cancelled meanwhile, or stale
-      st.waiting.reset();
+      st.waiting.erase(i);
       after_barrier(self, [=] { launch(self, i); }, false);
     },
     [=](sample_atom, snapshot& snap) {
       auto& st = self->state;
-      if (!st.current || st.order->record().stages.at(*st.current).name != snap.stage)
+      auto named = st.index.find(snap.stage);
+      if (named == st.index.end() || st.running.count(named->second) == 0)
         return;
+      auto i = named->second;
+      auto& slot = st.running[i];
       self->send(st.deps.writer, trace_atom_v, snap);
       if (!st.checking_writer) {
         // A trace line that cannot be written (a full disk) stops the run
@@ -410,31 +446,31 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
             },
             [=](caf::error&) { self->state.checking_writer = false; });
       }
-      auto i = *st.current;
       st.order->stage_sample(i, snap);
       const auto& s = st.order->record().stages.at(i);
       // limits.memory, enforced on the whole tree (the rlimit sees one process).
       if (s.memory_limit > 0 && snap.process && snap.process->rss_bytes > s.memory_limit
-          && !st.oom_killed && s.pid > 0) {
-        st.oom_killed = true;
-        st.oom_rss = snap.process->rss_bytes;
+          && !slot.oom_killed && s.pid > 0) {
+        slot.oom_killed = true;
+        slot.oom_rss = snap.process->rss_bytes;
         // The node kills the attempt's tree: the same message reaches a
         // remote node.
-        if (st.running)
-          self->send(st.deps.node, kill_atom_v, *st.running,
-                     "tree RSS " + std::to_string(st.oom_rss >> 20) + " MiB over limits.memory");
+        if (slot.key)
+          self->send(st.deps.node, kill_atom_v, *slot.key,
+                     "tree RSS " + std::to_string(slot.oom_rss >> 20) + " MiB over limits.memory");
       }
     },
     [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {
       auto& st = self->state;
-      if (!st.current || st.order->record().stages.at(*st.current).name != stage)
+      auto named = st.index.find(stage);
+      if (named == st.index.end() || st.running.count(named->second) == 0)
         return;
-      st.order->stage_spawned(*st.current, pid, cgroup);
-      st.cgroup = std::move(cgroup);
+      auto i = named->second;
+      st.order->stage_spawned(i, pid, cgroup);
+      st.running[i].cgroup = cgroup;
       persist(self);
       if (st.plan.sample_interval.count() > 0) {
-        self->send(st.deps.sampler, watch_atom_v,
-                   request_for(self, *st.current, "sample", pid, st.cgroup),
+        self->send(st.deps.sampler, watch_atom_v, request_for(self, i, "sample", pid, cgroup),
                    st.plan.sample_interval, caf::actor_cast<sample_sink_actor>(self));
       }
     },

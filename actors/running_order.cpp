@@ -30,14 +30,17 @@ running_order::running_order(run_record record, std::vector<retry_policy> retry,
     jitter_(std::move(jitter)) {
   retry_.resize(record_.stages.size());
   next_strategy_.resize(record_.stages.size());
+  handed_out_.resize(record_.stages.size());
+  for (size_t i = 0; i < record_.stages.size(); ++i)
+    index_.emplace(record_.stages[i].name, i);
   for (size_t i = 0; i < record_.stages.size(); ++i)
     record_.stages[i].max_attempts = retry_[i].spec().max_attempts;
 }
 
 std::string running_order::attempt_log(const std::string& stage, int32_t n, const char* suffix) {
   if (n <= 1)
-    return "logs/" + stage + "." + suffix;
-  return "logs/" + stage + ".attempt-" + std::to_string(n) + "." + suffix;
+    return "logs/" + log_stem(stage) + "." + suffix;
+  return "logs/" + log_stem(stage) + ".attempt-" + std::to_string(n) + "." + suffix;
 }
 
 // -- the journal -------------------------------------------------------------
@@ -60,6 +63,7 @@ run_row run_row_of(const run_record& rec, caf::timestamp now) {
     r.started_at = rec.started_at;
   r.finished_at = rec.finished_at;
   r.updated_at = now;
+  r.params = params_json(rec.params);
   return r;
 }
 
@@ -199,26 +203,91 @@ void running_order::start(caf::timestamp now) {
               .str());
 }
 
-std::optional<size_t> running_order::next() {
-  if (stopped_ || cancelled_)
-    return std::nullopt;
+void running_order::skip(size_t i, const std::string& why, caf::timestamp now) {
+  auto& s = touch(i);
+  s.status = stage_status::skipped;
+  s.error = why;
+  journal_job(i, now);
+  event(now, i, 0, event_level::info, "skipped: " + s.error);
+}
+
+std::vector<size_t> running_order::ready() {
+  std::vector<size_t> out;
+  if (stopped_ || cancelled_ || record_failed_ != failure_code::none)
+    return out;
   auto now = caf::make_timestamp();
-  while (cursor_ < record_.stages.size()) {
-    auto& s = record_.stages[cursor_];
-    if (s.status == stage_status::pending && !s.enabled) {
-      s.status = stage_status::skipped;
-      s.error = "optional stage not enabled (use --enable " + s.name + ")";
-      ++s.revision;
-      journal_job(cursor_, now);
-      event(now, cursor_, 0, event_level::info, "skipped: " + s.error);
-      ++cursor_;
-      continue;
+  auto& stages = record_.stages;
+  // Skipping a stage can settle its dependents: go round until nothing changes.
+  for (bool changed = true; changed;) {
+    changed = false;
+    out.clear();
+    for (size_t i = 0; i < stages.size(); ++i) {
+      auto& s = stages[i];
+      if (s.status != stage_status::pending || handed_out_[i])
+        continue;
+      bool waits = false;
+      const stage_record* blocked = nullptr;
+      for (auto& name : s.depends_on) {
+        auto it = index_.find(name);
+        if (it == index_.end())
+          continue;  // (validated: cannot happen)
+        const auto& d = stages[it->second];
+        if (d.status == stage_status::succeeded
+            || (d.status == stage_status::skipped && !d.enabled))
+          continue;
+        if (d.status == stage_status::failed || d.status == stage_status::timed_out
+            || d.status == stage_status::cancelled || d.status == stage_status::skipped) {
+          blocked = &d;
+          break;
+        }
+        waits = true;
+      }
+      if (blocked != nullptr) {
+        // on_failure: continue (fail-fast stopped the run already).
+        skip(i, "not run: depends on '" + blocked->name + "', which "
+                  + (blocked->status == stage_status::skipped ? std::string("was skipped")
+                                                              : to_string(blocked->status)),
+             now);
+        changed = true;
+      } else if (!waits && !s.enabled) {
+        skip(i, "optional stage not enabled (use --enable " + s.name + ")", now);
+        changed = true;
+      } else if (!waits) {
+        out.push_back(i);
+      }
     }
-    if (s.status == stage_status::pending)
-      return cursor_++;
-    ++cursor_;
   }
-  return std::nullopt;
+  auto limit = static_cast<size_t>(std::max(1, record_.options.max_parallel));
+  auto busy = in_flight();
+  out.resize(busy >= limit ? 0 : std::min(out.size(), limit - busy));
+  for (auto i : out)
+    handed_out_[i] = true;
+  return out;
+}
+
+std::optional<size_t> running_order::next() {
+  auto limit = record_.options.max_parallel;
+  record_.options.max_parallel = static_cast<int32_t>(in_flight()) + 1;
+  auto r = ready();
+  record_.options.max_parallel = limit;
+  if (r.empty())
+    return std::nullopt;
+  return r.front();
+}
+
+size_t running_order::in_flight() const {
+  size_t n = 0;
+  for (size_t i = 0; i < record_.stages.size(); ++i) {
+    auto st = record_.stages[i].status;
+    if (st == stage_status::running || st == stage_status::retrying
+        || (st == stage_status::pending && handed_out_[i]))
+      ++n;
+  }
+  return n;
+}
+
+void running_order::release(size_t i) {
+  handed_out_.at(i) = false;
 }
 
 stage_record& running_order::touch(size_t i) {
@@ -233,6 +302,7 @@ attempt_record& running_order::current(size_t i) {
 
 const attempt_record& running_order::attempt_started(size_t i, caf::timestamp now) {
   auto& s = touch(i);
+  handed_out_.at(i) = false;
   attempt_record a;
   a.attempt = static_cast<int32_t>(s.attempts.size()) + 1;
   a.strategy = next_strategy_[i].empty() ? s.strategy : next_strategy_[i];
@@ -350,16 +420,23 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
   auto text = "attempt " + std::to_string(a.attempt) + " " + to_string(a.status) + ": "
               + to_string(a.failure) + (a.error.empty() ? "" : ": " + a.error);
   const auto& policy = retry_[i];
-  auto give_up = [&](event_level level, std::string why) {
+  // The stage failed for good. Fail-fast stops the run: no new stage starts
+  // (those running finish). Under on_failure: continue only its dependents
+  // are skipped, by ready(); a cancel, a record that cannot be written and
+  // an exhausted budget stop the run either way.
+  auto give_up = [&](event_level level, std::string why, bool stop_anyway = false) {
     journal_attempt(i, now);
     journal_job(i, now);
     event(now, i, a.attempt, event_level::error, text, m.str());
     event(now, i, a.attempt, level, std::move(why),
           meta().add("attempts", a.attempt).add("max_attempts", s.max_attempts).str());
-    stopped_ = true;
-    skip_pending(record_failed_ != failure_code::none
-                   ? "not run: troupe cannot record the run"
-                   : "not run: stage '" + s.name + "' " + to_string(s.status));
+    if (stop_anyway || !record_.options.continue_on_failure || cancelled_
+        || record_failed_ != failure_code::none) {
+      stopped_ = true;
+      skip_pending(record_failed_ != failure_code::none
+                     ? "not run: troupe cannot record the run"
+                     : "not run: stage '" + s.name + "' " + to_string(s.status));
+    }
     return attempt_decision{attempt_decision::stop, {}, {}};
   };
   if (r.status == stage_status::cancelled || cancelled_)
@@ -382,7 +459,7 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
     record_.reason = "supervision budget exhausted: more than "
                      + std::to_string(sup.max_retries) + " retries within "
                      + seconds_text(sup.within);
-    auto d = give_up(event_level::error, "not retried: " + record_.reason);
+    auto d = give_up(event_level::error, "not retried: " + record_.reason, true);
     run_event(now, event_level::error, record_.reason,
               meta()
                 .add("max_retries", sup.max_retries)

@@ -15,6 +15,7 @@
 #include <caf/timestamp.hpp>
 
 #include <functional>
+#include <map>
 #include <optional>
 
 namespace troupe {
@@ -31,7 +32,9 @@ constexpr int cancelled = 130;
 
 /// What to do after an attempt ended.
 struct attempt_decision {
-  enum kind_t { next, retry, stop } kind = next;  // next: the stage is done; stop: the run is
+  // next: the stage succeeded; stop: it failed for good (the run stops but
+  // for `on_failure: continue`); retry: after `delay`
+  enum kind_t { next, retry, stop } kind = next;
   caf::timespan delay{0};  // for retry
   std::string strategy;    // for retry: the next attempt's strategy
 };
@@ -54,9 +57,21 @@ public:
   /// The run starts (queued -> running).
   void start(caf::timestamp now);
 
-  /// The next stage to execute, after marking disabled stages `skipped`;
-  /// nothing when the run is over (all done, failed or cancelled).
+  /// The stages that may start now, in file order, each handed out once:
+  /// pending, everything they depend on succeeded (or is an optional stage
+  /// not enabled), and no more than options.max_parallel in flight. Marks
+  /// disabled optional stages `skipped` as they come up, and under
+  /// `on_failure: continue` the dependents of a stage that failed (with the
+  /// reason). Empty when the run is stopping (a failure under fail-fast, a
+  /// cancel, a record that cannot be written) or nothing is ready yet.
+  std::vector<size_t> ready();
+  /// ready(), one stage at most.
   std::optional<size_t> next();
+  /// Stages running, waiting for a retry, or handed out and not yet started.
+  size_t in_flight() const;
+  /// A stage handed out by ready() does not start after all (the run is
+  /// stopping); it stays pending, and finish() skips it.
+  void release(size_t i);
 
   /// A new attempt of stage `i` starts (pending or retrying -> running);
   /// returns it. `strategy` empty: the stage's configured one (or the one a
@@ -79,6 +94,11 @@ public:
   void cancel(caf::timestamp now);
   bool cancelled() const {
     return cancelled_;
+  }
+  /// No new stage starts: fail-fast after a failure, a cancel, or a record
+  /// that cannot be written.
+  bool stopping() const {
+    return stopped_ || cancelled_ || record_failed_ != failure_code::none;
   }
 
   /// troupe cannot make the run's record durable (`code`:
@@ -113,6 +133,7 @@ public:
 
 private:
   void skip_pending(const std::string& why);
+  void skip(size_t i, const std::string& why, caf::timestamp now);
   /// Stage `i`, its revision bumped: every change goes through here.
   stage_record& touch(size_t i);
   attempt_record& current(size_t i);
@@ -132,8 +153,9 @@ private:
   std::function<double()> jitter_;
   std::vector<std::string> next_strategy_;  // per stage: decided by a retry
   store_batch journal_;
-  size_t cursor_ = 0;
-  bool stopped_ = false;  // a stage failed for good
+  std::vector<bool> handed_out_;  // by ready(), not yet started
+  std::map<std::string, size_t> index_;  // stage name -> position
+  bool stopped_ = false;  // a stage failed for good (fail-fast), or the budget ran out
   bool cancelled_ = false;
   failure_code record_failed_ = failure_code::none;
   std::string record_failure_;

@@ -128,7 +128,9 @@ void to_json(json& j, const run_options& x) {
            {"output_dir", x.output_dir},
            {"enabled", x.enabled},
            {"sample_interval_s", seconds_of(x.sample_interval)},
-           {"grace_s", seconds_of(x.grace)}};
+           {"grace_s", seconds_of(x.grace)},
+           {"max_parallel", x.max_parallel},
+           {"on_failure", x.continue_on_failure ? "continue" : "stop"}};
 }
 
 namespace {
@@ -174,7 +176,8 @@ json run_header(const run_record& x) {
               {"finished_at", opt_ts(x.finished_at)},
               {"run_dir", x.run_dir},
               {"host", x.host},
-              {"options", x.options}};
+              {"options", x.options},
+              {"params", x.params}};
 }
 
 } // namespace
@@ -230,6 +233,8 @@ void to_json(json& j, const stage_record& x) {
     {"command", x.command},
     {"optional", x.optional},
     {"enabled", x.enabled},
+    {"depends_on", x.depends_on},
+    {"matrix", x.matrix.empty() ? json(nullptr) : json(x.matrix)},
     {"timeout_s", seconds_of(x.timeout)},
     {"status", to_string(x.status)},
     {"started_at", opt_ts(x.started_at)},
@@ -276,7 +281,10 @@ void to_json(json& j, const run_row& x) {
            {"owner", x.owner},
            {"heartbeat_at", opt_ts(x.heartbeat_at)},
            {"schedule_id", x.schedule_id.empty() ? json(nullptr) : json(x.schedule_id)},
-           {"scheduled_for", opt_ts(x.scheduled_for)}};
+           {"scheduled_for", opt_ts(x.scheduled_for)},
+           {"params", json::parse(x.params.empty() ? "{}" : x.params, nullptr, false).is_object()
+                        ? json::parse(x.params)
+                        : json::object()}};
 }
 
 void to_json(json& j, const schedule_row& x) {
@@ -420,6 +428,7 @@ void from_json(const json& j, run_row& x) {
   x.heartbeat_at = opt_ts_at(j, "heartbeat_at");
   x.schedule_id = str_at(j, "schedule_id");
   x.scheduled_for = opt_ts_at(j, "scheduled_for");
+  x.params = j.contains("params") && j["params"].is_object() ? j["params"].dump() : "{}";
 }
 
 void from_json(const json& j, job_row& x) {
@@ -460,6 +469,10 @@ void from_json(const json& j, event_row& x) {
   x.level = parse_event_level(str_at(j, "level")).value_or(event_level::info);
   x.message = str_at(j, "message");
   x.meta = object_text(j, "meta");
+}
+
+std::string params_json(const std::map<std::string, std::string>& params) {
+  return json(params).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 void to_json(json& j, const run_record& x) {

@@ -64,6 +64,8 @@ private:
 
 /// The attempts table's `stats` column: resources and HTTP figures.
 std::string attempt_stats(const attempt_record& x);
+/// A run's parameter values as the store keeps them: one JSON object.
+std::string params_json(const std::map<std::string, std::string>& params);
 
 /// The figures `troupe show` prints from an attempt's stats column; -1
 /// where the column has none.

@@ -13,6 +13,7 @@
 #include <caf/timestamp.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,12 +46,15 @@ struct run_options {
   std::vector<std::string> enabled;
   caf::timespan sample_interval{0};  // 0: no periodic samples
   caf::timespan grace{0};
+  int32_t max_parallel = 1;          // stages of the run at once
+  bool continue_on_failure = false;  // on_failure: continue (else stop: fail-fast)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.pipeline_file,
-           x.output_dir, x.enabled, x.sample_interval, x.grace);
+           x.output_dir, x.enabled, x.sample_interval, x.grace, x.max_parallel,
+           x.continue_on_failure);
 }
 
 struct stage_resources {
@@ -99,12 +103,35 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
            x.peak_rss_bytes, x.retry_delay, x.cgroup);
 }
 
+/// The stem of a stage's log files: its name, with each character outside
+/// A-Z a-z 0-9 . _ - replaced (`train[shard=1,model=small]` ->
+/// `train.shard-1.model-small`). Plain stage names are their own stem.
+inline std::string log_stem(const std::string& stage_name) {
+  std::string out;
+  out.reserve(stage_name.size());
+  for (char ch : stage_name) {
+    bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+                 || ch == '.' || ch == '_' || ch == '-';
+    if (plain)
+      out += ch;
+    else if (ch == '[' || ch == ',')
+      out += '.';
+    else if (ch == '=')
+      out += '-';
+    else if (ch != ']')
+      out += '_';
+  }
+  return out;
+}
+
 struct stage_record {
   std::string name;
   std::string kind;     // exec
   std::string command;  // for people: the argv joined, or the shell line
   bool optional = false;
   bool enabled = true;
+  std::vector<std::string> depends_on;  // every one must succeed first (pipeline.hpp)
+  std::map<std::string, std::string> matrix;  // a matrix instance's values
   caf::timespan timeout{0};
   stage_status status = stage_status::pending;
   failure_code failure = failure_code::none;
@@ -129,7 +156,7 @@ struct stage_record {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_record& x) {
   return f(caf::meta::type_name("troupe::stage_record"), x.name, x.kind,
-           x.command, x.optional, x.enabled, x.timeout, x.status, x.failure,
+           x.command, x.optional, x.enabled, x.depends_on, x.matrix, x.timeout, x.status, x.failure,
            x.started_at, x.finished_at, x.duration, x.exit_code, x.signal,
            x.error, x.pid, x.leftovers_killed, x.stdout_log, x.stderr_log,
            x.resources, x.strategy, x.memory_limit, x.max_attempts, x.attempts, x.revision);
@@ -149,6 +176,7 @@ struct run_record {
   caf::optional<caf::timestamp> finished_at;
   host_info host;
   run_options options;
+  std::map<std::string, std::string> params;  // the parameter values used (pipeline.hpp)
   std::vector<stage_record> stages;
 };
 
@@ -157,7 +185,7 @@ typename Inspector::result_type inspect(Inspector& f, run_record& x) {
   return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
            x.run_dir, x.status, x.failure, x.reason, x.pid, x.owner, x.epoch, x.started_at,
            x.finished_at,
-           x.host, x.options, x.stages);
+           x.host, x.options, x.params, x.stages);
 }
 
 /// What a run_supervisor tells its listener (the CLI's progress display).

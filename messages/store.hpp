@@ -44,6 +44,7 @@ struct run_row {
   int64_t epoch = 1;  // fencing: the writer's; one more than the stored one takes the run over
   std::string schedule_id;  // the schedule that launched it; "" when none
   caf::optional<caf::timestamp> scheduled_for;  // the due time it stands for (with schedule_id)
+  std::string params = "{}";  // the parameter values it was given, a JSON object (set once)
 };
 
 template <class Inspector>
@@ -51,7 +52,7 @@ typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
            x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch,
-           x.schedule_id, x.scheduled_for);
+           x.schedule_id, x.scheduled_for, x.params);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).

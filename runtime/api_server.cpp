@@ -39,7 +39,7 @@ constexpr size_t max_body = 1 << 20;  // 1 MiB
 
 const std::set<std::string> schedule_keys{"pipeline", "kind",    "at",       "every",
                                           "cron",     "overlap", "catch_up", "enabled",
-                                          "priority", "enable",  "env"};
+                                          "priority", "enable",  "env",      "params"};
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -123,6 +123,18 @@ std::optional<api_error> get_options(const json& body, launch_request& out) {
       if (!v.is_string())
         return bad_request("env." + k, "must be a string");
       out.env[k] = v.get<std::string>();
+    }
+  }
+  if (body.contains("params")) {
+    if (!body["params"].is_object())
+      return bad_request("params", "must be an object of NAME: value");
+    for (auto& [k, v] : body["params"].items()) {
+      if (v.is_string())
+        out.params[k] = v.get<std::string>();
+      else if (v.is_number() || v.is_boolean())
+        out.params[k] = v.dump();
+      else
+        return bad_request("params." + k, "must be a string, number or boolean");
     }
   }
   return std::nullopt;
@@ -261,7 +273,7 @@ struct api_server::impl {
     svr.Post("/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
       json body;
       launch_request lr;
-      std::optional<api_error> err = parse_body(req, {"pipeline", "priority", "enable", "env"}, body);
+      std::optional<api_error> err = parse_body(req, {"pipeline", "priority", "enable", "env", "params"}, body);
       if (!err)
         err = get_string(body, "pipeline", lr.pipeline, true);
       if (!err)
@@ -718,7 +730,7 @@ struct api_server::impl {
         return bad_request("enabled", "must be true or false");
       s.enabled = body["enabled"].get<bool>();
     }
-    if (body.contains("enable") || body.contains("env")) {
+    if (body.contains("enable") || body.contains("env") || body.contains("params")) {
       launch_request lr;
       if (auto e = get_options(body, lr))
         return e;
@@ -729,6 +741,8 @@ struct api_server::impl {
         options["enable"] = lr.enable;
       if (body.contains("env"))
         options["env"] = lr.env;
+      if (body.contains("params"))
+        options["params"] = lr.params;
       s.options = options.dump();
     }
     return std::nullopt;

@@ -1,6 +1,9 @@
 #include "runtime/client_commands.hpp"
 
+#include "runtime/run_command.hpp"
+
 #include "actors/running_order.hpp"
+#include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/api_client.hpp"
 #include "runtime/progress.hpp"
@@ -91,7 +94,8 @@ bool split_env(const std::vector<std::string>& list, json& out) {
 
 // The launch options every launch and schedule takes; false (said) on a bad --env.
 bool add_run_options(json& body, int priority, const std::vector<std::string>& enable,
-                     const std::vector<std::string>& env_list) {
+                     const std::vector<std::string>& env_list,
+                     const std::vector<std::string>& param_list) {
   if (priority != 0)
     body["priority"] = priority;
   if (!enable.empty())
@@ -101,6 +105,13 @@ bool add_run_options(json& body, int priority, const std::vector<std::string>& e
     return false;
   if (!env.empty())
     body["env"] = env;
+  auto params = parse_param_args(param_list);
+  if (!params) {
+    std::fprintf(stderr, "troupe: %s\n", describe(params.error()).c_str());
+    return false;
+  }
+  if (!params->empty())
+    body["params"] = *params;
   return true;
 }
 
@@ -349,7 +360,7 @@ int launch_command(const launch_options& o) {
   if (!make_client(o.server, o.token, true, s))
     return exit_code::usage;
   json body{{"pipeline", o.pipeline}};
-  if (!add_run_options(body, o.priority, o.enable, o.env))
+  if (!add_run_options(body, o.priority, o.enable, o.env, o.params))
     return exit_code::usage;
   api_client api{s};
   auto r = api.post("/api/runs", body.dump());
@@ -503,7 +514,7 @@ int schedule_command(const schedule_options& o) {
       body["catch_up"] = o.catch_up;
     if (o.disabled)
       body["enabled"] = false;
-    if (!add_run_options(body, o.priority, o.enable, o.env))
+    if (!add_run_options(body, o.priority, o.enable, o.env, o.params))
       return exit_code::usage;
     auto r = api.post("/api/schedules", body.dump());
     if (r.status != 201)

@@ -23,6 +23,7 @@ struct launch_options : client_options {
   int priority = 0;
   std::vector<std::string> enable;
   std::vector<std::string> env;  // KEY=VALUE
+  std::vector<std::string> params;  // NAME=VALUE
   bool wait = false;
   bool follow = false;
 };
@@ -45,6 +46,7 @@ struct schedule_options : client_options {
   int priority = 0;
   std::vector<std::string> enable;
   std::vector<std::string> env;
+  std::vector<std::string> params;
 };
 
 int launch_command(const launch_options& o);

@@ -378,6 +378,15 @@ void coordinator::poke_schedules() {
   loop_cv_.notify_all();
 }
 
+std::map<std::string, std::string> params_of(const run_row& r) {
+  std::map<std::string, std::string> out;
+  auto stored = nlohmann::json::parse(r.params.empty() ? "{}" : r.params, nullptr, false);
+  if (stored.is_object())
+    for (auto& [k, v] : stored.items())
+      out[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  return out;
+}
+
 api_result<coordinator::prepared>
 coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
                      const std::string& run_dir, int64_t epoch, caf::timestamp created,
@@ -398,7 +407,11 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
     if (k.rfind("TROUPE_", 0) == 0)
       return bad_request("env", "'" + k + "': TROUPE_* variables are troupe's own");
   }
+  auto params = resolve_params(p, req.params, own_environment());
+  if (!params)
+    return bad_request("params", describe(params.error()));
   run_start start;
+  start.params = *params;
   start.run_id = run_id;
   start.run_dir = run_dir;
   start.started_at = created;
@@ -634,6 +647,10 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
       for (auto& [k, v] : options["env"].items())
         if (v.is_string())
           req.env[k] = v.get<std::string>();
+    if (options.contains("params") && options["params"].is_object())
+      for (auto& [k, v] : options["params"].items())
+        if (v.is_string())
+          req.params[k] = v.get<std::string>();
   }
   // Overlap: the schedule's runs still queued or running.
   std::vector<run_row> active;
@@ -775,8 +792,8 @@ void coordinator::reconcile_step() {
       continue;
     if (!r.run_dir.empty())
       make_directories(r.run_dir + "/logs");
-    auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}}, r.run_id, r.run_dir,
-                        r.epoch + 1, r.created_at);
+    auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}, params_of(r)}, r.run_id,
+                        r.run_dir, r.epoch + 1, r.created_at);
     if (!prep)
       continue;
     ++metrics_.adopted;
@@ -804,8 +821,8 @@ void coordinator::reconcile_step() {
     auto p = find_pipeline(r.run.pipeline);
     if (!p)
       continue;
-    auto prep = prepare(*p, launch_request{r.run.pipeline, 0, {}, {}}, r.run.run_id,
-                        r.run.run_dir, r.run.epoch, r.run.created_at, true);
+    auto prep = prepare(*p, launch_request{r.run.pipeline, 0, {}, {}, params_of(r.run)},
+                        r.run.run_id, r.run.run_dir, r.run.epoch, r.run.created_at, true);
     if (!prep)
       continue;
     running_order::restore(prep->plan->record, r.jobs, r.attempts);

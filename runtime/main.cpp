@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
                   "Store for runs, attempts and events: a SQLite file (default: "
                   "<output>/troupe.db) or postgresql://user@host/db");
   cmd->add_flag("--no-db", run.no_db, "Keep no store (metadata.json and logs only)");
+  cmd->add_option("-p,--param", run.params,
+                  "A parameter's value, NAME=VALUE (repeatable; see params: in the pipeline)");
 
   troupe::store_command_options q;
   auto add_db = [&](CLI::App* c) {
@@ -152,6 +154,8 @@ int main(int argc, char** argv) {
   launch_cmd->add_option("--priority", lo.priority, "Higher starts first when runs queue");
   launch_cmd->add_option("-e,--enable", lo.enable, "Enable an optional stage (repeatable)");
   launch_cmd->add_option("--env", lo.env, "KEY=VALUE for every stage (repeatable)");
+  launch_cmd->add_option("-p,--param", lo.params,
+                         "A parameter's value, NAME=VALUE (repeatable; see params: in the pipeline)");
   auto* wait_flag = launch_cmd->add_flag("--wait", lo.wait, "Wait for the run to end");
   launch_cmd->add_flag("--follow", lo.follow, "Show progress lines until the run ends")
     ->excludes(wait_flag);
@@ -185,6 +189,7 @@ int main(int argc, char** argv) {
   sadd->add_option("--priority", so.priority, "Its runs' priority");
   sadd->add_option("-e,--enable", so.enable, "Enable an optional stage in its runs");
   sadd->add_option("--env", so.env, "KEY=VALUE for its runs' stages");
+  sadd->add_option("-p,--param", so.params, "A parameter's value for its runs, NAME=VALUE");
   sadd->add_flag("--json", so.json, "Print the API's answer");
   auto* slist = sched_cmd->add_subcommand("list", "List the schedules.");
   add_client(slist, so);

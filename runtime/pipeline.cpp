@@ -2,14 +2,18 @@
 
 #include "messages/errors.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/template.hpp"
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -19,12 +23,13 @@ namespace {
 
 const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
                                      "supervision", "resume", "max_running",
-                                     "artifacts"};
+                                     "artifacts", "max_parallel", "on_failure", "params"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
                                        "timeout", "cwd",        "env",    "retry",
-                                       "limits"};
+                                       "limits", "depends_on", "matrix"};
+const std::set<std::string> param_keys{"default", "required", "description"};
 const std::set<std::string> retry_keys{"max_attempts", "backoff", "on"};
 const std::set<std::string> backoff_keys{"initial", "factor", "max", "jitter"};
 const std::set<std::string> supervision_keys{"max_retries", "within"};
@@ -608,6 +613,95 @@ caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::s
 
 namespace {
 
+// depends_on resolved and checked: unknown names, a stage naming itself or
+// twice, and cycles (each cycle once, named stage by stage). A name may be a
+// matrix stage as written (`train`): it stands for all its instances.
+// `implicit[i]`: the stage written before stage i's (its dependency when it
+// has no depends_on), "" for the first.
+void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& dep_nodes,
+                 const std::vector<std::string>& implicit) {
+  std::map<std::string, size_t> index;
+  std::map<std::string, std::vector<std::string>> groups;  // as written -> instances
+  for (size_t i = 0; i < def.stages.size(); ++i) {
+    index.emplace(def.stages[i].name, i);
+    groups[def.stages[i].base_name].push_back(def.stages[i].name);
+  }
+  auto where = [&](size_t i) {
+    return "stages[" + std::to_string(i) + "] (" + printable(def.stages[i].name) + ").depends_on";
+  };
+  std::vector<std::vector<size_t>> edges(def.stages.size());
+  bool known = true;
+  for (size_t i = 0; i < def.stages.size(); ++i) {
+    auto& s = def.stages[i];
+    const auto& node = dep_nodes[i];
+    std::vector<std::string> written = node ? s.depends_on : std::vector<std::string>{};
+    if (!node && !implicit[i].empty())
+      written.push_back(implicit[i]);  // the running order: the stage before
+    std::vector<std::string> resolved;
+    std::set<std::string> seen;
+    for (size_t k = 0; k < written.size(); ++k) {
+      const auto& d = written[k];
+      auto at = node ? node[k] : YAML::Node();
+      auto key = where(i) + "[" + std::to_string(k) + "]";
+      if (d == s.name || d == s.base_name) {
+        c.fail(at, key, "a stage cannot depend on itself");
+        known = false;
+        continue;
+      }
+      if (!seen.insert(d).second) {
+        c.fail(at, key, "'" + printable(d) + "' is named twice");
+        continue;
+      }
+      std::vector<std::string> names;
+      if (auto g = groups.find(d); g != groups.end())
+        names = g->second;
+      else if (index.count(d) > 0)
+        names = {d};
+      if (names.empty()) {
+        std::string all;
+        for (auto& [base, inst] : groups)
+          if (base != s.base_name)
+            all += (all.empty() ? "" : ", ") + base;
+        c.fail(at, key, "no stage named '" + printable(d) + "' (stages: " + all + ")");
+        known = false;
+        continue;
+      }
+      for (auto& n : names) {
+        resolved.push_back(n);
+        edges[i].push_back(index.at(n));
+      }
+    }
+    s.depends_on = std::move(resolved);
+  }
+  if (!known)
+    return;
+  // Depth-first: 0 unseen, 1 on the path, 2 done.
+  std::vector<int> mark(def.stages.size(), 0);
+  std::vector<size_t> path;
+  std::function<void(size_t)> visit = [&](size_t i) {
+    mark[i] = 1;
+    path.push_back(i);
+    for (auto d : edges[i]) {
+      if (mark[d] == 1) {
+        std::string cycle;
+        auto from = std::find(path.begin(), path.end(), d);
+        for (auto it = from; it != path.end(); ++it)
+          cycle += def.stages[*it].name + " -> ";
+        cycle += def.stages[d].name;
+        c.fail(dep_nodes[i] ? dep_nodes[i] : YAML::Node(), where(i),
+               "cycle: " + cycle + " (each stage waits for the one after it)");
+      } else if (mark[d] == 0) {
+        visit(d);
+      }
+    }
+    path.pop_back();
+    mark[i] = 2;
+  };
+  for (size_t i = 0; i < def.stages.size(); ++i)
+    if (mark[i] == 0)
+      visit(i);
+}
+
 caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def def,
                                            const std::string& file) {
   checker c{file};
@@ -629,8 +723,9 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
   retry_spec default_retry;
   default_retry.on = default_retry_on();
   int64_t default_memory = 0;
+  // (A cwd that starts with a template is resolved when the run fills it in.)
   auto resolve_dir = [&](const std::string& p) {
-    return !p.empty() && p[0] == '/' ? p : def.dir + "/" + p;
+    return (!p.empty() && p[0] == '/') || p.rfind("${", 0) == 0 ? p : def.dir + "/" + p;
   };
   if (auto d = root["defaults"]) {
     if (!d.IsMap()) {
@@ -679,7 +774,113 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
     }
   }
 
+  if (auto n = root["max_parallel"])
+    if (auto i = c.integer(n, "max_parallel", 1, 10000))
+      def.max_parallel = *i;
+  if (auto n = root["on_failure"]) {
+    if (auto a = c.scalar(n, "on_failure")) {
+      if (*a != "stop" && *a != "continue")
+        c.fail(n, "on_failure", "'" + printable(*a) + "' is not stop or continue");
+      def.continue_on_failure = *a == "continue";
+    }
+  }
+
+  if (auto n = root["params"]) {
+    if (!n.IsMap()) {
+      c.fail(n, "params", "must be a mapping of NAME: { default, required, description }");
+    } else if (c.spend(n, n.size())) {
+      std::set<std::string> seen;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+        auto path = "params." + printable(name);
+        if (!is_variable_name(name)) {
+          c.fail(it->first, "params", "'" + printable(name) + "' is not a valid parameter name "
+                                      "(letters, digits and _, not starting with a digit)");
+          continue;
+        }
+        if (!seen.insert(name).second) {
+          c.fail(it->first, path, "duplicate key");
+          continue;
+        }
+        param_def pd;
+        pd.name = name;
+        const auto& v = it->second;
+        if (v.IsMap()) {
+          c.check_keys(v, param_keys, path);
+          if (auto d = v["default"]) {
+            if (d.IsNull())
+              pd.default_value = "";
+            else if (auto text = c.scalar(d, path + ".default"))
+              pd.default_value = *text;
+          }
+          if (auto r = v["required"])
+            if (auto b = c.boolean(r, path + ".required"))
+              pd.required = *b;
+          if (auto d = v["description"]; d && d.IsScalar())
+            pd.description = d.Scalar();
+          if (pd.required && pd.default_value)
+            c.fail(v, path, "has both required: true and a default; give one");
+        } else if (!v.IsNull()) {
+          c.fail(v, path, "must be a mapping with default, required, description");
+        }
+        def.params.push_back(std::move(pd));
+      }
+    }
+  }
+  // ${...} in a field: each reference must name something the run will have.
+  auto check_refs = [&](const YAML::Node& at, const std::string& key, const std::string& text,
+                        const std::vector<std::pair<std::string, std::vector<std::string>>>* axes) {
+    std::string problem;
+    auto refs = template_refs(text, &problem);
+    if (!problem.empty())
+      c.fail(at, key, problem);
+    for (auto& r : refs) {
+      std::string why;
+      if (r.space == "params") {
+        bool declared = false;
+        std::string names;
+        for (auto& p : def.params) {
+          declared = declared || p.name == r.name;
+          names += (names.empty() ? "" : ", ") + p.name;
+        }
+        if (!declared)
+          why = "no parameter named '" + printable(r.name) + "' (params: "
+                + (names.empty() ? std::string("none declared") : names) + ")";
+      } else if (r.space == "matrix") {
+        std::string names;
+        bool found = false;
+        if (axes)
+          for (auto& [k, vals] : *axes) {
+            found = found || k == r.name;
+            names += (names.empty() ? "" : ", ") + k;
+          }
+        if (!found)
+          why = names.empty() ? std::string("this stage has no matrix")
+                              : "no matrix key '" + printable(r.name) + "' (matrix: " + names + ")";
+      } else if (r.space == "run") {
+        if (r.name != "id" && r.name != "dir")
+          why = "unknown; run.id and run.dir exist";
+      } else if (r.space == "stage") {
+        if (r.name != "name")
+          why = "unknown; stage.name exists";
+      } else if (r.space == "env") {
+        if (!is_variable_name(r.name))
+          why = "'" + printable(r.name) + "' is not a valid variable name";
+        else
+          def.env_refs.insert(r.name);
+      }
+      if (!why.empty())
+        c.fail(at, key, "'" + printable(r.text()) + "': " + why);
+    }
+  };
+  for (auto& [k, v] : def.default_env)
+    check_refs(root["defaults"]["env"], "defaults.env." + k, v, nullptr);
+
   auto stages = root["stages"];
+  std::vector<YAML::Node> dep_nodes;  // each stage's depends_on, or a null node
+  std::vector<std::string> implicit;  // each stage's predecessor as written, "" for the first
+  std::string previous;
+  size_t instances = 0;
   if (!stages) {
     c.fail(root, "stages", "missing (a list of stages)");
   } else if (!stages.IsSequence() || stages.size() == 0) {
@@ -788,9 +989,139 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         c.retry(v, where + ".retry", s.retry);
       if (auto v = n["limits"])
         c.limits(v, where + ".limits", s.memory_limit);
-      def.stages.push_back(std::move(s));
+      auto deps = n["depends_on"];
+      if (deps && !deps.IsSequence()) {
+        c.fail(deps, where + ".depends_on", "must be a list of stage names ([] for none)");
+        deps = YAML::Node();
+      } else if (deps && c.spend(deps, deps.size())) {
+        for (size_t k = 0; k < deps.size(); ++k)
+          if (auto d = c.scalar(deps[k], where + ".depends_on[" + std::to_string(k) + "]"))
+            s.depends_on.push_back(*d);
+      }
+      // matrix: NAME: [values], one stage per combination.
+      std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+      if (auto m = n["matrix"]) {
+        if (!m.IsMap() || m.size() == 0) {
+          c.fail(m, where + ".matrix", "must be a mapping of NAME: [values]");
+        } else if (c.spend(m, m.size())) {
+          size_t product = 1;
+          std::set<std::string> seen;
+          for (auto it = m.begin(); it != m.end(); ++it) {
+            auto key = it->first.IsScalar() ? it->first.Scalar() : std::string();
+            auto path = where + ".matrix." + printable(key);
+            if (!is_variable_name(key)) {
+              c.fail(it->first, where + ".matrix", "'" + printable(key) + "' is not a valid name "
+                                                   "(letters, digits and _; it becomes TROUPE_MATRIX_"
+                                                   "<NAME>)");
+              continue;
+            }
+            if (!seen.insert(key).second) {
+              c.fail(it->first, path, "duplicate key");
+              continue;
+            }
+            const auto& vals = it->second;
+            if (!vals.IsSequence() || vals.size() == 0) {
+              c.fail(vals, path, "must be a non-empty list of values");
+              continue;
+            }
+            if (!c.spend(vals, vals.size()))
+              continue;
+            std::vector<std::string> list;
+            std::set<std::string> distinct;
+            for (size_t k = 0; k < vals.size(); ++k) {
+              auto v = c.scalar(vals[k], path + "[" + std::to_string(k) + "]");
+              if (!v)
+                continue;
+              if (!distinct.insert(*v).second)
+                c.fail(vals[k], path + "[" + std::to_string(k) + "]",
+                       "'" + printable(*v) + "' is listed twice");
+              list.push_back(*v);
+            }
+            product = std::min<size_t>(product * list.size(), max_matrix_instances + 1);
+            axes.emplace_back(key, std::move(list));
+          }
+          if (product > max_matrix_instances)
+            c.fail(m, where + ".matrix",
+                   "more than " + std::to_string(max_matrix_instances)
+                     + " combinations; at most that many instances of one stage");
+        }
+      }
+      for (size_t k = 0; k < s.run.size(); ++k)
+        check_refs(run[k], where + ".run[" + std::to_string(k) + "]", s.run[k], &axes);
+      if (!s.shell.empty())
+        check_refs(shell, where + ".shell", s.shell, &axes);
+      for (auto& [k, v] : s.env)
+        check_refs(n["env"], where + ".env." + k, v, &axes);
+      if (auto v = n["cwd"])
+        check_refs(v, where + ".cwd", s.cwd, &axes);
+      if (s.is_http) {
+        check_refs(http, where + ".http.url", s.http.url, &axes);
+        check_refs(http, where + ".http.body", s.http.body, &axes);
+        for (auto& [k, v] : s.http.headers)
+          check_refs(http, where + ".http.headers." + k, v, &axes);
+      }
+      s.base_name = s.name;
+      auto written_name = s.name;
+      std::vector<stage_def> expanded;
+      if (axes.empty() || instances + 1 > max_stages) {
+        expanded.push_back(std::move(s));
+      } else {
+        // Every combination, the first key varying slowest.
+        std::vector<size_t> at(axes.size(), 0);
+        for (bool more = true; more;) {
+          auto inst = s;
+          std::string suffix;
+          for (size_t a = 0; a < axes.size(); ++a) {
+            inst.matrix.emplace_back(axes[a].first, axes[a].second[at[a]]);
+            suffix += (a == 0 ? "" : ",") + axes[a].first + "=" + axes[a].second[at[a]];
+          }
+          inst.name = s.name + "[" + suffix + "]";
+          expanded.push_back(std::move(inst));
+          more = false;
+          for (size_t a = axes.size(); a-- > 0;) {
+            if (++at[a] < axes[a].second.size()) {
+              more = true;
+              break;
+            }
+            at[a] = 0;
+          }
+          if (expanded.size() > max_matrix_instances)
+            break;
+        }
+      }
+      for (auto& inst : expanded) {
+        if (inst.name != inst.base_name) {
+          if (inst.name.size() > 200) {
+            c.fail(n["matrix"], where + ".matrix", "the instance name '" + printable(inst.name)
+                                                     + "' is longer than 200 characters");
+            break;
+          }
+          if (auto [it, fresh] = names.emplace(inst.name, s.line); !fresh) {
+            c.fail(n["matrix"], where + ".matrix",
+                   "the instance '" + printable(inst.name) + "' is also the stage at line "
+                     + std::to_string(it->second));
+            break;
+          }
+        }
+        ++instances;
+        dep_nodes.push_back(deps);
+        implicit.push_back(previous);
+        def.stages.push_back(std::move(inst));
+      }
+      if (instances > max_stages)
+        c.fail(n, where, std::to_string(instances) + " stages with matrix instances; at most "
+                           + std::to_string(max_stages) + " are accepted");
+      previous = written_name;
     }
   }
+  // Log files are named after stages: two names may not make one file name.
+  std::map<std::string, std::string> stems;
+  for (auto& st : def.stages)
+    if (auto [it, fresh] = stems.emplace(log_stem(st.name), st.name); !fresh && c.ok())
+      c.fail(stages, "stages", "'" + printable(st.name) + "' and '" + printable(it->second)
+                                 + "' would share the log files logs/" + it->first + ".*");
+  if (dep_nodes.size() == def.stages.size())
+    check_graph(c, def, dep_nodes, implicit);
   // Without a folder there is nowhere for a process's logs: for now such a
   // pipeline holds noop stages only.
   if (def.artifacts_in_store)
@@ -805,6 +1136,85 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
 }
 
 } // namespace
+
+caf::expected<std::map<std::string, std::string>>
+resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& given,
+               const std::map<std::string, std::string>& environment) {
+  std::vector<std::string> problems;
+  std::map<std::string, std::string> values;
+  std::string declared;
+  for (auto& d : p.params)
+    declared += (declared.empty() ? "" : ", ") + d.name;
+  for (auto& [name, value] : given) {
+    bool known = false;
+    for (auto& d : p.params)
+      known = known || d.name == name;
+    if (!known)
+      problems.push_back("--param " + printable(name) + ": " + p.file + " declares no such "
+                         "parameter (params: " + (declared.empty() ? "none" : declared) + ")");
+    else
+      values[name] = value;
+  }
+  for (auto& d : p.params) {
+    if (values.count(d.name) > 0)
+      continue;
+    if (d.default_value)
+      values[d.name] = *d.default_value;
+    else if (d.required)
+      problems.push_back("parameter '" + d.name + "' is required by " + p.file
+                         + " (give --param " + d.name + "=VALUE)"
+                         + (d.description.empty() ? "" : ": " + d.description));
+    else
+      values[d.name] = "";
+  }
+  for (auto& name : p.env_refs)
+    if (environment.count(name) == 0)
+      problems.push_back("${env." + name + "} is used by " + p.file
+                         + " but " + name + " is not set in troupe's environment");
+  if (!problems.empty()) {
+    std::string text;
+    for (auto& line : problems)
+      text += (text.empty() ? "" : "\n") + line;
+    return caf::make_error(errc::bad_input, text);
+  }
+  return values;
+}
+
+std::vector<std::vector<size_t>> stage_waves(const pipeline_def& p) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < p.stages.size(); ++i)
+    index.emplace(p.stages[i].name, i);
+  std::vector<int> wave(p.stages.size(), -1);
+  std::vector<std::vector<size_t>> waves;
+  // A validated pipeline has no cycle: every pass places at least one stage.
+  for (size_t placed = 0, pass = 0; placed < p.stages.size() && pass <= p.stages.size(); ++pass) {
+    for (size_t i = 0; i < p.stages.size(); ++i) {
+      if (wave[i] >= 0)
+        continue;
+      bool ready = true;
+      for (auto& d : p.stages[i].depends_on) {
+        auto it = index.find(d);
+        if (it == index.end())
+          continue;
+        if (wave[it->second] < 0 || wave[it->second] >= static_cast<int>(pass)) {
+          ready = false;
+          break;
+        }
+      }
+      if (!ready)
+        continue;
+      wave[i] = static_cast<int>(pass);
+      ++placed;
+    }
+  }
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    auto w = static_cast<size_t>(std::max(wave[i], 0));
+    if (waves.size() <= w)
+      waves.resize(w + 1);
+    waves[w].push_back(i);
+  }
+  return waves;
+}
 
 caf::expected<pipeline_def> load_pipeline(const std::string& path) {
   std::error_code ec;

@@ -5,19 +5,31 @@
 
 #include "actors/retry_policy.hpp"
 #include "messages/job_worker.hpp"
+#include "messages/run.hpp"
 
 #include <caf/expected.hpp>
 #include <caf/timestamp.hpp>
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace troupe {
 
-struct stage_def {
+/// `params:` one parameter of the pipeline (`--param NAME=VALUE`).
+struct param_def {
   std::string name;
+  std::optional<std::string> default_value;
+  bool required = false;
+  std::string description;
+};
+
+struct stage_def {
+  std::string name;              // a matrix instance: `train[shard=1,model=small]`
+  std::string base_name;         // the stage as written (`train`); = name without a matrix
+  std::vector<std::pair<std::string, std::string>> matrix;  // this instance's values, in file order
   std::string description;
   std::vector<std::string> run;  // argv form, or empty
   std::string shell;             // shell form, or empty
@@ -32,6 +44,10 @@ struct stage_def {
   std::string strategy = "exec"; // exec; for http stages auto (default) | http | browser
   retry_spec retry;              // defaults.retry overlaid by the stage's
   int64_t memory_limit = 0;      // limits.memory in bytes; 0: none
+  /// The stages this one waits for (all must succeed), resolved: without
+  /// `depends_on` the stage before it (none for the first), so a list of
+  /// stages keeps its running-order meaning; `depends_on: []` makes a root.
+  std::vector<std::string> depends_on;
 
   /// The argv troupe executes: `run` (a relative program path with a '/' made
   /// absolute against the pipeline's folder), or /bin/sh -c `shell`.
@@ -50,7 +66,11 @@ struct pipeline_def {
   bool resume = false;           // an interrupted run is resumed, not failed
   int32_t max_running = 0;       // the coordinator runs at most this many at once; 0: no limit
   bool artifacts_in_store = false;  // `artifacts: store`: no run folder; the store has it all
+  int32_t max_parallel = 0;      // stages of one run at once; 0: the number of cores
+  bool continue_on_failure = false;  // `on_failure: continue`: only a failed stage's dependents are skipped
   std::map<std::string, std::string> default_env;  // defaults.env, kept once (not per stage)
+  std::vector<param_def> params;  // in file order
+  std::set<std::string> env_refs;  // every ${env.NAME} in the file: each must be set at run time
 
   /// defaults.env overlaid by the stage's own env.
   std::map<std::string, std::string> environment(const stage_def& s) const {
@@ -60,6 +80,21 @@ struct pipeline_def {
     return env;
   }
 };
+
+/// The run's parameter values: `given` (--param NAME=VALUE, the API's
+/// `params`) over the defaults. Errors (errc::bad_input), all at once: a
+/// name the pipeline does not declare, a required one without a value, and
+/// an `${env.NAME}` the file uses that `environment` does not have.
+caf::expected<std::map<std::string, std::string>>
+resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& given,
+               const std::map<std::string, std::string>& environment);
+
+/// At most this many instances of one matrix stage.
+inline constexpr size_t max_matrix_instances = 256;
+
+/// The stages in waves: each wave's stages depend only on earlier waves'
+/// (indexes into p.stages, in file order within a wave).
+std::vector<std::vector<size_t>> stage_waves(const pipeline_def& p);
 
 /// The timeout of a stage when neither it nor `defaults` sets one.
 inline constexpr caf::timespan builtin_timeout = std::chrono::hours(1);

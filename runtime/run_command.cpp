@@ -26,6 +26,7 @@
 #include "runtime/system.hpp"
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -33,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -81,11 +83,14 @@ bool env_flag(const char* name) {
 // here too, and says so.
 std::string start_problem(const stage_def& s, const pipeline_def& p) {
   struct stat st{};
-  if (!s.is_http && (::stat(s.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+  // (A field with a template is checked when the run fills it in.)
+  if (!s.is_http && s.cwd.find("${") == std::string::npos
+      && (::stat(s.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
     return "working directory " + s.cwd + " does not exist (now)";
   if (!s.run.empty()) {
     auto prog = s.argv(p.dir).at(0);
-    if (prog.find('/') != std::string::npos && ::access(prog.c_str(), X_OK) != 0)
+    if (prog.find('/') != std::string::npos && prog.find("${") == std::string::npos
+        && ::access(prog.c_str(), X_OK) != 0)
       return "program " + prog + " is not an executable file (now)";
   }
   return {};
@@ -93,8 +98,23 @@ std::string start_problem(const stage_def& s, const pipeline_def& p) {
 
 // The plan; false when a stage that would run could not start now.
 bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
-  std::printf("dry run of '%s' (%s): %zu stage(s); nothing is executed\n", p.name.c_str(),
-              p.file.c_str(), p.stages.size());
+  auto waves = stage_waves(p);
+  auto parallel = p.max_parallel > 0
+                    ? std::to_string(p.max_parallel)
+                    : std::to_string(std::max(1u, std::thread::hardware_concurrency()))
+                        + " (the cores)";
+  std::printf("dry run of '%s' (%s): %zu stage(s) in %zu wave(s), at most %s at once, "
+              "on_failure %s; nothing is executed\n",
+              p.name.c_str(), p.file.c_str(), p.stages.size(), waves.size(), parallel.c_str(),
+              p.continue_on_failure ? "continue" : "stop");
+  // A wave's stages wait only for earlier waves' (each starts as soon as its
+  // own have succeeded).
+  for (size_t w = 0; w < waves.size(); ++w) {
+    std::string names;
+    for (auto i : waves[w])
+      names += (names.empty() ? "" : ", ") + p.stages[i].name;
+    std::printf("  wave %zu: %s\n", w + 1, names.c_str());
+  }
   bool ok = true;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const auto& s = p.stages[i];
@@ -110,8 +130,11 @@ bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
     std::string argv;
     for (auto& a : s.argv(p.dir))
       argv += (argv.empty() ? "" : " ") + a;
-    std::printf("      %s\n      cwd %s, timeout %s\n", argv.c_str(), s.cwd.c_str(),
-                format_duration(s.timeout).c_str());
+    std::string deps;
+    for (auto& d : s.depends_on)
+      deps += (deps.empty() ? "" : ", ") + d;
+    std::printf("      %s\n      cwd %s, timeout %s, after %s\n", argv.c_str(), s.cwd.c_str(),
+                format_duration(s.timeout).c_str(), deps.empty() ? "nothing" : deps.c_str());
   }
   return ok;
 }
@@ -170,6 +193,19 @@ private:
 
 } // namespace
 
+caf::expected<std::map<std::string, std::string>>
+parse_param_args(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> out;
+  for (auto& item : items) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return caf::make_error(errc::bad_input,
+                             "--param '" + item + "': give NAME=VALUE (e.g. --param limit=10)");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
 int run_command(const run_command_options& opts) {
   auto loaded = load_pipeline(opts.pipeline);
   if (!loaded) {
@@ -177,6 +213,16 @@ int run_command(const run_command_options& opts) {
     return exit_code::usage;
   }
   auto& p = *loaded;
+  auto given = parse_param_args(opts.params);
+  if (!given) {
+    std::fprintf(stderr, "troupe: %s\n", describe(given.error()).c_str());
+    return exit_code::usage;
+  }
+  auto params = resolve_params(p, *given, own_environment());
+  if (!params) {
+    std::fprintf(stderr, "troupe: invalid parameters\n%s\n", describe(params.error()).c_str());
+    return exit_code::usage;
+  }
   std::set<std::string> enabled;
   std::string optional_names;
   for (auto& s : p.stages)
@@ -211,6 +257,8 @@ int run_command(const run_command_options& opts) {
     return exit_code::usage;
   }
   if (opts.dry_run || env_flag("DRY_RUN")) {
+    for (auto& [k, v] : *params)
+      std::printf("param %s = %s\n", k.c_str(), v.c_str());
     if (print_plan(p, enabled))
       return exit_code::ok;
     std::fprintf(stderr, "troupe: dry run: a stage that would run cannot start as things "
@@ -293,6 +341,16 @@ int run_command(const run_command_options& opts) {
   start.resumed = resumed.has_value();
   if (resumed)
     start.epoch = resumed->run.epoch;
+  start.params = *params;
+  if (resumed) {
+    // A resumed run goes on with the values it started with.
+    auto stored = nlohmann::json::parse(resumed->run.params, nullptr, false);
+    if (stored.is_object()) {
+      start.params.clear();
+      for (auto& [k, v] : stored.items())
+        start.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+  }
   auto plan = make_run_plan(p, start);
   auto& rec = plan.record;
   plan.jitter = [gen = std::mt19937_64{std::random_device{}()}]() mutable {

@@ -3,6 +3,9 @@
 // exit code (see running_order.hpp's exit_code).
 #pragma once
 
+#include <caf/expected.hpp>
+
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,7 +20,13 @@ struct run_command_options {
   std::string grace = "5s";
   std::string db;        // store URL; empty: <output>/troupe.db
   bool no_db = false;    // run without a store (metadata.json only)
+  std::vector<std::string> params;  // NAME=VALUE, one per --param
 };
+
+/// --param NAME=VALUE items as a map; an item without '=' or with an empty
+/// name is an error naming it (a later item of the same name wins).
+caf::expected<std::map<std::string, std::string>>
+parse_param_args(const std::vector<std::string>& items);
 
 int run_command(const run_command_options& opts);
 

@@ -1,5 +1,10 @@
 #include "runtime/run_plan.hpp"
 
+#include "runtime/template.hpp"
+
+#include <algorithm>
+#include <thread>
+
 namespace troupe {
 
 namespace {
@@ -17,6 +22,13 @@ std::vector<std::string> stage_environment(env_map env, const env_map& stage,
   for (auto& [k, v] : env)
     result.push_back(k + "=" + v);
   return result;
+}
+
+std::string upper(std::string s) {
+  for (auto& ch : s)
+    if (ch >= 'a' && ch <= 'z')
+      ch = static_cast<char>(ch - 'a' + 'A');
+  return s;
 }
 
 } // namespace
@@ -39,9 +51,63 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
   rec.options.enabled.assign(start.enabled.begin(), start.enabled.end());
   rec.options.sample_interval = start.sample_interval;
   rec.options.grace = start.grace;
+  rec.options.max_parallel = p.max_parallel > 0
+                               ? p.max_parallel
+                               : std::max(1, static_cast<int32_t>(std::thread::hardware_concurrency()));
+  rec.options.continue_on_failure = p.continue_on_failure;
   plan.sample_interval = start.sample_interval;
   plan.supervision = p.supervision;
-  for (auto& s : p.stages) {
+  rec.params = start.params;
+  for (const auto& written : p.stages) {
+    // The stage with its templates filled in.
+    auto lookup = [&](const template_ref& r) -> std::optional<std::string> {
+      auto from = [&](const std::map<std::string, std::string>& m) -> std::optional<std::string> {
+        auto it = m.find(r.name);
+        return it == m.end() ? std::nullopt : std::optional<std::string>(it->second);
+      };
+      if (r.space == "params")
+        return from(start.params);
+      if (r.space == "env")
+        return from(start.environment);
+      if (r.space == "run")
+        return r.name == "id" ? std::optional<std::string>(rec.run_id)
+               : r.name == "dir" ? std::optional<std::string>(start.run_dir)
+                                 : std::nullopt;
+      if (r.space == "stage" && r.name == "name")
+        return written.name;
+      if (r.space == "matrix")
+        for (auto& [k, v] : written.matrix)
+          if (k == r.name)
+            return v;
+      return std::nullopt;
+    };
+    auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
+    stage_def s = written;
+    for (auto& a : s.run)
+      a = fill(a);
+    s.shell = fill(s.shell);
+    s.cwd = fill(s.cwd);
+    if (!s.cwd.empty() && s.cwd[0] != '/')
+      s.cwd = p.dir + "/" + s.cwd;
+    for (auto& [k, v] : s.env)
+      v = fill(v);
+    s.http.url = fill(s.http.url);
+    s.http.body = fill(s.http.body);
+    for (auto& [k, v] : s.http.headers)
+      v = fill(v);
+    auto defaults = p.default_env;
+    for (auto& [k, v] : defaults)
+      v = fill(v);
+    auto stage_env = defaults;
+    for (auto& [k, v] : s.env)
+      stage_env[k] = v;
+    env_map extra{{"TROUPE_RUN_ID", rec.run_id},
+                  {"TROUPE_RUN_DIR", start.run_dir},
+                  {"TROUPE_STAGE", s.name},
+                  {"TROUPE_PIPELINE_DIR", p.dir}};
+    for (auto& [k, v] : s.matrix)
+      extra["TROUPE_MATRIX_" + upper(k)] = v;
+
     plan.retry.emplace_back(s.retry);
     stage_record sr;
     sr.name = s.name;
@@ -50,21 +116,19 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     sr.memory_limit = s.memory_limit;
     sr.command = s.command();
     sr.optional = s.optional;
+    sr.depends_on = s.depends_on;
+    sr.matrix.insert(s.matrix.begin(), s.matrix.end());
     sr.enabled = !s.optional || start.enabled.count(s.name) > 0;
     sr.timeout = s.timeout;
-    sr.stdout_log = "logs/" + s.name + ".stdout.log";
-    sr.stderr_log = "logs/" + s.name + ".stderr.log";
+    sr.stdout_log = "logs/" + log_stem(s.name) + ".stdout.log";
+    sr.stderr_log = "logs/" + log_stem(s.name) + ".stderr.log";
     rec.stages.push_back(sr);
     job_spec js;
     js.run_id = rec.run_id;
     js.name = s.name;
     js.argv = s.argv(p.dir);
     js.cwd = s.cwd;
-    js.env = stage_environment(start.environment, p.environment(s),
-                               {{"TROUPE_RUN_ID", rec.run_id},
-                                {"TROUPE_RUN_DIR", start.run_dir},
-                                {"TROUPE_STAGE", s.name},
-                                {"TROUPE_PIPELINE_DIR", p.dir}});
+    js.env = stage_environment(start.environment, stage_env, extra);
     js.timeout = s.timeout;
     js.grace = start.grace;
     js.stdout_path = start.run_dir + "/" + sr.stdout_log;

@@ -28,12 +28,17 @@ struct run_start {
   std::map<std::string, std::string> environment;  // the base environment of every stage
   bool resumed = false;          // the run exists already (status running)
   int64_t epoch = 1;             // the store epoch it writes at (a resumed run: the taken-over one)
+  std::map<std::string, std::string> params;  // resolved (resolve_params): every declared one
 };
 
 /// The plan: the record with every stage pending, and one job_spec per
 /// stage, whose environment is `start.environment`, then defaults.env, then
 /// the stage's env, then TROUPE_RUN_ID, TROUPE_RUN_DIR, TROUPE_STAGE and
-/// TROUPE_PIPELINE_DIR (TROUPE_ATTEMPT is added per attempt).
+/// TROUPE_PIPELINE_DIR, and for a matrix instance TROUPE_MATRIX_<KEY>
+/// (TROUPE_ATTEMPT is added per attempt). Templates (runtime/template.hpp)
+/// in run, shell, env, cwd and http are substituted: ${params.*} from
+/// start.params, ${env.*} from start.environment, ${run.id}, ${run.dir},
+/// ${stage.name} and ${matrix.*}.
 run_plan make_run_plan(const pipeline_def& p, const run_start& start);
 
 } // namespace troupe

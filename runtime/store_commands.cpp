@@ -8,6 +8,8 @@
 #include "runtime/liveness.hpp"
 #include "runtime/recovery.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -257,6 +259,13 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
               run->pid, short_ts(run->started_at).c_str(), short_ts(run->finished_at).c_str(),
               seconds(run->started_at, run->finished_at).c_str(),
               run->run_dir.empty() ? "(none: artifacts: store)" : run->run_dir.c_str());
+  auto params = nlohmann::json::parse(run->params.empty() ? "{}" : run->params, nullptr, false);
+  if (params.is_object() && !params.empty()) {
+    std::string text;
+    for (auto& [k, v] : params.items())
+      text += (text.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    std::printf("params    %s\n\n", text.c_str());
+  }
   // One line per stage (ELAPSED: first start to end, retry waits included;
   // CPU summed and MAXRSS the highest over its attempts), then one per
   // attempt with its own figures, as sacct shows a job and its steps.

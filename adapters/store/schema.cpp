@@ -136,6 +136,11 @@ std::vector<migration> schema_migrations(dialect d) {
        // run's owner looks for its runs' requests every second and cancels.
        "ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT",
      }},
+    {6,
+     "the parameter values a run was given (a JSON object)",
+     {
+       "ALTER TABLE runs ADD COLUMN params TEXT NOT NULL DEFAULT '{}'",
+     }},
   };
 }
 

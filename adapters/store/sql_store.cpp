@@ -77,7 +77,7 @@ failure_code code_of(const row& r, size_t i) {
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
   "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch, schedule_id, "
-  "scheduled_for";
+  "scheduled_for, params";
 
 run_row run_of(const row& r) {
   run_row x;
@@ -99,6 +99,7 @@ run_row run_of(const row& r) {
   x.epoch = int_of(r, 15);
   x.schedule_id = str(r, 16);
   x.scheduled_for = opt_ts_of(r, 17);
+  x.params = str(r, 18);
   return x;
 }
 
@@ -312,12 +313,13 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
            + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-             "$17, $18)",
+             "$17, $18, $19)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
           ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
           is_terminal(r.status) ? value{} : ts(now), num(r.epoch),
-          r.schedule_id.empty() ? value{} : text(r.schedule_id), opt_ts(r.scheduled_for)});
+          r.schedule_id.empty() ? value{} : text(r.schedule_id), opt_ts(r.scheduled_for),
+          text(r.params.empty() ? "{}" : r.params)});
     ++out.written;
     return;
   }
@@ -663,7 +665,7 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
       for (auto& id : run_order)
         run_list.push_back(run_writes[id]);
       write_rows(
-        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 18,
+        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 19,
         [&](const run_write& w) {
           const auto& r = w.row;
           return params{text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
@@ -671,7 +673,7 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
                         num(r.pid), ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at),
                         ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
                         r.schedule_id.empty() ? value{} : text(r.schedule_id),
-                        opt_ts(r.scheduled_for)};
+                        opt_ts(r.scheduled_for), text(r.params.empty() ? "{}" : r.params)};
         },
         " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
         "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "

@@ -123,3 +123,118 @@ TEST(RunningOrderTest, SamplesRaiseThePeak) {
   EXPECT_EQ(r.peak_rss_bytes, 5000);
   EXPECT_DOUBLE_EQ(r.cpu_seconds, 2.0);
 }
+
+// -- graphs (issue 16) --------------------------------------------------------
+
+namespace {
+
+// a -> (b, c) -> d
+run_record diamond(int32_t max_parallel, bool keep_going = false) {
+  run_record r;
+  r.options.max_parallel = max_parallel;
+  r.options.continue_on_failure = keep_going;
+  std::vector<std::pair<const char*, std::vector<std::string>>> defs{
+    {"a", {}}, {"b", {"a"}}, {"c", {"a"}}, {"d", {"b", "c"}}, {"e", {"a"}}};
+  for (auto& [name, deps] : defs) {
+    stage_record s;
+    s.name = name;
+    s.depends_on = deps;
+    r.stages.push_back(s);
+  }
+  return r;
+}
+
+std::vector<size_t> started(running_order& o) {
+  auto r = o.ready();
+  for (auto i : r)
+    o.attempt_started(i, caf::make_timestamp());
+  return r;
+}
+
+void end(running_order& o, size_t i, stage_status st) {
+  o.attempt_finished(i, result(o.record().stages[i].name, st,
+                               st == stage_status::succeeded ? failure_code::none
+                                                             : failure_code::exit_nonzero),
+                     caf::make_timestamp());
+}
+
+} // namespace
+
+TEST(RunningOrderGraphTest, AStageStartsWhenAllItDependsOnSucceeded) {
+  running_order o{diamond(8)};
+  EXPECT_EQ(started(o), (std::vector<size_t>{0}));
+  EXPECT_TRUE(o.ready().empty()) << "b, c and e wait for a";
+  end(o, 0, stage_status::succeeded);
+  EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4})) << "b, c and e at once";
+  end(o, 1, stage_status::succeeded);
+  EXPECT_TRUE(o.ready().empty()) << "d waits for c too";
+  end(o, 2, stage_status::succeeded);
+  EXPECT_EQ(started(o), (std::vector<size_t>{3}));
+  end(o, 3, stage_status::succeeded);
+  end(o, 4, stage_status::succeeded);
+  EXPECT_EQ(o.in_flight(), 0u);
+  o.finish(caf::make_timestamp());
+  EXPECT_EQ(o.record().status, run_status::succeeded);
+}
+
+TEST(RunningOrderGraphTest, MaxParallelBoundsWhatIsInFlight) {
+  running_order o{diamond(2)};
+  run_ok(o, *o.next());
+  EXPECT_EQ(started(o), (std::vector<size_t>{1, 2}));
+  EXPECT_TRUE(o.ready().empty()) << "e waits for a free place";
+  end(o, 1, stage_status::succeeded);
+  EXPECT_EQ(started(o), (std::vector<size_t>{4}));
+  EXPECT_EQ(o.in_flight(), 2u);
+}
+
+TEST(RunningOrderGraphTest, FailFastStartsNothingNewAndSkipsWhatDidNotRun) {
+  running_order o{diamond(8)};
+  run_ok(o, *o.next());
+  EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4}));
+  end(o, 1, stage_status::failed);
+  EXPECT_TRUE(o.ready().empty());
+  EXPECT_TRUE(o.stopping());
+  EXPECT_EQ(o.record().stages[3].status, stage_status::skipped);
+  EXPECT_EQ(o.in_flight(), 2u) << "c and e still run and finish";
+  end(o, 2, stage_status::succeeded);
+  end(o, 4, stage_status::succeeded);
+  o.finish(caf::make_timestamp());
+  EXPECT_EQ(o.record().status, run_status::failed);
+  EXPECT_EQ(o.record().stages[2].status, stage_status::succeeded);
+  EXPECT_EQ(o.record().stages[3].error, "not run: stage 'b' failed");
+}
+
+TEST(RunningOrderGraphTest, OnFailureContinueSkipsOnlyTheDependents) {
+  running_order o{diamond(8, true)};
+  run_ok(o, *o.next());
+  EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4}));
+  end(o, 1, stage_status::failed);
+  EXPECT_FALSE(o.stopping());
+  end(o, 2, stage_status::succeeded);
+  EXPECT_TRUE(o.ready().empty()) << "d depends on the failed b";
+  const auto& d = o.record().stages[3];
+  EXPECT_EQ(d.status, stage_status::skipped);
+  EXPECT_EQ(d.error, "not run: depends on 'b', which failed");
+  end(o, 4, stage_status::succeeded);
+  o.finish(caf::make_timestamp());
+  EXPECT_EQ(o.record().status, run_status::failed);
+  EXPECT_EQ(o.record().reason, "stage 'b' failed: exit_nonzero");
+  EXPECT_EQ(o.record().stages[4].status, stage_status::succeeded) << "e ran: it needs only a";
+}
+
+TEST(RunningOrderGraphTest, AStageHandedOutButNotStartedIsSkippedWhenTheRunStops) {
+  running_order o{diamond(8)};
+  run_ok(o, *o.next());
+  auto r = o.ready();
+  ASSERT_EQ(r.size(), 3u);
+  o.attempt_started(1, caf::make_timestamp());
+  o.cancel(caf::make_timestamp());
+  o.release(2);
+  o.release(4);
+  EXPECT_EQ(o.in_flight(), 1u);
+  end(o, 1, stage_status::cancelled);
+  o.finish(caf::make_timestamp());
+  EXPECT_EQ(o.record().status, run_status::cancelled);
+  EXPECT_EQ(o.record().stages[2].status, stage_status::skipped);
+  EXPECT_EQ(o.record().stages[4].error, "not run: stage 'b' cancelled");
+}

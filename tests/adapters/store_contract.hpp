@@ -81,7 +81,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 5);
+  EXPECT_EQ(*v, 6);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -92,6 +92,7 @@ TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
   store_batch b;
   b.runs.push_back(make_run(id, pipe, run_status::running));
   b.runs.back().started_at = b.runs.back().created_at;
+  b.runs.back().params = R"({"limit":"10"})";
   b.jobs.push_back(make_job(id, "fetch", 0, stage_status::running));
   b.jobs.push_back(make_job(id, "parse", 1, stage_status::pending));
   attempt_row a;
@@ -133,6 +134,7 @@ TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
   EXPECT_EQ((*runs)[0].status, run_status::running);
   EXPECT_EQ((*runs)[0].host, "contract-host");
   EXPECT_EQ((*runs)[0].pid, 4242);
+  EXPECT_EQ((*runs)[0].params, R"({"limit":"10"})") << "the run's parameter values";
   EXPECT_TRUE((*runs)[0].started_at);
   EXPECT_FALSE((*runs)[0].finished_at);
   auto jobs = db->jobs(id);

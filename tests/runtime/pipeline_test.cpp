@@ -383,3 +383,173 @@ TEST(PipelineTest, DefaultEnvironmentIsKeptOnceNotCopiedIntoEveryStage) {
     ASSERT_TRUE(s.env.empty()) << s.name << " holds a copy of defaults.env";
   EXPECT_EQ(p->environment(p->stages[999]).size(), 500u);
 }
+
+// -- graphs (issue 16): depends_on, max_parallel, on_failure ------------------
+
+TEST(PipelineTest, WithoutDependsOnAStageWaitsForTheOneBefore) {
+  auto p = parse_pipeline("name: g\nstages:\n  - name: a\n    run: [\"true\"]\n"
+                          "  - name: b\n    run: [\"true\"]\n"
+                          "  - name: c\n    depends_on: []\n    run: [\"true\"]\n",
+                          "/pipes/g.yaml");
+  ASSERT_TRUE(p) << caf::to_string(p.error());
+  EXPECT_TRUE(p->stages[0].depends_on.empty());
+  EXPECT_EQ(p->stages[1].depends_on, std::vector<std::string>{"a"});
+  EXPECT_TRUE(p->stages[2].depends_on.empty()) << "depends_on: [] makes a root";
+  EXPECT_EQ(p->max_parallel, 0) << "0: the number of cores, decided at run time";
+  EXPECT_FALSE(p->continue_on_failure);
+  auto waves = stage_waves(*p);
+  ASSERT_EQ(waves.size(), 2u);
+  EXPECT_EQ(waves[0], (std::vector<size_t>{0, 2}));
+  EXPECT_EQ(waves[1], (std::vector<size_t>{1}));
+}
+
+TEST(PipelineTest, ADiamondHasThreeWaves) {
+  auto p = parse_pipeline(R"(name: diamond
+max_parallel: 3
+on_failure: continue
+stages:
+  - name: a
+    run: ["true"]
+  - name: b
+    depends_on: [a]
+    run: ["true"]
+  - name: c
+    depends_on: [a]
+    run: ["true"]
+  - name: d
+    depends_on: [b, c]
+    run: ["true"]
+)",
+                          "/pipes/d.yaml");
+  ASSERT_TRUE(p) << caf::to_string(p.error());
+  EXPECT_EQ(p->max_parallel, 3);
+  EXPECT_TRUE(p->continue_on_failure);
+  auto waves = stage_waves(*p);
+  ASSERT_EQ(waves.size(), 3u);
+  EXPECT_EQ(waves[1], (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(waves[2], (std::vector<size_t>{3}));
+}
+
+TEST(PipelineTest, GraphMistakesAreNamedWithFileLineAndStage) {
+  auto stage = [](const std::string& name, const std::string& deps) {
+    return "  - name: " + name + "\n    depends_on: " + deps + "\n    run: [\"true\"]\n";
+  };
+  // A cycle, named stage by stage, at the depends_on that closes it.
+  EXPECT_REJECTED("name: c\nstages:\n" + stage("a", "[c]") + stage("b", "[a]") + stage("c", "[b]"),
+                  "/pipes/p.yaml:7:17: stages[1] (b).depends_on: cycle: a -> c -> b -> a "
+                  "(each stage waits for the one after it)");
+  // Itself.
+  EXPECT_REJECTED("name: s\nstages:\n" + stage("a", "[a]"),
+                  "/pipes/p.yaml:4:18: stages[0] (a).depends_on[0]: a stage cannot depend on itself");
+  // An unknown name, with the stages there are.
+  EXPECT_REJECTED("name: u\nstages:\n" + stage("a", "[]") + stage("b", "[a, nope]"),
+                  "/pipes/p.yaml:7:21: stages[1] (b).depends_on[1]: no stage named 'nope' "
+                  "(stages: a)");
+  EXPECT_REJECTED("name: t\nstages:\n" + stage("a", "[]") + stage("b", "[a, a]"),
+                  "stages[1] (b).depends_on[1]: 'a' is named twice");
+  EXPECT_REJECTED("name: m\nstages:\n" + stage("a", "a"),
+                  "stages[0] (a).depends_on: must be a list of stage names ([] for none)");
+  EXPECT_REJECTED("name: p\nmax_parallel: 0\nstages:\n" + stage("a", "[]"),
+                  "/pipes/p.yaml:2:15: max_parallel: must be between 1 and 10000");
+  EXPECT_REJECTED("name: f\non_failure: ignore\nstages:\n" + stage("a", "[]"),
+                  "/pipes/p.yaml:2:13: on_failure: 'ignore' is not stop or continue");
+}
+
+// -- matrix, params, templates (issue 16) ------------------------------------
+
+TEST(PipelineTest, AMatrixStageBecomesOneStagePerCombination) {
+  auto p = parse_pipeline(R"(name: m
+stages:
+  - name: train
+    matrix: { shard: [1, 2], model: [small, large] }
+    run: [echo, "${matrix.shard}", "${matrix.model}"]
+  - name: merge
+    shell: "true"
+  - name: report
+    depends_on: [train]
+    shell: "true"
+)",
+                          "/pipes/m.yaml");
+  ASSERT_TRUE(p) << caf::to_string(p.error());
+  ASSERT_EQ(p->stages.size(), 6u);
+  std::vector<std::string> names;
+  for (size_t i = 0; i < 4; ++i)
+    names.push_back(p->stages[i].name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                     "train[shard=1,model=small]", "train[shard=1,model=large]",
+                     "train[shard=2,model=small]", "train[shard=2,model=large]"}));
+  EXPECT_EQ(p->stages[1].base_name, "train");
+  EXPECT_EQ(p->stages[1].matrix,
+            (std::vector<std::pair<std::string, std::string>>{{"shard", "1"}, {"model", "large"}}));
+  EXPECT_EQ(p->stages[4].depends_on, names) << "the stage after a matrix waits for all of it";
+  EXPECT_EQ(p->stages[5].depends_on, names) << "depends_on: [train] names every instance";
+  EXPECT_EQ(log_stem(names[1]), "train.shard-1.model-large");
+}
+
+TEST(PipelineTest, MatrixAndTemplateMistakesAreNamed) {
+  EXPECT_REJECTED("name: big\nstages:\n  - name: t\n    matrix: { a: [" + [] {
+    std::string v;
+    for (int i = 0; i < 17; ++i)
+      v += (i ? "," : "") + std::to_string(i);
+    return v;
+  }() + "], b: [" + [] {
+    std::string v;
+    for (int i = 0; i < 16; ++i)
+      v += (i ? "," : "") + std::to_string(i);
+    return v;
+  }() + "] }\n    shell: \"true\"\n",
+                  "stages[0] (t).matrix: more than 256 combinations; at most that many "
+                  "instances of one stage");
+  EXPECT_REJECTED("name: e\nstages:\n  - name: t\n    matrix: { a: [] }\n    shell: \"true\"\n",
+                  "stages[0] (t).matrix.a: must be a non-empty list of values");
+  EXPECT_REJECTED("name: r\nstages:\n  - name: t\n    run: [echo, \"${params.nope}\"]\n",
+                  "/pipes/p.yaml:4:17: stages[0] (t).run[1]: '${params.nope}': no parameter "
+                  "named 'nope' (params: none declared)");
+  EXPECT_REJECTED("name: r\nstages:\n  - name: t\n    shell: \"echo ${matrix.shard}\"\n",
+                  "stages[0] (t).shell: '${matrix.shard}': this stage has no matrix");
+  EXPECT_REJECTED("name: r\nstages:\n  - name: t\n    shell: \"echo ${run.nope}\"\n",
+                  "'${run.nope}': unknown; run.id and run.dir exist");
+  EXPECT_REJECTED("name: r\nstages:\n  - name: t\n    shell: \"echo ${foo.bar}\"\n",
+                  "unknown reference '${foo.bar}' (known: params.NAME, matrix.NAME, run.id, "
+                  "run.dir, stage.name, env.NAME; write $${ for a literal ${)");
+  EXPECT_REJECTED("name: r\nstages:\n  - name: t\n    shell: \"echo ${params.x\"\n",
+                  "'${params.x' has no closing '}'");
+  EXPECT_REJECTED("name: r\nparams: { x: { required: true, default: 1 } }\nstages:\n"
+                  "  - name: t\n    shell: \"true\"\n",
+                  "params.x: has both required: true and a default; give one");
+  // A shell's own ${HOME} and $HOME are the shell's business.
+  EXPECT_EQ(problems("name: r\nstages:\n  - name: t\n    shell: \"echo ${HOME} $HOME $(pwd)\"\n"),
+            "");
+}
+
+TEST(PipelineTest, ParamsResolveFromGivenValuesAndDefaults) {
+  auto p = parse_pipeline(R"(name: p
+params:
+  date: { default: today }
+  limit: { required: true, description: rows to read }
+stages:
+  - name: a
+    run: [echo, "${params.date}", "${params.limit}", "${env.TROUPE_TEST_HOME}"]
+)",
+                          "/pipes/p.yaml");
+  ASSERT_TRUE(p) << caf::to_string(p.error());
+  std::map<std::string, std::string> env{{"TROUPE_TEST_HOME", "/home/x"}};
+  auto ok = resolve_params(*p, {{"limit", "10"}}, env);
+  ASSERT_TRUE(ok) << describe(ok.error());
+  EXPECT_EQ(*ok, (std::map<std::string, std::string>{{"date", "today"}, {"limit", "10"}}));
+  auto missing = resolve_params(*p, {{"lmit", "10"}}, {});
+  ASSERT_FALSE(missing);
+  auto text = describe(missing.error());
+  EXPECT_NE(text.find("--param lmit: /pipes/p.yaml declares no such parameter (params: date, "
+                      "limit)"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("parameter 'limit' is required by /pipes/p.yaml (give --param "
+                      "limit=VALUE): rows to read"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("${env.TROUPE_TEST_HOME} is used by /pipes/p.yaml but TROUPE_TEST_HOME "
+                      "is not set in troupe's environment"),
+            std::string::npos)
+    << text;
+}

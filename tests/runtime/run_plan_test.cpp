@@ -72,3 +72,35 @@ stages:
   start.resumed = true;
   EXPECT_EQ(make_run_plan(*p, start).record.status, run_status::running);
 }
+
+TEST(RunPlanTest, TemplatesAndMatrixValuesAreFilledInAndNothingElse) {
+  auto p = parse_pipeline(R"(name: t
+params: { limit: { default: "5" } }
+defaults: { env: { RUN_OF: "${run.id}" } }
+stages:
+  - name: fetch
+    matrix: { shard: [a b, c] }
+    run: [echo, "${params.limit}", "${matrix.shard}", "${stage.name}", "$HOME", "$${params.limit}"]
+    env: { OUT: "${run.dir}/${matrix.shard}" }
+    cwd: "${run.dir}"
+)",
+                          "/pipes/t.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+  run_start start;
+  start.run_id = "r1";
+  start.run_dir = "/out/r1";
+  start.params = {{"limit", "10"}};
+  auto plan = make_run_plan(*p, start);
+  ASSERT_EQ(plan.jobs.size(), 2u);
+  const auto& js = plan.jobs[0];
+  EXPECT_EQ(js.name, "fetch[shard=a b]");
+  EXPECT_EQ(js.argv, (std::vector<std::string>{"echo", "10", "a b", "fetch[shard=a b]", "$HOME",
+                                               "${params.limit}"}));
+  EXPECT_EQ(js.cwd, "/out/r1");
+  EXPECT_EQ(env_of(js, "OUT"), "/out/r1/a b");
+  EXPECT_EQ(env_of(js, "RUN_OF"), "r1");
+  EXPECT_EQ(env_of(js, "TROUPE_MATRIX_SHARD"), "a b");
+  EXPECT_EQ(js.stdout_path, "/out/r1/logs/fetch.shard-a_b.stdout.log");
+  EXPECT_EQ(plan.record.stages[0].matrix.at("shard"), "a b");
+  EXPECT_EQ(plan.record.params.at("limit"), "10");
+}

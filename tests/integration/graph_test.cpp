@@ -1,0 +1,385 @@
+// Integration (issue 16): pipelines as graphs through the real troupe
+// binary. depends_on, max_parallel, fail-fast against on_failure: continue,
+// cancel of several running stages, concurrent stages' logs and traces, and
+// kill -9 in the middle of a graph. Times come from the records troupe left
+// and from the test's own clock.
+#include "../support/emitter_pattern.hpp"
+#include "../support/troupe_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <string>
+
+using namespace troupe::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string touch_memory = TROUPE_TOUCH_MEMORY;
+
+struct Graph : ::testing::Test {
+  temp_dir tmp;
+  std::string out() const { return tmp.path() + "/out"; }
+  std::string pipeline(const std::string& yaml) const { return tmp.write("p.yaml", yaml); }
+
+  troupe_result run(const std::string& yaml, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"run", pipeline(yaml), "--output", out()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_troupe(args, tmp.path());
+  }
+  json metadata() { return read_json(single_run_dir(out()) + "/metadata.json"); }
+
+  static const json& stage(const json& m, const std::string& name) {
+    for (const auto& s : m["stages"])
+      if (s["name"] == name)
+        return s;
+    throw std::runtime_error("no stage " + name);
+  }
+};
+
+// Milliseconds since the epoch of a recorded time (2026-11-24T10:52:05.961Z).
+int64_t ms_of(const json& iso) {
+  auto text = iso.get<std::string>();
+  std::tm tm{};
+  strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + std::stoi(text.substr(20, 3));
+}
+
+int64_t started(const json& s) { return ms_of(s["started_at"]); }
+int64_t finished(const json& s) { return ms_of(s["finished_at"]); }
+
+// Processes whose environment says they belong to the run.
+std::vector<int> processes_of_run(const std::string& run_id) {
+  std::vector<int> found;
+  auto needle = "TROUPE_RUN_ID=" + run_id + '\0';
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      int pid = std::atoi(e->d_name);
+      if (pid <= 0 || !alive(pid))
+        continue;
+      auto env = read_file("/proc/" + std::string(e->d_name) + "/environ");
+      if (env.rfind(needle, 0) == 0 || env.find('\0' + needle) != std::string::npos)
+        found.push_back(pid);
+    }
+    ::closedir(d);
+  }
+  return found;
+}
+
+const char* diamond = R"(name: diamond
+max_parallel: %d
+stages:
+  - name: a
+    shell: "true"
+  - name: b
+    depends_on: [a]
+    shell: "sleep 1"
+  - name: c
+    depends_on: [a]
+    shell: "sleep 1"
+  - name: d
+    depends_on: [b, c]
+    shell: "true"
+)";
+
+std::string with_parallel(int n) {
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, diamond, n);
+  return buf;
+}
+
+} // namespace
+
+TEST_F(Graph, ADiamondRunsItsMiddleStagesAtOnceAndTheLastAfterBoth) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run(with_parallel(2));
+  auto wall = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_LT(wall, 1800ms) << "b and c (1 s each) ran one after the other";
+  auto m = metadata();
+  const auto &b = stage(m, "b"), &c = stage(m, "c"), &d = stage(m, "d");
+  EXPECT_LT(started(c), finished(b)) << "b and c overlap";
+  EXPECT_LT(started(b), finished(c));
+  EXPECT_GE(started(d), finished(b)) << "d starts after b has ended";
+  EXPECT_GE(started(d), finished(c)) << "d starts after c has ended";
+  EXPECT_EQ(d["depends_on"], json::array({"b", "c"}));
+  EXPECT_EQ(m["options"]["max_parallel"], 2);
+}
+
+TEST_F(Graph, MaxParallelOneSerialisesTheDiamond) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run(with_parallel(1));
+  auto wall = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_GE(wall, 2000ms);
+  auto m = metadata();
+  const auto &b = stage(m, "b"), &c = stage(m, "c");
+  EXPECT_GE(started(c), finished(b)) << "c started while b ran";
+}
+
+TEST_F(Graph, DryRunPrintsTheWaves) {
+  auto r = run(with_parallel(2), {"--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 stage(s) in 3 wave(s), at most 2 at once, on_failure stop"),
+            std::string::npos)
+    << r.out;
+  EXPECT_NE(r.out.find("  wave 1: a\n  wave 2: b, c\n  wave 3: d\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("after b, c"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out()));
+}
+
+// a -> (b fails, c sleeps) ; d needs b and c ; e needs c only.
+std::string failing(const std::string& on_failure) {
+  return "name: f\nmax_parallel: 4\non_failure: " + on_failure + R"(
+stages:
+  - name: a
+    shell: "true"
+  - name: b
+    depends_on: [a]
+    shell: "exit 3"
+  - name: c
+    depends_on: [a]
+    shell: "sleep 0.5"
+  - name: d
+    depends_on: [b, c]
+    shell: "true"
+  - name: e
+    depends_on: [c]
+    shell: "true"
+)";
+}
+
+TEST_F(Graph, FailFastLetsRunningStagesFinishAndStartsNothingNew) {
+  auto r = run(failing("stop"));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(stage(m, "b")["status"], "failed");
+  EXPECT_EQ(stage(m, "c")["status"], "succeeded") << "a running stage finishes";
+  for (auto name : {"d", "e"}) {
+    EXPECT_EQ(stage(m, name)["status"], "skipped") << name;
+    EXPECT_EQ(stage(m, name)["error"], "not run: stage 'b' failed") << name;
+  }
+  EXPECT_EQ(m["status"], "failed");
+}
+
+TEST_F(Graph, OnFailureContinueSkipsOnlyWhatDependsOnTheFailedStage) {
+  auto r = run(failing("continue"));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(stage(m, "b")["status"], "failed");
+  EXPECT_EQ(stage(m, "d")["status"], "skipped");
+  EXPECT_EQ(stage(m, "d")["error"], "not run: depends on 'b', which failed");
+  EXPECT_EQ(stage(m, "e")["status"], "succeeded") << "e needs only c";
+  EXPECT_EQ(m["status"], "failed");
+  EXPECT_EQ(m["options"]["on_failure"], "continue");
+}
+
+TEST_F(Graph, CancelStopsEveryRunningStageTree) {
+  auto p = pipeline(R"(name: three
+max_parallel: 3
+stages:
+  - name: x
+    depends_on: []
+    shell: "sleep 300 & sleep 300; wait"
+  - name: y
+    depends_on: []
+    shell: "sleep 300 & sleep 300; wait"
+  - name: z
+    depends_on: []
+    shell: "sleep 300 & sleep 300; wait"
+)");
+  troupe_process t{{"run", p, "--output", out()}, tmp.path()};
+  std::string run_id;
+  ASSERT_TRUE(t.wait_until(
+    [&] {
+      auto dir = single_run_dir(out());
+      if (dir.empty() || !exists(dir + "/metadata.json"))
+        return false;
+      auto m = read_json(dir + "/metadata.json");
+      run_id = m["run_id"];
+      for (auto name : {"x", "y", "z"})
+        if (stage(m, name)["pid"].is_null())
+          return false;
+      // The shell and its two sleeps in each stage.
+      return processes_of_run(run_id).size() >= 9;
+    },
+    10s))
+    << "three stages did not start at once";
+  auto t0 = std::chrono::steady_clock::now();
+  ::kill(t.pid(), SIGTERM);
+  auto r = t.wait(15s);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+  EXPECT_TRUE(processes_of_run(run_id).empty()) << "a process of the run survived";
+  auto m = metadata();
+  EXPECT_EQ(m["status"], "cancelled");
+  for (auto name : {"x", "y", "z"})
+    EXPECT_EQ(stage(m, name)["status"], "cancelled") << name;
+}
+
+TEST_F(Graph, TwoStagesWriting20MBAtOnceKeepByteExactLogs) {
+  const size_t chunks = 320;  // 320 x 64 KiB = 20 MiB each
+  auto emit = "run: [\"" + std::string(TROUPE_EMITTER) + "\", \"" + std::to_string(chunks) + "\"]";
+  auto r = run("name: twins\nmax_parallel: 2\nstages:\n"
+               "  - name: left\n    depends_on: []\n    " + emit + "\n"
+               "  - name: right\n    depends_on: []\n    " + emit + "\n",
+               {"--sample-interval", "100ms"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string want_out, want_err;
+  for (size_t i = 0; i < chunks; ++i) {
+    want_out += emitter_stdout_chunk(i);
+    want_err += emitter_stderr_line(i);
+  }
+  auto dir = single_run_dir(out());
+  for (auto name : {"left", "right"}) {
+    auto got = read_file(dir + "/logs/" + name + ".stdout.log");
+    ASSERT_EQ(got.size(), want_out.size()) << name;
+    EXPECT_TRUE(got == want_out) << name << "'s stdout log differs from what it wrote";
+    EXPECT_EQ(read_file(dir + "/logs/" + name + ".stderr.log"), want_err) << name;
+  }
+  auto m = metadata();
+  EXPECT_LT(started(stage(m, "right")), finished(stage(m, "left"))) << "they ran at once";
+}
+
+TEST_F(Graph, TraceLinesOfConcurrentStagesBelongToTheirOwnStage) {
+  // big holds 200 MiB for 1.5 s, small 8 MiB for as long, at the same time.
+  auto r = run("name: rss\nmax_parallel: 2\nstages:\n"
+               "  - name: big\n    depends_on: []\n    run: [" + touch_memory + ", \"200\", \"1500\"]\n"
+               "  - name: small\n    depends_on: []\n    run: [" + touch_memory + ", \"8\", \"1500\"]\n",
+               {"--sample-interval", "100ms"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = read_jsonl(single_run_dir(out()) + "/resource_trace.jsonl");
+  int big = 0, small = 0;
+  for (auto& l : lines) {
+    if (l["phase"] != "sample" || l["process"]["pids"].empty())
+      continue;
+    auto rss = l["process"]["rss_bytes"].get<int64_t>();
+    if (l["stage"] == "big" && rss > (150 << 20))
+      ++big;
+    if (l["stage"] == "small") {
+      ++small;
+      EXPECT_LT(rss, 64 << 20) << "a sample of big's tree was recorded as small's: " << l.dump();
+    }
+  }
+  EXPECT_GE(big, 3) << "big's samples show its 200 MiB";
+  EXPECT_GE(small, 3);
+  auto m = metadata();
+  EXPECT_GT(stage(m, "big")["resources"]["peak_rss_bytes"].get<int64_t>(), 200 << 20);
+  EXPECT_LT(stage(m, "small")["resources"]["peak_rss_bytes"].get<int64_t>(), 64 << 20);
+}
+
+TEST_F(Graph, KilledMidGraphTheRecordParsesAndResumeRerunsOnlyWhatWasInterrupted) {
+  auto marker = tmp.path() + "/slow-started-once";
+  auto p = pipeline(R"(name: resumable-graph
+resume: true
+max_parallel: 2
+stages:
+  - name: a
+    shell: "echo a >> )" + tmp.path() + R"(/a.count"
+  - name: quick
+    depends_on: [a]
+    shell: "echo q >> )" + tmp.path() + R"(/quick.count"
+  - name: slow
+    depends_on: [a]
+    shell: "if [ -e )" + marker + R"( ]; then exit 0; fi; touch )" + marker + R"(; sleep 300"
+  - name: last
+    depends_on: [quick, slow]
+    shell: "echo l >> )" + tmp.path() + R"(/last.count"
+)");
+  {
+    troupe_process t{{"run", p, "--output", out()}, tmp.path()};
+    ASSERT_TRUE(t.wait_until(
+      [&] {
+        auto dir = single_run_dir(out());
+        if (dir.empty() || !exists(marker))
+          return false;
+        auto m = read_json(dir + "/metadata.json");
+        return stage(m, "quick")["status"] == "succeeded";
+      },
+      10s));
+    ::kill(t.pid(), SIGKILL);
+    t.wait(5s);
+  }
+  auto m = metadata();  // parses: the last complete version
+  EXPECT_EQ(m["status"], "running");
+  EXPECT_EQ(stage(m, "slow")["status"], "running");
+  auto slow_pid = stage(m, "slow")["pid"];
+  if (slow_pid.is_number())
+    ::kill(-slow_pid.get<int>(), SIGKILL);  // its group outlives a SIGKILLed troupe
+  auto r = run_troupe({"run", p, "--output", out()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto after = metadata();
+  EXPECT_EQ(after["status"], "succeeded");
+  EXPECT_EQ(read_file(tmp.path() + "/a.count"), "a\n") << "a ran again";
+  EXPECT_EQ(read_file(tmp.path() + "/quick.count"), "q\n") << "quick ran again";
+  EXPECT_EQ(read_file(tmp.path() + "/last.count"), "l\n");
+  EXPECT_EQ(stage(after, "slow")["attempts"].size(), 2u) << "slow: interrupted, then again";
+  EXPECT_EQ(stage(after, "quick")["attempts"].size(), 1u);
+}
+
+TEST_F(Graph, MatrixInstancesRunWithTheirValuesAndDependentsWaitForAll) {
+  auto r = run(R"(name: shards
+max_parallel: 4
+stages:
+  - name: work
+    matrix: { shard: [1, 2], model: [small, large] }
+    run: [sh, -c, "echo $TROUPE_MATRIX_SHARD ${matrix.model} $TROUPE_STAGE; sleep 0.3"]
+  - name: merge
+    shell: "true"
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = metadata();
+  ASSERT_EQ(m["stages"].size(), 5u);
+  auto dir = single_run_dir(out());
+  EXPECT_EQ(read_file(dir + "/logs/work.shard-2.model-small.stdout.log"),
+            "2 small work[shard=2,model=small]\n");
+  const auto& inst = stage(m, "work[shard=1,model=large]");
+  EXPECT_EQ(inst["matrix"], (json{{"shard", "1"}, {"model", "large"}}));
+  EXPECT_EQ(inst["stdout_log"], "logs/work.shard-1.model-large.stdout.log");
+  const auto& merge = stage(m, "merge");
+  EXPECT_EQ(merge["depends_on"].size(), 4u);
+  for (auto& s : m["stages"]) {
+    if (s["name"] == "merge")
+      continue;
+    EXPECT_GE(started(merge), finished(s)) << s["name"] << " ended after merge started";
+  }
+}
+
+TEST_F(Graph, ParamsAreSubstitutedRecordedAndRequired) {
+  auto yaml = R"(name: params
+params:
+  limit: { required: true }
+  date: { default: today }
+stages:
+  - name: a
+    run: [echo, "${params.limit}", "${params.date}", "$HOME", "${run.id}"]
+)";
+  auto missing = run(yaml);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("parameter 'limit' is required by"), std::string::npos)
+    << missing.err;
+  EXPECT_FALSE(exists(out())) << "nothing is created for a run that cannot start";
+  auto r = run(yaml, {"--param", "limit=10"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["params"], (json{{"date", "today"}, {"limit", "10"}}));
+  EXPECT_EQ(read_file(single_run_dir(out()) + "/logs/a.stdout.log"),
+            "10 today $HOME " + m["run_id"].get<std::string>() + "\n")
+    << "a literal $HOME stays literal";
+  auto id = m["run_id"].get<std::string>();
+  auto show = run_troupe({"show", id, "-o", out(), "--json"}, tmp.path());
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(json::parse(show.out)["params"], (json{{"date", "today"}, {"limit", "10"}}))
+    << "the store has them too";
+  auto text = run_troupe({"show", id, "-o", out()}, tmp.path());
+  EXPECT_NE(text.out.find("params    date=today, limit=10"), std::string::npos) << text.out;
+  auto bad = run(yaml, {"--param", "limit"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--param 'limit': give NAME=VALUE"), std::string::npos) << bad.err;
+}
