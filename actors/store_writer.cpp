@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 
 namespace troupe {
 
@@ -202,13 +203,13 @@ store_actor spawn_store_writer(caf::actor_system& sys, std::unique_ptr<store> db
       [=](tick_atom) {
         auto& st = self->state;
         flush(self);  // a run's last rows first: a finished run needs no heartbeat
-        std::map<std::string, std::vector<std::string>> by_owner;
+        std::set<std::string> owners;
         for (auto& [run, owner] : st.beating)
-          by_owner[owner].push_back(run);
+          owners.insert(owner);
         auto now = caf::make_timestamp();
-        for (auto& [owner, runs] : by_owner)
-          if (auto res = st.db->heartbeat(runs, owner, now); !res)
-            report(st, res.error());
+        for (auto& owner : owners)  // one write per owner, however many runs
+          if (auto err = st.db->heartbeat(owner, now))
+            report(st, err);
         self->delayed_send(self, heartbeat, tick_atom_v);
       },
       [=](sync_atom) -> caf::result<write_health> { return sync(self, std::nullopt); },

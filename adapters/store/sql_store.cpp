@@ -79,6 +79,20 @@ constexpr const char* run_columns =
   "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch, schedule_id, "
   "scheduled_for, params";
 
+// The same, read from `runs`: an unfinished run's heartbeat_at is the later
+// of its own and its owner's (the owners table, one row per live owner).
+// Times are ISO-8601 text of one width, so text order is time order.
+#define TROUPE_OWNER_BEAT                                                                   \
+  "(SELECT o.heartbeat_at FROM owners o WHERE o.owner = runs.owner "                        \
+  "AND runs.status IN ('queued', 'running'))"
+constexpr const char* run_select =
+  "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
+  "created_at, started_at, finished_at, updated_at, owner, "
+  "CASE WHEN " TROUPE_OWNER_BEAT " IS NOT NULL AND (heartbeat_at IS NULL OR " TROUPE_OWNER_BEAT
+  " > heartbeat_at) THEN " TROUPE_OWNER_BEAT " ELSE heartbeat_at END, "
+  "epoch, schedule_id, scheduled_for, params";
+#undef TROUPE_OWNER_BEAT
+
 run_row run_of(const row& r) {
   run_row x;
   x.run_id = str(r, 0);
@@ -765,25 +779,21 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
   });
 }
 
-caf::expected<int32_t> sql_store::heartbeat(const std::vector<std::string>& run_ids,
-                                            const std::string& owner, caf::timestamp now) {
-  return guarded("heartbeat", [&] {
+caf::error sql_store::heartbeat(const std::string& owner, caf::timestamp now) {
+  auto done = guarded("heartbeat", [&] {
     return in_transaction([&] {
-      int32_t beat = 0;
-      for (auto& id : run_ids)
-        beat += static_cast<int32_t>(
-          exec("UPDATE runs SET heartbeat_at = $1 WHERE run_id = $2 AND owner = $3 "
-               "AND status IN ('queued', 'running') RETURNING run_id",
-               {ts(now), text(id), text(owner)})
-            .size());
-      return beat;
+      exec("INSERT INTO owners (owner, heartbeat_at) VALUES ($1, $2) "
+           "ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+           {text(owner), ts(now)});
+      return true;
     });
   });
+  return done ? caf::error{} : done.error();
 }
 
 caf::expected<std::vector<run_row>> sql_store::runs(const run_filter& f) {
   return guarded("runs", [&] {
-    std::string sql = std::string("SELECT ") + run_columns + " FROM runs WHERE 1 = 1";
+    std::string sql = std::string("SELECT ") + run_select + " FROM runs WHERE 1 = 1";
     params p;
     if (f.status) {
       p.push_back(to_string(*f.status));
@@ -816,7 +826,7 @@ caf::expected<std::vector<run_row>> sql_store::runs_by_prefix(const std::string&
   return guarded("runs_by_prefix", [&] {
     // A range, not LIKE: ids hold no wildcards, and this uses the primary key.
     return map_rows<run_row>(
-      exec(std::string("SELECT ") + run_columns
+      exec(std::string("SELECT ") + run_select
              + " FROM runs WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT $3",
            {text(prefix), text(prefix + "\x7f"), num(limit)}),
       run_of);
@@ -826,7 +836,7 @@ caf::expected<std::vector<run_row>> sql_store::runs_by_prefix(const std::string&
 caf::expected<std::vector<run_row>> sql_store::unfinished_runs() {
   return guarded("unfinished_runs", [&] {
     return map_rows<run_row>(
-      exec(std::string("SELECT ") + run_columns
+      exec(std::string("SELECT ") + run_select
              + " FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at",
            {}),
       run_of);
@@ -1078,7 +1088,7 @@ sql_store::schedule_events(const std::string& id, int64_t after, int32_t limit) 
 
 caf::expected<std::vector<run_row>> sql_store::active_runs_of(const std::string& schedule_id) {
   return guarded("active_runs_of", [&] {
-    return map_rows<run_row>(exec(std::string("SELECT ") + run_columns
+    return map_rows<run_row>(exec(std::string("SELECT ") + run_select
                                     + " FROM runs WHERE schedule_id = $1 "
                                       "AND status IN ('queued', 'running') ORDER BY created_at",
                                   {text(schedule_id)}),

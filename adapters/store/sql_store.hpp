@@ -36,8 +36,7 @@ public:
   caf::expected<std::vector<run_row>> runs_by_prefix(const std::string& prefix,
                                                      int32_t limit) override;
   caf::expected<std::vector<run_row>> unfinished_runs() override;
-  caf::expected<int32_t> heartbeat(const std::vector<std::string>& run_ids,
-                                   const std::string& owner, caf::timestamp now) override;
+  caf::error heartbeat(const std::string& owner, caf::timestamp now) override;
   caf::expected<std::vector<job_row>> jobs(const std::string& run_id) override;
   caf::expected<std::vector<attempt_row>> attempts(const std::string& run_id) override;
   caf::expected<std::vector<event_row>> events(const std::string& run_id,

@@ -70,10 +70,10 @@ public:
                                                              int32_t limit) = 0;
   /// Runs still queued or running (for crash recovery).
   virtual caf::expected<std::vector<run_row>> unfinished_runs() = 0;
-  /// Sets heartbeat_at = `now` on those of `run_ids` that `owner` still owns
-  /// and that are unfinished; how many that was.
-  virtual caf::expected<int32_t> heartbeat(const std::vector<std::string>& run_ids,
-                                           const std::string& owner, caf::timestamp now) = 0;
+  /// `owner` is alive at `now`: every unfinished run it owns reads
+  /// heartbeat_at = `now` from then on (or its own, when later). One write,
+  /// however many runs it holds.
+  virtual caf::error heartbeat(const std::string& owner, caf::timestamp now) = 0;
   /// In pipeline order.
   virtual caf::expected<std::vector<job_row>> jobs(const std::string& run_id) = 0;
   /// In pipeline order, then by attempt.

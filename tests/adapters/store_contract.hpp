@@ -14,6 +14,7 @@
 #include <chrono>
 #include <random>
 #include <thread>
+#include <tuple>
 
 namespace troupe::testing {
 
@@ -81,7 +82,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 6);
+  EXPECT_EQ(*v, 7);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -574,7 +575,46 @@ TYPED_TEST_P(StoreContract, TakeoversCursorsAndEventsAfterAnId) {
   EXPECT_EQ((*rest)[0].message, "e1");
 }
 
+// One heartbeat per owner: its unfinished runs read it, nobody else's do.
+TYPED_TEST_P(StoreContract, AnOwnersHeartbeatIsReadByItsUnfinishedRunsOnly) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto mine = unique("owner"), theirs = unique("owner");
+  auto a = unique("run"), b = unique("run"), done = unique("run"), other = unique("run");
+  store_batch batch;
+  for (auto& [id, owner, st] : std::vector<std::tuple<std::string, std::string, run_status>>{
+         {a, mine, run_status::queued},
+         {b, mine, run_status::running},
+         {done, mine, run_status::succeeded},
+         {other, theirs, run_status::running}}) {
+    batch.runs.push_back(make_run(id, "beat", st));
+    batch.runs.back().owner = owner;
+  }
+  ASSERT_TRUE(db->apply(batch));
+  auto before = [&](const std::string& id) {
+    auto rows = db->runs_by_prefix(id, 1);
+    EXPECT_TRUE(rows && rows->size() == 1);
+    return rows->front().heartbeat_at;
+  };
+  auto other_was = before(other);
+  auto done_was = before(done);
+  auto later = caf::make_timestamp() + std::chrono::hours(1);
+  ASSERT_FALSE(db->heartbeat(mine, later));
+  auto beat = [&](const std::string& id) { return before(id); };
+  ASSERT_TRUE(beat(a));
+  EXPECT_EQ(iso8601(*beat(a)), iso8601(later)) << "a queued run reads its owner's beat";
+  EXPECT_EQ(iso8601(*beat(b)), iso8601(later)) << "a running run reads its owner's beat";
+  EXPECT_EQ(beat(done), done_was) << "a finished run does not";
+  EXPECT_EQ(beat(other), other_was) << "another owner's run does not";
+  auto unfinished = db->unfinished_runs();
+  ASSERT_TRUE(unfinished);
+  for (auto& r : *unfinished)
+    if (r.run_id == a)
+      EXPECT_EQ(iso8601(*r.heartbeat_at), iso8601(later)) << "every read path agrees";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            AnOwnersHeartbeatIsReadByItsUnfinishedRunsOnly,
                             ABatchIsCheckedRowAfterRowInItsOwnOrder,
                             ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce,
                             TakeoversCursorsAndEventsAfterAnId,
