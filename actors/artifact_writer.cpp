@@ -17,7 +17,8 @@ namespace {
 /// The public interface plus the pool's reports: a write's outcome ("" or
 /// the error), and a barrier reached.
 using writer_impl = artifact_writer_actor::extend<caf::reacts_to<written_atom, std::string>,
-                                                  caf::reacts_to<synced_atom, uint64_t>>;
+                                                  caf::reacts_to<synced_atom, uint64_t>,
+                                                  caf::reacts_to<read_done_atom, uint64_t, std::string>>;
 
 // The run folder's open files: touched only by pool tasks of its lane, one
 // at a time.
@@ -35,6 +36,7 @@ struct writer_state {
   metadata_renderer renderer;  // CPU work: done here, the write on the pool
   uint64_t next_sync = 0;
   std::map<uint64_t, caf::typed_response_promise<write_health>> syncs;
+  std::map<uint64_t, caf::typed_response_promise<std::string>> reads;
   static inline const char* name = "artifact_writer";
 };
 
@@ -68,6 +70,8 @@ writer_impl::behavior_type artifact_writer(self_ptr self, std::shared_ptr<io_poo
       [](written_atom, std::string&) {},
       [](sync_atom) { return write_health{}; },
       [](synced_atom, uint64_t) {},
+      [](read_atom, const std::string&, int64_t) { return std::string{}; },
+      [](read_done_atom, uint64_t, const std::string&) {},
     };
   }
   st.pool = std::move(pool);
@@ -134,6 +138,33 @@ writer_impl::behavior_type artifact_writer(self_ptr self, std::shared_ptr<io_poo
       auto me = caf::actor_cast<writer_impl>(self);
       st.pool->post(st.files->run_dir, [me, id] { caf::anon_send(me, synced_atom_v, id); });
       return rp;
+    },
+    [=](read_atom, const std::string& path, int64_t max) -> caf::result<std::string> {
+      // Read on the pool, in the folder's lane (after every write before it).
+      auto& st = self->state;
+      auto id = st.next_sync++;
+      auto rp = self->make_response_promise<std::string>();
+      st.reads.emplace(id, rp);
+      auto me = caf::actor_cast<writer_impl>(self);
+      auto full = st.files->run_dir + "/" + path;
+      st.pool->post(st.files->run_dir, [me, id, full, max] {
+        std::string text;
+        if (FILE* f = std::fopen(full.c_str(), "rbe")) {
+          text.resize(static_cast<size_t>(max));
+          text.resize(std::fread(text.data(), 1, text.size(), f));
+          std::fclose(f);
+        }
+        caf::anon_send(me, read_done_atom_v, id, std::move(text));
+      });
+      return rp;
+    },
+    [=](read_done_atom, uint64_t id, std::string& text) {
+      auto& reads = self->state.reads;
+      auto it = reads.find(id);
+      if (it == reads.end())
+        return;
+      it->second.deliver(std::move(text));
+      reads.erase(it);
     },
     [=](synced_atom, uint64_t id) {
       auto& st = self->state;

@@ -1,6 +1,7 @@
 #include "actors/run_supervisor.hpp"
 
 #include "actors/running_order.hpp"
+#include "messages/json.hpp"
 
 #include <caf/all.hpp>
 
@@ -33,6 +34,8 @@ struct supervisor_state {
   std::map<std::string, size_t> index;     // stage name -> position
   bool started = false;
   bool finishing = false;
+  caf::optional<job_key> probe;  // the state probe the node runs for us, if any
+  bool probed_after = false;     // the "after" probes have started
   bool checking_writer = false;  // a sync to the artifact_writer is out (samples)
   static inline const char* name = "run_supervisor";
 };
@@ -158,10 +161,101 @@ void report_finished(self_ptr self, int32_t failures) {
   self->quit();
 }
 
+void run_probes(self_ptr self, const std::string& phase, size_t k, std::function<void()> then);
+
+// The state probes of `phase` (pipeline `probes:`), one after the other; then
+// `then`. Each runs like a stage (process group, timeout, logs under
+// logs/probes/); what it printed is read back through the artifact writer
+// (off this thread) and kept when it is one JSON object. A probe never fails
+// the run.
+void run_probes(self_ptr self, const std::string& phase, std::function<void()> then) {
+  auto& st = self->state;
+  if (st.plan.probes.empty() || st.order->record().run_dir.empty()) {
+    then();
+    return;
+  }
+  run_probes(self, phase, 0, std::move(then));
+}
+
+void run_probes(self_ptr self, const std::string& phase, size_t k, std::function<void()> then) {
+  auto& st = self->state;
+  // (Before: a cancel meanwhile starts no more of them.)
+  if (k >= st.plan.probes.size() || (phase == "before" && st.order->stopping())) {
+    st.probe = caf::none;
+    then();
+    return;
+  }
+  auto spec = st.plan.probes[k];
+  auto name = spec.name.substr(spec.name.find('/') + 1);
+  auto stem = "logs/probes/" + log_stem(name) + "." + phase;
+  probe_record pr;
+  pr.name = name;
+  pr.phase = phase;
+  pr.stdout_log = stem + ".stdout.log";
+  pr.stderr_log = stem + ".stderr.log";
+  const auto& dir = st.order->record().run_dir;
+  spec.attempt = phase == "before" ? 1 : 2;
+  spec.stdout_path = dir + "/" + pr.stdout_log;
+  spec.stderr_path = dir + "/" + pr.stderr_log;
+  spec.env.push_back("TROUPE_PROBE_PHASE=" + phase);
+  st.probe = key_of(spec);
+  auto next = [=](probe_record done) {
+    self->state.order->probe_recorded(std::move(done), caf::make_timestamp());
+    persist(self);
+    run_probes(self, phase, k + 1, then);
+  };
+  auto ended = [=](job_result& r) mutable {
+    pr.exit_code = r.exit_code;
+    pr.duration = r.duration;
+    if (r.status != stage_status::succeeded) {
+      pr.status = "failed";
+      pr.error = to_string(r.failure) + (r.error.empty() ? "" : ": " + r.error);
+      next(pr);
+      return;
+    }
+    self->request(self->state.deps.writer, caf::infinite, read_atom_v, pr.stdout_log,
+                  int64_t{1} << 20)
+      .then(
+        [=](std::string& printed) mutable {
+          std::string why;
+          if (auto object = probe_object(printed, &why)) {
+            pr.status = "ok";
+            pr.output = std::move(*object);
+          } else {
+            pr.status = "invalid";
+            pr.error = why;
+          }
+          next(pr);
+        },
+        [=](caf::error& err) mutable {
+          pr.status = "invalid";
+          pr.error = "its output could not be read: " + self->system().render(err);
+          next(pr);
+        });
+  };
+  self->request(st.deps.node, caf::infinite, start_atom_v, std::move(spec))
+    .then(ended, [=](caf::error& err) mutable {
+      job_result r;
+      r.status = stage_status::failed;
+      r.failure = failure_code::lost;
+      r.error = "node failed: " + self->system().render(err);
+      ended(r);
+    });
+}
+
 void finish(self_ptr self) {
   auto& st = self->state;
   if (st.finishing)
     return;
+  // The "after" probes first (also after a failure or a cancel), unless the
+  // run can no longer be recorded or never started.
+  if (!st.probed_after && st.started && !st.order->record_failed() && !st.plan.probes.empty()) {
+    st.probed_after = true;
+    run_probes(self, "after", [=] { finish(self); });
+    return;
+  }
+  if (st.probe)
+    return;  // a probe runs: its end comes back here
   st.finishing = true;
   st.waiting.clear();
   st.order->finish(caf::make_timestamp());
@@ -399,7 +493,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       st.started = true;
       st.order->start(caf::make_timestamp());
       persist(self);
-      step(self, true);
+      run_probes(self, "before", [=] { step(self, true); });
     },
     [=](cancel_atom) {
       auto& st = self->state;
@@ -407,6 +501,12 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       st.waiting.clear();
       if (!st.started) {
         finish(self);
+        return;
+      }
+      if (st.probe) {
+        // A probe runs: it is stopped; before the stages that ends the
+        // "before" probes and the run (its "after" probes still run).
+        self->send(st.deps.node, cancel_atom_v, *st.probe);
         return;
       }
       for (auto& [i, slot] : st.running)

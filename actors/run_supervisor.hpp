@@ -27,6 +27,7 @@ class http_client;
 struct run_plan {
   run_record record;           // stages pending (or done, when resumed); moved into running_order
   std::vector<job_spec> jobs;  // one per stage, same order: the template of each attempt
+  std::vector<job_spec> probes;  // state probes, run before the first stage and after the last
   std::vector<retry_policy> retry;  // one per stage
   supervision_spec supervision;
   caf::timespan sample_interval{0};

@@ -64,6 +64,9 @@ run_row run_row_of(const run_record& rec, caf::timestamp now) {
   r.finished_at = rec.finished_at;
   r.updated_at = now;
   r.params = params_json(rec.params);
+  r.pipeline_sha256 = rec.options.pipeline_sha256;
+  if (!rec.probes.empty())
+    r.state = probe_state_json(rec.probes);
   return r;
 }
 
@@ -552,6 +555,18 @@ void running_order::skip_pending(const std::string& why) {
       event(now, i, 0, event_level::info, "skipped: " + s.error);
     }
   }
+}
+
+void running_order::probe_recorded(probe_record p, caf::timestamp now) {
+  auto m = meta().add("probe", p.name).add("phase", p.phase).add("status", p.status);
+  if (p.exit_code)
+    m.add("exit_code", *p.exit_code);
+  auto text = "probe '" + p.name + "' (" + p.phase + "): " + p.status
+              + (p.error.empty() ? "" : ": " + p.error);
+  auto level = p.status == "ok" ? event_level::info : event_level::warn;
+  record_.probes.push_back(std::move(p));
+  journal_run(now);
+  run_event(now, level, std::move(text), m.str());
 }
 
 void running_order::finish(caf::timestamp now) {

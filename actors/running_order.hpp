@@ -111,6 +111,11 @@ public:
     return record_failed_ != failure_code::none;
   }
 
+  /// A state probe ran (or could not): kept in the record (state_before,
+  /// state_after, delta), with an event and the run's row for the store.
+  /// Never changes how the run ends.
+  void probe_recorded(probe_record p, caf::timestamp now);
+
   /// Ends the run: derives its status, skips what never ran.
   void finish(caf::timestamp now);
 

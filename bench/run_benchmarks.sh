@@ -7,7 +7,10 @@
 # 2. sampler CPU: troupe's own CPU on a 5 s stage of 50 processes, sampled at
 #    10 Hz vs not sampled; plus the cost of one snapshot (Google Benchmark);
 # 3. the store: persisted transitions/s on SQLite and PostgreSQL, one
-#    transaction each vs group commit; and 200 stages with the store vs --no-db.
+#    transaction each vs group commit; and 200 stages with the store vs --no-db;
+# 4. bench/micro: actor round trip, store group commit, pipeline parse, event
+#    JSON, metadata.json rendering (Google Benchmark).
+# `make bench` runs this (about 2 minutes); bench/compare is the side-by-side run.
 set -euo pipefail
 build=${1:-build}
 repeats=${2:-5}
@@ -97,4 +100,10 @@ if [ -x "$build/bench/store_bench" ]; then
     "$build/bench/store_bench" "$(cat "$pgdir/url")" 2000 || true
     "$(dirname "$0")/../tests/support/pg_server.sh" stop "$pgdir"
   fi
+fi
+
+# -- 4. the hot paths one by one (bench/micro) ---------------------------------------
+if [ -x "$build/bench/micro_bench" ]; then
+  echo "== hot paths (Google Benchmark, bench/micro) =="
+  "$build/bench/micro_bench" --benchmark_min_time=0.2 2>/dev/null
 fi

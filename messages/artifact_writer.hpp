@@ -24,10 +24,14 @@ inline constexpr int64_t artifact_reserve_bytes = 1 << 20;
 ///   (trace_atom, snapshot) -> void       // append one line, fsync
 ///   (sync_atom) -> write_health          // barrier: replies after all earlier
 ///                                        // writes, with how many failed so far
+///   (read_atom, std::string path, int64_t max) -> std::string
+///                                        // a file of the run folder (relative
+///                                        // path), its first `max` bytes; "" if none
 /// }
 using artifact_writer_actor = caf::typed_actor<
   caf::reacts_to<metadata_atom, run_record>,
   caf::reacts_to<trace_atom, snapshot>,
-  caf::replies_to<sync_atom>::with<write_health>>;
+  caf::replies_to<sync_atom>::with<write_health>,
+  caf::replies_to<read_atom, std::string, int64_t>::with<std::string>>;
 
 } // namespace troupe

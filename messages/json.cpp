@@ -123,6 +123,17 @@ void to_json(json& j, const host_info& x) {
            {"process_tracking", x.process_tracking}};
 }
 
+void to_json(json& j, const probe_record& x) {
+  j = json{{"name", x.name},
+           {"phase", x.phase},
+           {"status", x.status},
+           {"error", x.error.empty() ? json(nullptr) : json(x.error)},
+           {"exit_code", opt(x.exit_code)},
+           {"duration_s", seconds_of(x.duration)},
+           {"stdout_log", x.stdout_log},
+           {"stderr_log", x.stderr_log}};
+}
+
 void to_json(json& j, const run_options& x) {
   j = json{{"pipeline_file", x.pipeline_file},
            {"output_dir", x.output_dir},
@@ -130,7 +141,8 @@ void to_json(json& j, const run_options& x) {
            {"sample_interval_s", seconds_of(x.sample_interval)},
            {"grace_s", seconds_of(x.grace)},
            {"max_parallel", x.max_parallel},
-           {"on_failure", x.continue_on_failure ? "continue" : "stop"}};
+           {"on_failure", x.continue_on_failure ? "continue" : "stop"},
+           {"pipeline_sha256", x.pipeline_sha256}};
 }
 
 namespace {
@@ -164,8 +176,34 @@ json stage_totals(const run_record& x) {
               {"stages_executed", executed}};
 }
 
+// state_before, state_after and delta from the probes' records.
+json probe_states(const std::vector<probe_record>& probes) {
+  json before = json::object(), after = json::object(), delta = json::object();
+  for (auto& p : probes) {
+    auto& side = p.phase == "before" ? before : after;
+    side[p.name] = p.status == "ok" ? json::parse(p.output, nullptr, false) : json(nullptr);
+  }
+  for (auto& [name, b] : before.items()) {
+    if (!after.contains(name) || !b.is_object() || !after[name].is_object())
+      continue;
+    json d = json::object();
+    for (auto& [key, v0] : b.items()) {
+      const auto& a = after[name];
+      if (!a.contains(key) || !v0.is_number() || !a[key].is_number())
+        continue;
+      const auto& v1 = a[key];
+      if (v0.is_number_integer() && v1.is_number_integer())
+        d[key] = v1.get<int64_t>() - v0.get<int64_t>();
+      else
+        d[key] = v1.get<double>() - v0.get<double>();
+    }
+    delta[name] = d;
+  }
+  return json{{"state_before", before}, {"state_after", after}, {"delta", delta}};
+}
+
 json run_header(const run_record& x) {
-  return json{{"run_id", x.run_id},
+  json h{{"run_id", x.run_id},
               {"pipeline", x.pipeline},
               {"status", to_string(x.status)},
               {"failure_code",
@@ -178,6 +216,13 @@ json run_header(const run_record& x) {
               {"host", x.host},
               {"options", x.options},
               {"params", x.params}};
+  if (!x.probes.empty()) {
+    auto states = probe_states(x.probes);
+    for (auto& [k, v] : states.items())
+      h[k] = v;
+    h["probes"] = x.probes;
+  }
+  return h;
 }
 
 } // namespace
@@ -282,9 +327,15 @@ void to_json(json& j, const run_row& x) {
            {"heartbeat_at", opt_ts(x.heartbeat_at)},
            {"schedule_id", x.schedule_id.empty() ? json(nullptr) : json(x.schedule_id)},
            {"scheduled_for", opt_ts(x.scheduled_for)},
+           {"pipeline_sha256", x.pipeline_sha256},
            {"params", json::parse(x.params.empty() ? "{}" : x.params, nullptr, false).is_object()
                         ? json::parse(x.params)
                         : json::object()}};
+  // state_before, state_after, delta and probes, when the run has probes.
+  auto state = json::parse(x.state.empty() ? "{}" : x.state, nullptr, false);
+  if (state.is_object())
+    for (auto& [k, v] : state.items())
+      j[k] = v;
 }
 
 void to_json(json& j, const schedule_row& x) {
@@ -429,6 +480,12 @@ void from_json(const json& j, run_row& x) {
   x.schedule_id = str_at(j, "schedule_id");
   x.scheduled_for = opt_ts_at(j, "scheduled_for");
   x.params = j.contains("params") && j["params"].is_object() ? j["params"].dump() : "{}";
+  x.pipeline_sha256 = str_at(j, "pipeline_sha256");
+  json state = json::object();
+  for (auto key : {"state_before", "state_after", "delta", "probes"})
+    if (j.contains(key))
+      state[key] = j[key];
+  x.state = state.dump();
 }
 
 void from_json(const json& j, job_row& x) {
@@ -611,6 +668,34 @@ std::string metadata_renderer::render(const run_record& x) {
   auto out = dump(doc, 2);
   out.replace(out.find(placeholder), placeholder.size(), stages_text);
   return out + "\n";
+}
+
+std::optional<std::string> probe_object(const std::string& printed, std::string* error) {
+  auto j = json::parse(printed, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    auto shown = printed.substr(0, 60);
+    for (auto& ch : shown)
+      if (ch == '\n' || ch == '\r' || ch == '\t')
+        ch = ' ';
+    *error = printed.empty() ? "printed nothing; a probe prints one JSON object"
+                             : "printed '" + shown + (printed.size() > 60 ? "...'" : "'")
+                                 + ", not one JSON object";
+    return std::nullopt;
+  }
+  for (auto& [k, v] : j.items()) {
+    if (!v.is_number() && !v.is_string()) {
+      *error = "'" + k + "' is " + std::string(v.type_name())
+               + "; a probe prints numbers and strings";
+      return std::nullopt;
+    }
+  }
+  return dump(j, -1);
+}
+
+std::string probe_state_json(const std::vector<probe_record>& probes) {
+  auto j = probe_states(probes);
+  j["probes"] = probes;
+  return dump(j, -1);
 }
 
 } // namespace troupe

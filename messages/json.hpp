@@ -31,6 +31,7 @@ void to_json(nlohmann::ordered_json& j, const top_process& x);
 void to_json(nlohmann::ordered_json& j, const snapshot& x);
 void to_json(nlohmann::ordered_json& j, const host_info& x);
 void to_json(nlohmann::ordered_json& j, const run_options& x);
+void to_json(nlohmann::ordered_json& j, const probe_record& x);
 void to_json(nlohmann::ordered_json& j, const http_stats& x);
 void to_json(nlohmann::ordered_json& j, const attempt_record& x);
 void to_json(nlohmann::ordered_json& j, const stage_record& x);
@@ -66,6 +67,13 @@ private:
 std::string attempt_stats(const attempt_record& x);
 /// A run's parameter values as the store keeps them: one JSON object.
 std::string params_json(const std::map<std::string, std::string>& params);
+/// What a probe printed, checked: the object as compact JSON, or the reason
+/// it is not one JSON object of numbers and strings (`*error`).
+std::optional<std::string> probe_object(const std::string& printed, std::string* error);
+/// A run's probes as the store keeps them and the API returns them:
+/// {"state_before": {probe: object|null}, "state_after": ..., "delta":
+/// {probe: {key: after - before}} (numeric keys in both), "probes": [...]}.
+std::string probe_state_json(const std::vector<probe_record>& probes);
 
 /// The figures `troupe show` prints from an attempt's stats column; -1
 /// where the column has none.

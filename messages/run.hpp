@@ -48,13 +48,14 @@ struct run_options {
   caf::timespan grace{0};
   int32_t max_parallel = 1;          // stages of the run at once
   bool continue_on_failure = false;  // on_failure: continue (else stop: fail-fast)
+  std::string pipeline_sha256;       // the pipeline file's hash when the run was made
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.pipeline_file,
            x.output_dir, x.enabled, x.sample_interval, x.grace, x.max_parallel,
-           x.continue_on_failure);
+           x.continue_on_failure, x.pipeline_sha256);
 }
 
 struct stage_resources {
@@ -101,6 +102,27 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
            x.failure, x.error, x.exit_code, x.signal, x.started_at, x.finished_at, x.duration,
            x.pid, x.stdout_log, x.stderr_log, x.body_log, x.http, x.cpu_seconds,
            x.peak_rss_bytes, x.retry_delay, x.cgroup);
+}
+
+/// One run of a state probe (pipeline `probes:`), before the first stage or
+/// after the last: what it printed when that was one JSON object of numbers
+/// and strings. A probe never fails its run; a failure is recorded here.
+struct probe_record {
+  std::string name;
+  std::string phase;   // before | after
+  std::string status;  // ok | failed (exit, signal, timeout, spawn) | invalid (not one JSON object)
+  std::string error;   // for failed and invalid
+  std::string output;  // ok: the object, compact JSON
+  caf::optional<int32_t> exit_code;
+  caf::timespan duration{0};
+  std::string stdout_log;  // relative to the run folder
+  std::string stderr_log;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_record& x) {
+  return f(caf::meta::type_name("troupe::probe_record"), x.name, x.phase, x.status, x.error,
+           x.output, x.exit_code, x.duration, x.stdout_log, x.stderr_log);
 }
 
 /// The stem of a stage's log files: its name, with each character outside
@@ -177,6 +199,7 @@ struct run_record {
   host_info host;
   run_options options;
   std::map<std::string, std::string> params;  // the parameter values used (pipeline.hpp)
+  std::vector<probe_record> probes;           // state probes, before then after
   std::vector<stage_record> stages;
 };
 
@@ -185,7 +208,7 @@ typename Inspector::result_type inspect(Inspector& f, run_record& x) {
   return f(caf::meta::type_name("troupe::run_record"), x.run_id, x.pipeline,
            x.run_dir, x.status, x.failure, x.reason, x.pid, x.owner, x.epoch, x.started_at,
            x.finished_at,
-           x.host, x.options, x.params, x.stages);
+           x.host, x.options, x.params, x.probes, x.stages);
 }
 
 /// What a run_supervisor tells its listener (the CLI's progress display).

@@ -45,6 +45,8 @@ struct run_row {
   std::string schedule_id;  // the schedule that launched it; "" when none
   caf::optional<caf::timestamp> scheduled_for;  // the due time it stands for (with schedule_id)
   std::string params = "{}";  // the parameter values it was given, a JSON object (set once)
+  std::string state = "{}";   // its state probes (probe_state_json), "{}" when none
+  std::string pipeline_sha256;  // the pipeline file's hash when it was made (set once)
 };
 
 template <class Inspector>
@@ -52,7 +54,7 @@ typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
            x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch,
-           x.schedule_id, x.scheduled_for, x.params);
+           x.schedule_id, x.scheduled_for, x.params, x.state, x.pipeline_sha256);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).

@@ -369,6 +369,46 @@ struct api_server::impl {
                                     {"status", to_string(run->status)},
                                     {"cancel_requested", true}});
              });
+    svr.Post(R"(/api/runs/([^/]+)/rerun)",
+             [this](const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& read) {
+               std::string text;
+               read([&](const char* data, size_t n) {
+                 text.append(data, n);
+                 return text.size() <= max_body;
+               });
+               if (text.size() > max_body)
+                 return send_error(res, api_error{413, "too_large", "the body is over 1 MiB"});
+               json body = text.empty() ? json::object() : json::parse(text, nullptr, false);
+               if (!body.is_object())
+                 return send_error(res, bad_request("body", "must be a JSON object"));
+               static const std::set<std::string> keys{"from", "allow_changed", "reason", "by"};
+               for (auto& [k, v] : body.items())
+                 if (keys.count(k) == 0)
+                   return send_error(res, bad_request(k, "unknown field (fields: allow_changed, "
+                                                         "by, from, reason)"));
+               rerun_request rr;
+               std::optional<api_error> err = get_string(body, "from", rr.from, false);
+               if (!err)
+                 err = get_string(body, "reason", rr.reason, false);
+               if (!err)
+                 err = get_string(body, "by", rr.by, false);
+               if (!err && body.contains("allow_changed")) {
+                 if (!body["allow_changed"].is_boolean())
+                   err = bad_request("allow_changed", "must be true or false");
+                 else
+                   rr.allow_changed = body["allow_changed"].get<bool>();
+               }
+               if (err)
+                 return send_error(res, *err);
+               if (rr.by.empty())
+                 rr.by = "api (" + req.remote_addr + ")";
+               auto run = c.rerun(req.matches[1], rr);
+               if (fail(res, run))
+                 return;
+               send_json(res, 202, {{"id", run->run_id}, {"status", to_string(run->status)},
+                                    {"rerun", true}});
+             });
     svr.Get(R"(/api/runs/([^/]+)/events)",
             [this](const httplib::Request& req, httplib::Response& res) {
               int64_t after = 0, limit = 1000;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 
 namespace troupe {
@@ -490,6 +491,67 @@ api_result<run_row> coordinator::launch(const launch_request& req) {
   auto row = prep->row;
   dispatch(std::move(*prep), req.priority);
   log_("info", "run " + row.run_id + " of '" + row.pipeline + "' launched");
+  return row;
+}
+
+api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_request& req) {
+  auto db = pool_.borrow();
+  if (!db)
+    return api_error{503, "store_unavailable", describe(db.error())};
+  auto found = (*db)->runs_by_prefix(run_id, 1);
+  if (!found)
+    return api_error{503, "store_unavailable", describe(found.error())};
+  if (found->empty() || found->front().run_id != run_id)
+    return api_error{404, "not_found", "no run " + run_id};
+  auto row = found->front();
+  auto p = find_pipeline(row.pipeline);
+  if (!p)
+    return api_error{404, "not_found", "pipeline '" + row.pipeline + "' is not registered in "
+                                         + cfg_.pipelines};
+  auto jobs = (*db)->jobs(run_id);
+  if (!jobs)
+    return api_error{503, "store_unavailable", describe(jobs.error())};
+  auto choice = choose_rerun(*p, row, *jobs, req);
+  if (!choice) {
+    auto text = describe(choice.error());
+    bool from = text.rfind("--from", 0) == 0;
+    return api_error{from ? 400 : 409, from ? "bad_request" : "conflict", text};
+  }
+  auto now = caf::make_timestamp();
+  choice->event.ts = now;
+  auto reopened = (*db)->reopen_run(run_id, row.epoch, owner_, actors_->host.hostname,
+                                    static_cast<int32_t>(::getpid()), choice->stages,
+                                    choice->event, now);
+  if (!reopened)
+    return api_error{503, "store_unavailable", describe(reopened.error())};
+  if (!*reopened)
+    return api_error{409, "conflict", "run " + run_id + " changed meanwhile"};
+  auto again = (*db)->runs_by_prefix(run_id, 1);
+  auto jobs_now = (*db)->jobs(run_id);
+  auto attempts = (*db)->attempts(run_id);
+  if (!again || again->empty() || !jobs_now || !attempts)
+    return api_error{503, "store_unavailable", "cannot read run " + run_id + " back"};
+  row = again->front();
+  launch_request lr{row.pipeline, 0, {}, {}, params_of(row)};
+  for (auto& j : *jobs_now)
+    for (auto& s : p->stages)
+      if (s.name == j.job && s.optional && j.attempts > 0)
+        lr.enable.push_back(j.job);
+  auto prep = prepare(*p, lr, run_id, row.run_dir, row.epoch, row.created_at, true);
+  if (!prep)
+    return prep.error;
+  running_order::restore(prep->plan->record, *jobs_now, *attempts);
+  // The record as it was stays beside the new one.
+  for (int n = 1; n < 1000; ++n) {
+    auto keep = row.run_dir + "/metadata.rerun-" + std::to_string(n) + ".json";
+    if (::access(keep.c_str(), F_OK) == 0)
+      continue;
+    std::error_code ec;
+    std::filesystem::copy_file(row.run_dir + "/metadata.json", keep, ec);
+    break;
+  }
+  log_("warn", "run " + run_id + ": " + choice->event.message);
+  dispatch(std::move(*prep), 0);
   return row;
 }
 

@@ -16,6 +16,7 @@
 #include "actors/scheduler.hpp"
 #include "adapters/store/store.hpp"
 #include "runtime/pipeline.hpp"
+#include "runtime/rerun.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -209,6 +210,10 @@ public:
   /// 202-worthy when true; the errors are 404 (unknown run) and 409 (ended,
   /// or run by another coordinator).
   api_result<run_row> cancel(const std::string& run_id);
+  /// troupe rerun through the API: 404 unknown run or pipeline, 409 the run
+  /// has not ended, its pipeline changed (without allow_changed) or nothing
+  /// failed, 400 a bad `from`. The run, running again.
+  api_result<run_row> rerun(const std::string& run_id, const rerun_request& req);
   /// The pipelines it launches, by name.
   std::vector<pipeline_def> pipelines();
   std::optional<pipeline_def> find_pipeline(const std::string& name);

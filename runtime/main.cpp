@@ -70,6 +70,29 @@ int main(int argc, char** argv) {
   cmd->add_option("-p,--param", run.params,
                   "A parameter's value, NAME=VALUE (repeatable; see params: in the pipeline)");
 
+  troupe::run_command_options rerun;
+  auto* rerun_cmd = app.add_subcommand(
+    "rerun", "Run an ended run's failed stages again (or --from a stage), with everything "
+             "that depends on them, in the same run and folder; succeeded stages keep their "
+             "results. Exit codes as for run.");
+  rerun_cmd->add_option("run_id", rerun.rerun, "Run id, or a unique prefix of one")->required();
+  auto* failed_flag = rerun_cmd->add_flag("--failed", "The failed, timed out, cancelled and "
+                                                      "skipped stages (the default)");
+  rerun_cmd->add_option("--from", rerun.rerun_from,
+                        "This stage (or matrix stage) and everything that depends on it")
+    ->excludes(failed_flag);
+  rerun_cmd->add_flag("--allow-changed", rerun.allow_changed,
+                      "Rerun although the pipeline file changed since the run");
+  rerun_cmd->add_option("--reason", rerun.reason, "Why, for the run's rerun event");
+  rerun_cmd->add_option("-o,--output", rerun.output, "Folder whose troupe.db holds the run")
+    ->capture_default_str();
+  rerun_cmd->add_option("--db", rerun.db, "The store that holds the run");
+  rerun_cmd->add_option("--sample-interval", rerun.sample_interval,
+                        "Interval of periodic resource samples; 0 disables them")
+    ->capture_default_str();
+  rerun_cmd->add_option("--grace", rerun.grace, "Time between SIGTERM and SIGKILL")
+    ->capture_default_str();
+
   troupe::store_command_options q;
   auto add_db = [&](CLI::App* c) {
     c->add_option("--db", q.db, "Store to read (default: <output>/troupe.db)");
@@ -224,6 +247,8 @@ int main(int argc, char** argv) {
   }
   if (*cmd)
     return troupe::run_command(run);
+  if (*rerun_cmd)
+    return troupe::run_command(rerun);
   if (*coord_cmd)
     return troupe::coordinator_command(co);
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);

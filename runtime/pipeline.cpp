@@ -4,6 +4,7 @@
 #include "runtime/duration.hpp"
 #include "runtime/template.hpp"
 
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -23,13 +24,15 @@ namespace {
 
 const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
                                      "supervision", "resume", "max_running",
-                                     "artifacts", "max_parallel", "on_failure", "params"};
+                                     "artifacts", "max_parallel", "on_failure", "params",
+                                     "probes"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
                                        "timeout", "cwd",        "env",    "retry",
                                        "limits", "depends_on", "matrix"};
 const std::set<std::string> param_keys{"default", "required", "description"};
+const std::set<std::string> probe_keys{"name", "run", "shell", "timeout", "cwd", "env"};
 const std::set<std::string> retry_keys{"max_attempts", "backoff", "on"};
 const std::set<std::string> backoff_keys{"initial", "factor", "max", "jitter"};
 const std::set<std::string> supervision_keys{"max_retries", "within"};
@@ -580,8 +583,22 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
                                            const std::string& file);
 } // namespace
 
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < n; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
 caf::expected<pipeline_def> parse_pipeline(const std::string& text, const std::string& file) {
   pipeline_def def;
+  def.sha256 = sha256_hex(text);
   def.file = std::filesystem::absolute(file).lexically_normal().string();
   def.dir = std::filesystem::path(def.file).parent_path().string();
   if (text.size() > max_file_bytes)
@@ -1112,6 +1129,77 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         c.fail(n, where, std::to_string(instances) + " stages with matrix instances; at most "
                            + std::to_string(max_stages) + " are accepted");
       previous = written_name;
+    }
+  }
+  if (auto n = root["probes"]) {
+    if (!n.IsSequence() || n.size() == 0) {
+      c.fail(n, "probes", "must be a non-empty list of probes (name, and run or shell)");
+    } else if (n.size() > 32) {
+      c.fail(n, "probes", std::to_string(n.size()) + " probes; at most 32 are accepted");
+    } else {
+      std::map<std::string, int> seen;
+      for (size_t i = 0; i < n.size(); ++i) {
+        auto pn = n[i];
+        std::string where = "probes[" + std::to_string(i) + "]";
+        if (!pn.IsMap()) {
+          c.fail(pn, where, "must be a mapping with name and run or shell");
+          continue;
+        }
+        stage_def pr;
+        pr.line = pn.Mark().line + 1;
+        pr.timeout = default_probe_timeout;
+        pr.cwd = default_cwd;
+        if (auto v = pn["name"]; v && v.IsScalar())
+          where += " (" + printable(v.Scalar()) + ")";
+        c.check_keys(pn, probe_keys, where);
+        if (auto v = pn["name"]; !v) {
+          c.fail(pn, where + ".name", "missing");
+        } else if (auto name = c.scalar(v, where + ".name")) {
+          pr.name = *name;
+          if (!is_stage_name(pr.name))
+            c.fail(v, where + ".name",
+                   "'" + printable(pr.name) + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
+                   "with a letter or digit (it names the log files)");
+          else if (auto [it, fresh] = seen.emplace(pr.name, pr.line); !fresh)
+            c.fail(v, where + ".name",
+                   "duplicate probe name (first at line " + std::to_string(it->second) + ")");
+        }
+        auto run = pn["run"];
+        auto shell = pn["shell"];
+        if ((run ? 1 : 0) + (shell ? 1 : 0) != 1) {
+          c.fail(pn, where, "give exactly one of run and shell");
+        } else if (run) {
+          if (!run.IsSequence() || run.size() == 0) {
+            c.fail(run, where + ".run", "must be a non-empty list (argv, no shell)");
+          } else if (c.spend(run, run.size())) {
+            for (size_t k = 0; k < run.size(); ++k)
+              if (auto a = c.scalar(run[k], where + ".run[" + std::to_string(k) + "]"))
+                pr.run.push_back(*a);
+          }
+        } else if (auto sh = c.scalar(shell, where + ".shell")) {
+          if (sh->find_first_not_of(" \t\n") == std::string::npos)
+            c.fail(shell, where + ".shell", "must not be empty");
+          pr.shell = *sh;
+        }
+        if (auto v = pn["timeout"])
+          if (auto t = c.duration(v, where + ".timeout"))
+            pr.timeout = *t;
+        if (auto v = pn["cwd"])
+          if (auto d = c.scalar(v, where + ".cwd"))
+            pr.cwd = resolve_dir(*d);
+        if (auto v = pn["env"])
+          c.env(v, where + ".env", pr.env);
+        for (size_t k = 0; k < pr.run.size(); ++k)
+          check_refs(run[k], where + ".run[" + std::to_string(k) + "]", pr.run[k], nullptr);
+        if (!pr.shell.empty())
+          check_refs(shell, where + ".shell", pr.shell, nullptr);
+        for (auto& [k, v] : pr.env)
+          check_refs(pn["env"], where + ".env." + k, v, nullptr);
+        pr.base_name = pr.name;
+        def.probes.push_back(std::move(pr));
+      }
+      if (def.artifacts_in_store)
+        c.fail(n, "probes", "probes keep their logs in the run folder; artifacts: store has none");
     }
   }
   // Log files are named after stages: two names may not make one file name.

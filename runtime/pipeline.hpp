@@ -61,6 +61,7 @@ struct pipeline_def {
   std::string description;
   std::string file;  // absolute
   std::string dir;   // absolute folder of `file`
+  std::string sha256;  // of the file's bytes, hex: recorded with each run (rerun checks it)
   std::vector<stage_def> stages;
   supervision_spec supervision;  // the run's retry budget
   bool resume = false;           // an interrupted run is resumed, not failed
@@ -70,6 +71,7 @@ struct pipeline_def {
   bool continue_on_failure = false;  // `on_failure: continue`: only a failed stage's dependents are skipped
   std::map<std::string, std::string> default_env;  // defaults.env, kept once (not per stage)
   std::vector<param_def> params;  // in file order
+  std::vector<stage_def> probes;  // `probes:` state probes (run or shell), run before and after
   std::set<std::string> env_refs;  // every ${env.NAME} in the file: each must be set at run time
 
   /// defaults.env overlaid by the stage's own env.
@@ -89,6 +91,9 @@ caf::expected<std::map<std::string, std::string>>
 resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& given,
                const std::map<std::string, std::string>& environment);
 
+/// A probe's timeout when it sets none.
+inline constexpr caf::timespan default_probe_timeout = std::chrono::seconds(30);
+
 /// At most this many instances of one matrix stage.
 inline constexpr size_t max_matrix_instances = 256;
 
@@ -98,6 +103,9 @@ std::vector<std::vector<size_t>> stage_waves(const pipeline_def& p);
 
 /// The timeout of a stage when neither it nor `defaults` sets one.
 inline constexpr caf::timespan builtin_timeout = std::chrono::hours(1);
+
+/// SHA-256 of `bytes`, lowercase hex.
+std::string sha256_hex(const std::string& bytes);
 
 /// Reads and validates `path`. Errors: errc::bad_input, whose context is
 /// one line per problem ("canary.yaml:12:5: stages[1].tmeout: unknown key ...").

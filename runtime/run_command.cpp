@@ -22,6 +22,7 @@
 #include "runtime/liveness.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/progress.hpp"
+#include "runtime/rerun.hpp"
 #include "runtime/run_plan.hpp"
 #include "runtime/system.hpp"
 
@@ -29,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include <poll.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -40,6 +42,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <set>
@@ -206,7 +209,58 @@ parse_param_args(const std::vector<std::string>& items) {
   return out;
 }
 
-int run_command(const run_command_options& opts) {
+// Who asks for a rerun: user@host.
+std::string asker() {
+  const char* user = std::getenv("USER");
+  if (user == nullptr || *user == '\0')
+    if (auto* pw = ::getpwuid(::getuid()))
+      user = pw->pw_name;
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  return std::string(user != nullptr ? user : "?") + "@" + host;
+}
+
+int run_command(const run_command_options& given_opts) {
+  auto opts = given_opts;
+  // troupe rerun: the run, from the store, names its pipeline file.
+  std::unique_ptr<store> rerun_db;
+  std::optional<run_row> rerun_row;
+  if (!opts.rerun.empty()) {
+    auto url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
+    if (opts.db.empty() && ::access(url.c_str(), F_OK) != 0) {
+      std::fprintf(stderr, "troupe: rerun: no store at %s (give -o OUTPUT or --db URL)\n",
+                   url.c_str());
+      return exit_code::usage;
+    }
+    auto opened = open_store(url);
+    if (!opened) {
+      std::fprintf(stderr, "troupe: %s\n", describe(opened.error()).c_str());
+      return exit_code::usage;
+    }
+    auto rows = (*opened)->runs_by_prefix(opts.rerun, 2);
+    if (!rows || rows->empty() || rows->size() > 1) {
+      std::fprintf(stderr, "troupe: rerun: %s\n",
+                   !rows            ? describe(rows.error()).c_str()
+                   : rows->empty() ? ("no run " + opts.rerun + " in " + url).c_str()
+                                   : ("'" + opts.rerun + "' is the start of several run ids; "
+                                      "give more of it").c_str());
+      return exit_code::usage;
+    }
+    rerun_row = rows->front();
+    rerun_db = std::move(*opened);
+    opts.pipeline = rerun_row->pipeline_file;
+    // It runs with the values it started with.
+    auto stored = nlohmann::json::parse(rerun_row->params, nullptr, false);
+    opts.params.clear();
+    if (stored.is_object())
+      for (auto& [k, v] : stored.items())
+        opts.params.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    // Optional stages that ran before run again when chosen.
+    if (auto jobs = rerun_db->jobs(rerun_row->run_id))
+      for (auto& j : *jobs)
+        if (j.attempts > 0)
+          opts.enable.push_back(j.job);
+  }
   auto loaded = load_pipeline(opts.pipeline);
   if (!loaded) {
     std::fprintf(stderr, "troupe: invalid pipeline\n%s\n", describe(loaded.error()).c_str());
@@ -235,6 +289,8 @@ int run_command(const run_command_options& opts) {
     for (auto& s : p.stages)
       if (s.name == name)
         found = &s;
+    if (rerun_row && (found == nullptr || !found->optional))
+      continue;  // (a stage that ran before: not necessarily optional)
     if (found == nullptr || !found->optional) {
       std::fprintf(stderr, "troupe: --enable %s: %s in %s (optional stages: %s)\n", name.c_str(),
                    found == nullptr ? "no stage of that name"
@@ -283,9 +339,14 @@ int run_command(const run_command_options& opts) {
                  describe(err).c_str());
     return exit_code::usage;
   }
+  if (rerun_row && opts.no_db) {
+    std::fprintf(stderr, "troupe: rerun needs the store (--no-db was given)\n");
+    return exit_code::usage;
+  }
   if (!opts.no_db) {
     url = opts.db.empty() ? opts.output + "/troupe.db" : opts.db;
-    auto opened = open_store(url);
+    auto opened = rerun_db ? caf::expected<std::unique_ptr<store>>{std::move(rerun_db)}
+                           : open_store(url);
     if (!opened) {
       std::fprintf(stderr, "troupe: %s\n", describe(opened.error()).c_str());
       return opened.error().category() == caf::atom("troupe")
@@ -306,6 +367,52 @@ int run_command(const run_command_options& opts) {
       if (auto err = settle_metadata(run))
         std::fprintf(stderr, "troupe: recovery: %s\n", describe(err).c_str());
     resumed = std::move(report->resume);
+    if (rerun_row) {
+      auto jobs = db->jobs(rerun_row->run_id);
+      if (!jobs) {
+        std::fprintf(stderr, "troupe: rerun: %s\n", describe(jobs.error()).c_str());
+        return exit_code::internal;
+      }
+      rerun_request req{opts.rerun_from, opts.allow_changed, opts.reason, asker()};
+      auto choice = choose_rerun(p, *rerun_row, *jobs, req);
+      if (!choice) {
+        std::fprintf(stderr, "troupe: rerun: %s\n", describe(choice.error()).c_str());
+        return exit_code::usage;
+      }
+      auto now = caf::make_timestamp();
+      choice->event.ts = now;
+      auto reopened = db->reopen_run(rerun_row->run_id, rerun_row->epoch,
+                                     owner_token(host.hostname), host.hostname,
+                                     static_cast<int32_t>(::getpid()), choice->stages,
+                                     choice->event, now);
+      if (!reopened || !*reopened) {
+        std::fprintf(stderr, "troupe: rerun: run %s %s\n", rerun_row->run_id.c_str(),
+                     !reopened ? describe(reopened.error()).c_str()
+                               : "changed meanwhile (taken or restarted by another process)");
+        return exit_code::internal;
+      }
+      auto row = db->runs_by_prefix(rerun_row->run_id, 1);
+      auto jobs_now = db->jobs(rerun_row->run_id);
+      auto attempts = db->attempts(rerun_row->run_id);
+      if (!row || row->empty() || !jobs_now || !attempts) {
+        std::fprintf(stderr, "troupe: rerun: cannot read run %s back\n",
+                     rerun_row->run_id.c_str());
+        return exit_code::internal;
+      }
+      resumed = resumable_run{row->front(), *jobs_now, *attempts};
+      std::printf("rerun of %s: %s\n", rerun_row->run_id.c_str(),
+                  choice->event.message.c_str());
+      // The record as it was stays beside the new one.
+      const auto& dir = rerun_row->run_dir;
+      for (int n = 1; n < 1000; ++n) {
+        auto keep = dir + "/metadata.rerun-" + std::to_string(n) + ".json";
+        if (::access(keep.c_str(), F_OK) == 0)
+          continue;
+        std::error_code ec;
+        std::filesystem::copy_file(dir + "/metadata.json", keep, ec);
+        break;
+      }
+    }
   }
 
   // SIGINT/SIGTERM/SIGHUP are blocked since main()'s first line (before any

@@ -21,6 +21,11 @@ struct run_command_options {
   std::string db;        // store URL; empty: <output>/troupe.db
   bool no_db = false;    // run without a store (metadata.json only)
   std::vector<std::string> params;  // NAME=VALUE, one per --param
+  // troupe rerun RUN: `pipeline` is then the run's own file.
+  std::string rerun;          // the run id (or a unique prefix); "" for troupe run
+  std::string rerun_from;     // --from STAGE; "" = --failed
+  bool allow_changed = false; // --allow-changed
+  std::string reason;         // --reason
 };
 
 /// --param NAME=VALUE items as a map; an item without '=' or with an empty

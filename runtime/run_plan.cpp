@@ -3,6 +3,8 @@
 #include "runtime/template.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <thread>
 
 namespace troupe {
@@ -22,6 +24,34 @@ std::vector<std::string> stage_environment(env_map env, const env_map& stage,
   for (auto& [k, v] : env)
     result.push_back(k + "=" + v);
   return result;
+}
+
+using lookup_fn = std::function<std::optional<std::string>(const template_ref&)>;
+
+// What ${...} stands for in the fields of `stage` (a stage or a probe).
+lookup_fn lookup_for(const run_start& start, const std::string& run_id, const std::string& stage,
+                     const std::vector<std::pair<std::string, std::string>>& matrix) {
+  return [&start, run_id, stage, matrix](const template_ref& r) -> std::optional<std::string> {
+    auto from = [&](const env_map& m) -> std::optional<std::string> {
+      auto it = m.find(r.name);
+      return it == m.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    if (r.space == "params")
+      return from(start.params);
+    if (r.space == "env")
+      return from(start.environment);
+    if (r.space == "run" && r.name == "id")
+      return run_id;
+    if (r.space == "run" && r.name == "dir")
+      return start.run_dir;
+    if (r.space == "stage" && r.name == "name")
+      return stage;
+    if (r.space == "matrix")
+      for (auto& [k, v] : matrix)
+        if (k == r.name)
+          return v;
+    return std::nullopt;
+  };
 }
 
 std::string upper(std::string s) {
@@ -55,32 +85,13 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
                                ? p.max_parallel
                                : std::max(1, static_cast<int32_t>(std::thread::hardware_concurrency()));
   rec.options.continue_on_failure = p.continue_on_failure;
+  rec.options.pipeline_sha256 = p.sha256;
   plan.sample_interval = start.sample_interval;
   plan.supervision = p.supervision;
   rec.params = start.params;
   for (const auto& written : p.stages) {
     // The stage with its templates filled in.
-    auto lookup = [&](const template_ref& r) -> std::optional<std::string> {
-      auto from = [&](const std::map<std::string, std::string>& m) -> std::optional<std::string> {
-        auto it = m.find(r.name);
-        return it == m.end() ? std::nullopt : std::optional<std::string>(it->second);
-      };
-      if (r.space == "params")
-        return from(start.params);
-      if (r.space == "env")
-        return from(start.environment);
-      if (r.space == "run")
-        return r.name == "id" ? std::optional<std::string>(rec.run_id)
-               : r.name == "dir" ? std::optional<std::string>(start.run_dir)
-                                 : std::nullopt;
-      if (r.space == "stage" && r.name == "name")
-        return written.name;
-      if (r.space == "matrix")
-        for (auto& [k, v] : written.matrix)
-          if (k == r.name)
-            return v;
-      return std::nullopt;
-    };
+    auto lookup = lookup_for(start, rec.run_id, written.name, written.matrix);
     auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
     stage_def s = written;
     for (auto& a : s.run)
@@ -137,6 +148,38 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     js.http = s.http;
     js.memory_limit = s.memory_limit;
     plan.jobs.push_back(std::move(js));
+  }
+  // State probes: run like stages (their own process group, timeout and
+  // logs), with the same templates; the supervisor sets each phase's logs.
+  for (const auto& pr : p.probes) {
+    auto lookup = lookup_for(start, rec.run_id, pr.name, {});
+    auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
+    stage_def s = pr;
+    for (auto& a : s.run)
+      a = fill(a);
+    s.shell = fill(s.shell);
+    s.cwd = fill(s.cwd);
+    if (!s.cwd.empty() && s.cwd[0] != '/')
+      s.cwd = p.dir + "/" + s.cwd;
+    auto env = p.default_env;
+    for (auto& [k, v] : env)
+      v = fill(v);
+    for (auto& [k, v] : s.env)
+      env[k] = fill(v);
+    job_spec js;
+    js.run_id = rec.run_id;
+    js.name = "probes/" + s.name;  // (no stage name has a '/')
+    js.argv = s.argv(p.dir);
+    js.cwd = s.cwd;
+    js.env = stage_environment(start.environment, env,
+                               {{"TROUPE_RUN_ID", rec.run_id},
+                                {"TROUPE_RUN_DIR", start.run_dir},
+                                {"TROUPE_PROBE", s.name},
+                                {"TROUPE_PIPELINE_DIR", p.dir}});
+    js.timeout = s.timeout;
+    js.grace = start.grace;
+    js.strategy = "exec";
+    plan.probes.push_back(std::move(js));
   }
   return plan;
 }

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 namespace troupe {
 
@@ -242,6 +243,53 @@ int show_command(const store_command_options& o) {
   return 0;
 }
 
+// The state probes: one line per probe and key, before / after / delta
+// (pipelines.md, "State probes"); a probe that failed says why.
+void print_state(const run_row& run) {
+  auto state = nlohmann::json::parse(run.state.empty() ? "{}" : run.state, nullptr, false);
+  if (!state.is_object() || !state.contains("probes") || state["probes"].empty())
+    return;
+  auto text = [](const nlohmann::json& v) {
+    if (v.is_null())
+      return std::string("-");
+    if (v.is_string())
+      return v.get<std::string>();
+    return v.dump();
+  };
+  table t{{"PROBE", "KEY", "BEFORE", "AFTER", "DELTA"}};
+  std::set<std::string> names;
+  for (auto& p : state["probes"])
+    names.insert(p.value("name", ""));
+  for (auto& name : names) {
+    auto side = [&](const char* which) {
+      auto& all = state[which];
+      return all.contains(name) ? all[name] : nlohmann::json(nullptr);
+    };
+    auto before = side("state_before"), after = side("state_after");
+    std::set<std::string> keys;
+    for (auto* obj : {&before, &after})
+      if (obj->is_object())
+        for (auto& [k, v] : obj->items())
+          keys.insert(k);
+    for (auto& k : keys) {
+      auto d = state["delta"].contains(name) && state["delta"][name].contains(k)
+                 ? state["delta"][name][k]
+                 : nlohmann::json(nullptr);
+      auto delta = text(d);
+      if (d.is_number() && d.get<double>() > 0)
+        delta = "+" + delta;
+      t.add({name, k, before.is_object() && before.contains(k) ? text(before[k]) : "-",
+             after.is_object() && after.contains(k) ? text(after[k]) : "-", delta});
+    }
+    for (auto& p : state["probes"])
+      if (p.value("name", "") == name && p.value("status", "") != "ok")
+        t.add({name, "(" + p.value("phase", "") + ")", p.value("status", ""),
+               p["error"].is_string() ? p["error"].get<std::string>() : "", ""});
+  }
+  t.print(stdout);
+  std::printf("\n");
+}
+
 void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
                 const std::vector<attempt_row>& attempts_list, bool json) {
   const auto* run = &shown;
@@ -266,6 +314,7 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
       text += (text.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
     std::printf("params    %s\n\n", text.c_str());
   }
+  print_state(*run);
   // One line per stage (ELAPSED: first start to end, retry waits included;
   // CPU summed and MAXRSS the highest over its attempts), then one per
   // attempt with its own figures, as sacct shows a job and its steps.

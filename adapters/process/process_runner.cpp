@@ -341,7 +341,19 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
     return caf::make_error(errc::os_error, "working directory '" + req.cwd
                                              + "' does not exist or is not a directory");
   auto open_log = [](const std::string& path) {
-    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // The state probes' logs have a folder of their own, logs/probes/,
+    // made on first use (any other missing folder stays an error).
+    if (fd < 0 && errno == ENOENT) {
+      auto slash = path.rfind('/');
+      bool probes = slash != std::string::npos && slash >= 13
+                    && path.compare(slash - 12, 12, "/logs/probes") == 0;
+      if (probes && ::mkdir(path.substr(0, slash).c_str(), 0755) == 0)
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      else
+        errno = ENOENT;
+    }
+    return fd;
   };
   int out = open_log(req.stdout_path);
   if (out < 0)

@@ -151,6 +151,12 @@ std::vector<migration> schema_migrations(dialect d) {
        // every 2 s on PostgreSQL, and the writer stalled behind them.)
        "CREATE TABLE owners (owner TEXT PRIMARY KEY, heartbeat_at TEXT NOT NULL)",
      }},
+    {8,
+     "state probes (state_before, state_after, delta, probes); the pipeline file's hash",
+     {
+       "ALTER TABLE runs ADD COLUMN state TEXT NOT NULL DEFAULT '{}'",
+       "ALTER TABLE runs ADD COLUMN pipeline_sha256 TEXT NOT NULL DEFAULT ''",
+     }},
   };
 }
 

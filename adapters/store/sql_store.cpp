@@ -77,7 +77,7 @@ failure_code code_of(const row& r, size_t i) {
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
   "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch, schedule_id, "
-  "scheduled_for, params";
+  "scheduled_for, params, state, pipeline_sha256";
 
 // The same, read from `runs`: an unfinished run's heartbeat_at is the later
 // of its own and its owner's (the owners table, one row per live owner).
@@ -90,7 +90,7 @@ constexpr const char* run_select =
   "created_at, started_at, finished_at, updated_at, owner, "
   "CASE WHEN " TROUPE_OWNER_BEAT " IS NOT NULL AND (heartbeat_at IS NULL OR " TROUPE_OWNER_BEAT
   " > heartbeat_at) THEN " TROUPE_OWNER_BEAT " ELSE heartbeat_at END, "
-  "epoch, schedule_id, scheduled_for, params";
+  "epoch, schedule_id, scheduled_for, params, state, pipeline_sha256";
 #undef TROUPE_OWNER_BEAT
 
 run_row run_of(const row& r) {
@@ -114,6 +114,8 @@ run_row run_of(const row& r) {
   x.schedule_id = str(r, 16);
   x.scheduled_for = opt_ts_of(r, 17);
   x.params = str(r, 18);
+  x.state = str(r, 19);
+  x.pipeline_sha256 = str(r, 20);
   return x;
 }
 
@@ -327,13 +329,14 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
            + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-             "$17, $18, $19)",
+             "$17, $18, $19, $20, $21)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
           ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
           is_terminal(r.status) ? value{} : ts(now), num(r.epoch),
           r.schedule_id.empty() ? value{} : text(r.schedule_id), opt_ts(r.scheduled_for),
-          text(r.params.empty() ? "{}" : r.params)});
+          text(r.params.empty() ? "{}" : r.params), text(r.state.empty() ? "{}" : r.state),
+          text(r.pipeline_sha256)});
     ++out.written;
     return;
   }
@@ -355,10 +358,11 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   // A write that leaves the run unfinished is its owner's sign of life.
   exec("UPDATE runs SET status = $2, failure = $3, reason = $4, host = $5, pid = $6, "
        "started_at = $7, finished_at = $8, updated_at = $9, owner = $10, "
-       "heartbeat_at = COALESCE($11, heartbeat_at), epoch = $12 WHERE run_id = $1",
+       "heartbeat_at = COALESCE($11, heartbeat_at), epoch = $12, state = $13 WHERE run_id = $1",
        {text(r.run_id), text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host),
         num(r.pid), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
-        is_terminal(r.status) ? value{} : ts(now), num(r.epoch)});
+        is_terminal(r.status) ? value{} : ts(now), num(r.epoch),
+        text(r.state.empty() ? "{}" : r.state)});
   ++out.written;
 }
 
@@ -679,7 +683,7 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
       for (auto& id : run_order)
         run_list.push_back(run_writes[id]);
       write_rows(
-        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 19,
+        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 21,
         [&](const run_write& w) {
           const auto& r = w.row;
           return params{text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
@@ -687,14 +691,15 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
                         num(r.pid), ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at),
                         ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
                         r.schedule_id.empty() ? value{} : text(r.schedule_id),
-                        opt_ts(r.scheduled_for), text(r.params.empty() ? "{}" : r.params)};
+                        opt_ts(r.scheduled_for), text(r.params.empty() ? "{}" : r.params),
+                        text(r.state.empty() ? "{}" : r.state), text(r.pipeline_sha256)};
         },
         " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
         "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "
         "pid = excluded.pid, started_at = excluded.started_at, "
         "finished_at = excluded.finished_at, updated_at = excluded.updated_at, "
         "owner = excluded.owner, heartbeat_at = COALESCE(excluded.heartbeat_at, runs.heartbeat_at), "
-        "epoch = excluded.epoch");
+        "epoch = excluded.epoch, state = excluded.state");
       // -- jobs -----------------------------------------------------------------------
       last_per_key<std::pair<std::string, std::string>, job_row> job_writes;
       for (auto& r : batch.jobs) {
@@ -901,6 +906,33 @@ caf::expected<bool> sql_store::take_over_run(const std::string& run_id,
                    {text(owner), num(epoch_was + 1), ts(now), text(run_id), text(owner_was),
                     num(epoch_was)})
                 .empty();
+    });
+  });
+}
+
+caf::expected<bool> sql_store::reopen_run(const std::string& run_id, int64_t epoch_was,
+                                          const std::string& owner, const std::string& host,
+                                          int32_t pid, const std::vector<std::string>& jobs,
+                                          const event_row& event, caf::timestamp now) {
+  return guarded("reopen_run", [&] {
+    return in_transaction([&] {
+      bool reopened =
+        !exec("UPDATE runs SET status = 'running', failure = NULL, reason = '', "
+              "finished_at = NULL, owner = $1, host = $2, pid = $3, epoch = $4, "
+              "heartbeat_at = $5, updated_at = $5, cancel_requested_at = NULL "
+              "WHERE run_id = $6 AND epoch = $7 AND status NOT IN ('queued', 'running') "
+              "RETURNING run_id",
+              {text(owner), text(host), num(pid), num(epoch_was + 1), ts(now), text(run_id),
+               num(epoch_was)})
+           .empty();
+      if (!reopened)
+        return false;
+      for (auto& job : jobs)
+        exec("UPDATE jobs SET status = 'pending', failure = NULL, error = '', updated_at = $1 "
+             "WHERE run_id = $2 AND job = $3",
+             {ts(now), text(run_id), text(job)});
+      write_event(event);
+      return true;
     });
   });
 }

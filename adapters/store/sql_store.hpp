@@ -48,6 +48,10 @@ public:
                                     int64_t epoch_was, const std::string& owner,
                                     caf::timestamp now) override;
   caf::expected<bool> request_cancel(const std::string& run_id, caf::timestamp now) override;
+  caf::expected<bool> reopen_run(const std::string& run_id, int64_t epoch_was,
+                                 const std::string& owner, const std::string& host, int32_t pid,
+                                 const std::vector<std::string>& jobs, const event_row& event,
+                                 caf::timestamp now) override;
   caf::expected<std::vector<std::string>> cancel_requests(const std::string& owner) override;
   caf::error create_schedule(const schedule_row& s) override;
   caf::expected<std::vector<schedule_row>> schedules() override;

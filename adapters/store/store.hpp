@@ -97,6 +97,14 @@ public:
   /// Asks the owner of unfinished run `run_id` to cancel it (it looks with
   /// cancel_requests). False when the run is not unfinished.
   virtual caf::expected<bool> request_cancel(const std::string& run_id, caf::timestamp now) = 0;
+  /// A rerun: the ended run `run_id` (at `epoch_was`) goes back to running,
+  /// held by `owner` (`host`, `pid`) at epoch_was + 1; `jobs` go back to
+  /// pending (their attempts stay); `event` says who asked and why. One
+  /// transaction; false when the run is not ended or was taken meanwhile.
+  virtual caf::expected<bool> reopen_run(const std::string& run_id, int64_t epoch_was,
+                                         const std::string& owner, const std::string& host,
+                                         int32_t pid, const std::vector<std::string>& jobs,
+                                         const event_row& event, caf::timestamp now) = 0;
   /// The unfinished runs of `owner` whose cancel was requested.
   virtual caf::expected<std::vector<std::string>> cancel_requests(const std::string& owner) = 0;
 

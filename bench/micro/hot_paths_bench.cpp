@@ -1,8 +1,12 @@
 // Google Benchmark programs for hot paths (issue 15's bench/micro): a
 // request/response round trip between two actors on troupe's scheduler
-// settings, parsing a pipeline file's text, the JSON of one event, and
-// metadata.json of a 20-stage run rendered whole and incrementally.
+// settings, store group commit through the store_writer (SQLite), parsing a
+// pipeline file's text, the JSON of one event, and metadata.json of a
+// 20-stage run rendered whole and incrementally. (/proc sampling of a
+// process tree: bench/micro/sampler_bench.cpp.)
 //   build/bench/micro_bench [--benchmark_filter=...]
+#include "actors/store_writer.hpp"
+#include "adapters/store/store.hpp"
 #include "messages/json.hpp"
 #include "messages/run.hpp"
 #include "messages/store.hpp"
@@ -14,6 +18,11 @@
 #include <benchmark/benchmark.h>
 
 #include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 namespace {
 
@@ -37,6 +46,72 @@ void BM_ActorRoundTrip(benchmark::State& state) {
   self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 BENCHMARK(BM_ActorRoundTrip)->Unit(benchmark::kMicrosecond);
+
+// 100 stage transitions (a job row, an attempt row, an event each) sent to
+// the store_writer, then a sync: what group commit makes of them on a
+// SQLite file (WAL, synchronous=FULL) in /tmp.
+void BM_StoreGroupCommit(benchmark::State& state) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  configure_scheduler(cfg);
+  caf::actor_system sys{cfg};
+  char tmpl[] = "/tmp/troupe-micro-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  auto db = open_store("sqlite:" + dir + "/bench.db");
+  if (!db) {
+    state.SkipWithError("cannot open the store");
+    return;
+  }
+  auto writer = spawn_store_writer(sys, std::move(*db));
+  caf::scoped_actor self{sys};
+  const std::string run = "micro-run";
+  store_batch first;
+  run_row r;
+  r.run_id = run;
+  r.pipeline = "micro";
+  r.pipeline_file = "/micro.yaml";
+  r.run_dir = dir;
+  r.status = run_status::running;
+  r.host = "bench";
+  r.created_at = caf::make_timestamp();
+  r.updated_at = r.created_at;
+  first.runs.push_back(r);
+  self->send(writer, persist_atom_v, std::move(first));
+  int64_t k = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < 100; ++i, ++k) {
+      store_batch b;
+      job_row j;
+      j.run_id = run;
+      j.job = "stage-" + std::to_string(k);
+      j.position = static_cast<int32_t>(k);
+      j.status = stage_status::running;
+      j.attempts = 1;
+      b.jobs.push_back(j);
+      attempt_row a;
+      a.run_id = run;
+      a.job = j.job;
+      a.status = stage_status::running;
+      a.strategy = "exec";
+      a.started_at = caf::make_timestamp();
+      b.attempts.push_back(a);
+      event_row e;
+      e.ts = caf::make_timestamp();
+      e.run_id = run;
+      e.job = j.job;
+      e.attempt = 1;
+      e.message = "attempt 1 of 1 started (exec)";
+      b.events.push_back(e);
+      self->send(writer, persist_atom_v, std::move(b));
+    }
+    self->request(writer, caf::infinite, sync_atom_v).receive([](write_health&) {},
+                                                              [](caf::error&) {});
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+  self->send_exit(writer, caf::exit_reason::user_shutdown);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+BENCHMARK(BM_StoreGroupCommit)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 std::string pipeline_text(int stages) {
   std::string t = "name: bench\ndefaults: {timeout: 5m, env: {A: b}}\nstages:\n";

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <set>
@@ -863,4 +864,50 @@ TEST_F(CoordinatorTest, ACancelAskedOfAnotherCoordinatorReachesTheRunsOwner) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
   EXPECT_NE(a.log().find("cancelled at another coordinator's request"), std::string::npos)
     << a.log();
+}
+
+TEST_F(CoordinatorTest, ParamsAndARerunGoThroughTheApi) {
+  auto marker = tmp.path() + "/fixed";
+  std::ofstream(pipes() + "/param.yaml")
+    << "name: param\nparams:\n  who: { required: true }\nstages:\n"
+    << "  - name: greet\n    run: [echo, \"hello ${params.who}\"]\n"
+    << "  - name: check\n    shell: \"echo try-$TROUPE_ATTEMPT; test -e " << marker << "\"\n";
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto missing = c->Post("/api/runs", json{{"pipeline", "param"}}.dump(), "application/json");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400);
+  EXPECT_NE(error_message(missing).find("parameter 'who' is required"), std::string::npos)
+    << missing->body;
+  auto id = launch(*c, {{"pipeline", "param"}, {"params", {{"who", "api"}}}})["id"].get<std::string>();
+  auto run = wait_ended(*c, id);
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["params"], (json{{"who", "api"}}));
+  auto dir = run["run_dir"].get<std::string>();
+  EXPECT_EQ(read_file(dir + "/logs/greet.stdout.log"), "hello api\n");
+
+  ::close(::open(marker.c_str(), O_CREAT | O_WRONLY, 0644));
+  auto rerun = c->Post(("/api/runs/" + id + "/rerun").c_str(),
+                       json{{"reason", "marker made"}}.dump(), "application/json");
+  ASSERT_TRUE(rerun);
+  EXPECT_EQ(rerun->status, 202) << rerun->body;
+  run = wait_ended(*c, id);
+  EXPECT_EQ(run["status"], "succeeded");
+  ASSERT_EQ(run["jobs"].size(), 2u);
+  EXPECT_EQ(run["jobs"][0]["attempts"].size(), 1u) << "greet succeeded: not run again";
+  EXPECT_EQ(run["jobs"][1]["attempts"].size(), 2u);
+  EXPECT_EQ(read_file(dir + "/logs/check.attempt-2.stdout.log"), "try-2\n");
+  auto again = c->Post(("/api/runs/" + id + "/rerun").c_str(), "", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409) << "nothing failed now";
+  auto bad = c->Post(("/api/runs/" + id + "/rerun").c_str(), json{{"from", "nope"}}.dump(),
+                     "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  auto events = body_json(c->Get(("/api/runs/" + id + "/events").c_str()));
+  std::string all;
+  for (auto& e : events["events"])
+    all += e["message"].get<std::string>() + "\n";
+  EXPECT_NE(all.find("rerun (--failed) by api ("), std::string::npos) << all;
+  EXPECT_NE(all.find("reason: marker made"), std::string::npos) << all;
 }

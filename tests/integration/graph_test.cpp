@@ -9,10 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 using namespace troupe::test;
@@ -382,4 +387,139 @@ stages:
   auto bad = run(yaml, {"--param", "limit"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--param 'limit': give NAME=VALUE"), std::string::npos) << bad.err;
+}
+
+TEST_F(Graph, ProbesRecordTheStateBeforeAfterAndTheDeltaAndNeverFailTheRun) {
+  auto data = tmp.write("rows.txt", "a\nb\nc\n");
+  std::string yaml = "name: probed\nprobes:\n"
+                     "  - name: rows\n"
+                     "    shell: \"printf '{\\\"lines\\\": %d, \\\"file\\\": \\\"rows\\\"}' $(wc -l < "
+                     + data + ")\"\n"
+                     "  - name: broken\n    shell: \"echo not json\"\n"
+                     "  - name: dies\n    shell: \"exit 3\"\n"
+                     "stages:\n"
+                     "  - name: add\n    shell: \"echo d >> " + data + "; echo e >> " + data + "\"\n"
+                     "  - name: last\n    shell: \"exit ${params.code}\"\n"
+                     "params:\n  code: { default: \"0\" }\n";
+  auto r = run(yaml);
+  ASSERT_EQ(r.exit_code, 0) << "a probe never fails the run\n" << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["state_before"]["rows"], (json{{"lines", 3}, {"file", "rows"}}));
+  EXPECT_EQ(m["state_after"]["rows"], (json{{"lines", 5}, {"file", "rows"}}));
+  EXPECT_EQ(m["delta"]["rows"], (json{{"lines", 2}})) << "numeric keys only";
+  EXPECT_TRUE(m["state_before"]["broken"].is_null());
+  std::map<std::string, json> before;
+  for (auto& p : m["probes"])
+    if (p["phase"] == "before")
+      before[p["name"]] = p;
+  EXPECT_EQ(before["broken"]["status"], "invalid");
+  EXPECT_EQ(before["broken"]["error"], "printed 'not json ', not one JSON object");
+  EXPECT_EQ(before["dies"]["status"], "failed");
+  EXPECT_EQ(before["dies"]["exit_code"], 3);
+  auto dir = single_run_dir(out());
+  EXPECT_EQ(read_file(dir + "/logs/probes/rows.before.stdout.log"),
+            "{\"lines\": 3, \"file\": \"rows\"}");
+  EXPECT_EQ(read_file(dir + "/logs/probes/rows.after.stdout.log"),
+            "{\"lines\": 5, \"file\": \"rows\"}");
+  auto id = m["run_id"].get<std::string>();
+  auto shown = json::parse(run_troupe({"show", id, "-o", out(), "--json"}, tmp.path()).out);
+  EXPECT_EQ(shown["delta"]["rows"]["lines"], 2) << "the store has the state too";
+  auto text = run_troupe({"show", id, "-o", out()}, tmp.path()).out;
+  // The table's lines, as words: PROBE KEY BEFORE AFTER DELTA.
+  auto has_line = [&](std::vector<std::string> want) {
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::vector<std::string> got;
+      for (std::string w; words >> w && got.size() < want.size();)
+        got.push_back(w);
+      if (got == want)
+        return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has_line({"rows", "lines", "3", "5", "+2"})) << text;
+  EXPECT_TRUE(has_line({"broken", "(before)", "invalid"})) << text;
+
+  // After a failed stage the "after" probes still run.
+  std::system(("rm -rf '" + out() + "'").c_str());
+  auto failed = run(yaml, {"--param", "code=4"});
+  EXPECT_EQ(failed.exit_code, 1);
+  auto fm = metadata();
+  EXPECT_EQ(fm["status"], "failed");
+  EXPECT_EQ(fm["state_before"]["rows"]["lines"], 5);
+  EXPECT_EQ(fm["state_after"]["rows"]["lines"], 7);
+  EXPECT_EQ(fm["delta"]["rows"]["lines"], 2);
+}
+
+TEST_F(Graph, RerunFailedThenFromAStageRunsOnlyWhatItShouldAndKeepsEarlierLogs) {
+  auto fix = tmp.path() + "/fixed";
+  auto count = [&](const std::string& name) { return read_file(tmp.path() + "/" + name + ".count"); };
+  auto file = pipeline(R"(name: reruns
+on_failure: continue
+stages:
+  - name: a
+    shell: "echo a >> )" + tmp.path() + R"(/a.count"
+  - name: b
+    shell: "echo b >> )" + tmp.path() + R"(/b.count; echo try-$TROUPE_ATTEMPT; test -e )" + fix + R"("
+  - name: c
+    shell: "echo c >> )" + tmp.path() + R"(/c.count"
+  - name: d
+    depends_on: [a]
+    shell: "echo d >> )" + tmp.path() + R"(/d.count"
+)");
+  auto first = run_troupe({"run", file, "--output", out()}, tmp.path());
+  ASSERT_EQ(first.exit_code, 1) << first.out << first.err;
+  auto m = metadata();
+  auto id = m["run_id"].get<std::string>();
+  EXPECT_EQ(stage(m, "c")["status"], "skipped");
+  auto dir = single_run_dir(out());
+  auto b_log = read_file(dir + "/logs/b.stdout.log");
+  EXPECT_EQ(b_log, "try-1\n");
+
+  // Not while the file says something else than it did.
+  std::ofstream(file, std::ios::app) << "# edited\n";
+  auto changed = run_troupe({"rerun", id, "-o", out()}, tmp.path());
+  EXPECT_EQ(changed.exit_code, 2);
+  EXPECT_NE(changed.err.find("has changed since run " + id), std::string::npos) << changed.err;
+  EXPECT_NE(changed.err.find("--allow-changed"), std::string::npos) << changed.err;
+
+  ::close(::open(fix.c_str(), O_CREAT | O_WRONLY, 0644));
+  auto again = run_troupe({"rerun", id.substr(0, 12), "-o", out(), "--allow-changed", "--reason",
+                           "input fixed"},
+                          tmp.path());
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_EQ(count("a"), "a\n") << "a succeeded: not run again";
+  EXPECT_EQ(count("d"), "d\n") << "d succeeded: not run again";
+  EXPECT_EQ(count("b"), "b\nb\n");
+  EXPECT_EQ(count("c"), "c\n") << "c depends on b: it runs now";
+  auto after = metadata();
+  EXPECT_EQ(after["run_id"], id) << "the same run";
+  EXPECT_EQ(after["status"], "succeeded");
+  EXPECT_EQ(stage(after, "b")["attempts"].size(), 2u);
+  EXPECT_EQ(read_file(dir + "/logs/b.stdout.log"), b_log) << "the earlier log is untouched";
+  EXPECT_EQ(read_file(dir + "/logs/b.attempt-2.stdout.log"), "try-2\n");
+  EXPECT_EQ(read_json(dir + "/metadata.rerun-1.json")["status"], "failed")
+    << "the record before the rerun is kept";
+  auto events = run_troupe({"events", id, "-o", out()}, tmp.path()).out;
+  EXPECT_NE(events.find("rerun (--failed) by "), std::string::npos) << events;
+  EXPECT_NE(events.find(": b, c; reason: input fixed"), std::string::npos) << events;
+
+  // --from a: a and everything after it (b, c, d), a third time for b.
+  auto from = run_troupe({"rerun", id, "-o", out(), "--from", "a", "--allow-changed"}, tmp.path());
+  ASSERT_EQ(from.exit_code, 0) << from.out << from.err;
+  EXPECT_EQ(count("a"), "a\na\n");
+  EXPECT_EQ(count("b"), "b\nb\nb\n");
+  EXPECT_EQ(count("c"), "c\nc\n");
+  EXPECT_EQ(count("d"), "d\nd\n");
+  EXPECT_EQ(stage(metadata(), "b")["attempts"].size(), 3u);
+
+  auto nothing = run_troupe({"rerun", id, "-o", out(), "--allow-changed"}, tmp.path());
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.err.find("has no failed, timed out, cancelled or skipped stage"),
+            std::string::npos)
+    << nothing.err;
+  auto unknown = run_troupe({"rerun", "nope", "-o", out()}, tmp.path());
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("no run nope in "), std::string::npos) << unknown.err;
 }

@@ -419,7 +419,7 @@ TEST_F(TruthfulRecords, ErrorsSayWhatIsWrongAndExitTwo) {
   auto bad_cwd = tmp.write("cwd.yaml", "name: c\nstages:\n  - name: a\n    shell: \"true\"\n"
                                        "    cwd: does/not/exist\n");
   std::vector<expectation> cases{
-    {{"lgos", "x"}, "troupe: 'lgos' is not a troupe command (commands: run, runs, show, events"},
+    {{"lgos", "x"}, "troupe: 'lgos' is not a troupe command (commands: run, rerun, runs, show, events"},
     {{"runs", "--db", "mysql://x"}, "--db mysql://x: unknown scheme 'mysql'"},
     {{"show", "--db", "mysql://x", "abc"}, "--db mysql://x: unknown scheme 'mysql'"},
     {{"run", tmp.path()}, tmp.path() + ": is a directory, not a pipeline file"},
@@ -476,10 +476,24 @@ TEST_F(TruthfulRecords, ShowListsTheRunsAnAmbiguousPrefixMatchesAndTakesFolderNa
 // not death by the signal.
 TEST_F(TruthfulRecords, AnEarlySigtermIsACancelNotADeath) {
   auto pipe = tmp.write("s.yaml", "name: s\nstages:\n  - name: a\n    shell: \"sleep 5\"\n");
-  // (Not 0: a signal that lands before the first instruction of the static
-  // front door runs is unavoidable; it lasts microseconds, no longer ~15 ms.)
-  for (int delay_us : {1000, 3000, 6000, 10000}) {
+  // (Counted from the moment it blocks the stop signals: a signal that lands
+  // before the first instruction of the static front door runs is
+  // unavoidable; it lasts microseconds, no longer ~15 ms, but a loaded
+  // machine may not schedule the new process for longer.)
+  // Whether `pid` blocks SIGTERM yet (the front door's first act): before
+  // that, on a loaded machine, the kernel may not have run it at all.
+  auto blocks_sigterm = [](pid_t pid) {
+    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto at = status.find("SigBlk:");
+    if (at == std::string::npos)
+      return false;
+    auto mask = std::stoull(status.substr(at + 7), nullptr, 16);
+    return (mask >> (SIGTERM - 1) & 1) != 0;
+  };
+  for (int delay_us : {0, 1000, 3000, 6000, 10000}) {
     troupe_process p({"run", pipe, "-o", out()}, tmp.path());
+    for (int i = 0; i < 2000 && !blocks_sigterm(p.pid()); ++i)
+      ::usleep(100);
     if (delay_us > 0)
       ::usleep(static_cast<useconds_t>(delay_us));
     ::kill(p.pid(), SIGTERM);
