@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dirent.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -893,6 +894,23 @@ void coordinator::reconcile_step() {
   }
 }
 
+// Memory goes back to the system once the queue has drained: glibc keeps
+// what a deep queue freed (a coordinator sat at 84 MiB after 5000 queued runs
+// had ended; malloc_trim brought it to 37 MiB). Once per busy spell.
+void coordinator::trim_when_idle() {
+  auto st = scheduler_stats();
+  if (!st)
+    return;
+  if (st->first != 0 || st->second != 0) {
+    trim_due_ = true;
+    return;
+  }
+  if (trim_due_) {
+    trim_due_ = false;
+    ::malloc_trim(0);
+  }
+}
+
 void coordinator::schedule_loop() {
   auto next_reconcile = std::chrono::steady_clock::now() + cfg_.reconcile_every;
   for (;;) {
@@ -903,6 +921,7 @@ void coordinator::schedule_loop() {
     }
     schedule_step();
     cancel_step();
+    trim_when_idle();
     if (std::chrono::steady_clock::now() >= next_reconcile) {
       reconcile_step();
       next_reconcile = std::chrono::steady_clock::now() + cfg_.reconcile_every;

@@ -236,6 +236,8 @@ public:
   api_result<schedule_row> prepare_schedule(schedule_row s);
   /// The schedule loop's step, public for tests: claims and handles due schedules.
   void schedule_step();
+  void trim_when_idle();
+  bool trim_due_ = false;  // runs came and went since the last malloc_trim
 
 private:
   void schedule_loop();
