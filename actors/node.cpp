@@ -117,6 +117,7 @@ node_actor::behavior_type node(self_ptr self, node_services services) {
           });
       return rp;
     },
+    [=](capacity_atom) { return self->state.services.slots; },
     [=](cancel_atom, const job_key& key) {
       if (auto* job = find(self->state, key))
         self->send(job->worker, cancel_atom_v);

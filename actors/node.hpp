@@ -20,6 +20,7 @@ struct node_services {
   std::shared_ptr<process_runner> runner;
   std::shared_ptr<http_client> http;  // may be null: http stages then fail `network`
   std::string chromium;               // empty: the browser strategy is unavailable
+  int32_t slots = 0;                  // its capacity in stages at once (0: no limit)
 };
 
 node_actor spawn_node(caf::actor_system& sys, node_services services);

@@ -35,6 +35,7 @@ struct supervisor_state {
   bool started = false;
   bool finishing = false;
   caf::optional<job_key> probe;  // the state probe the node runs for us, if any
+  bool probed_before = false;    // the run started: its "before" probes ran or run
   bool probed_after = false;     // the "after" probes have started
   bool checking_writer = false;  // a sync to the artifact_writer is out (samples)
   static inline const char* name = "run_supervisor";
@@ -249,7 +250,8 @@ void finish(self_ptr self) {
     return;
   // The "after" probes first (also after a failure or a cancel), unless the
   // run can no longer be recorded or never started.
-  if (!st.probed_after && st.started && !st.order->record_failed() && !st.plan.probes.empty()) {
+  if (!st.probed_after && st.probed_before && !st.order->record_failed()
+      && !st.plan.probes.empty()) {
     st.probed_after = true;
     run_probes(self, "after", [=] { finish(self); });
     return;
@@ -491,9 +493,23 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       if (st.started || st.finishing)
         return;  // (a cancel that came first has finished the run)
       st.started = true;
-      st.order->start(caf::make_timestamp());
-      persist(self);
-      run_probes(self, "before", [=] { step(self, true); });
+      // The node's capacity bounds the run's stages at once, with max_parallel.
+      auto go = [=] {
+        auto& st = self->state;
+        if (st.finishing)
+          return;  // (a cancel came meanwhile and ended the run)
+        st.order->start(caf::make_timestamp());
+        persist(self);
+        st.probed_before = true;
+        run_probes(self, "before", [=] { step(self, true); });
+      };
+      self->request(st.deps.node, std::chrono::seconds(10), capacity_atom_v)
+        .then(
+          [=](int32_t slots) {
+            self->state.order->node_slots(slots);
+            go();
+          },
+          [=](caf::error&) { go(); });
     },
     [=](cancel_atom) {
       auto& st = self->state;

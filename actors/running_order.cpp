@@ -268,6 +268,11 @@ std::vector<size_t> running_order::ready() {
   return out;
 }
 
+void running_order::node_slots(int32_t slots) {
+  if (slots > 0 && slots < record_.options.max_parallel)
+    record_.options.max_parallel = slots;
+}
+
 std::optional<size_t> running_order::next() {
   auto limit = record_.options.max_parallel;
   record_.options.max_parallel = static_cast<int32_t>(in_flight()) + 1;

@@ -65,6 +65,9 @@ public:
   /// reason). Empty when the run is stopping (a failure under fail-fast, a
   /// cancel, a record that cannot be written) or nothing is ready yet.
   std::vector<size_t> ready();
+  /// The node takes at most `slots` stages at once (0: no limit of its
+  /// own): max_parallel is lowered to it, as metadata.json then says.
+  void node_slots(int32_t slots);
   /// ready(), one stage at most.
   std::optional<size_t> next();
   /// Stages running, waiting for a retry, or handed out and not yet started.

@@ -51,9 +51,12 @@ inline job_key key_of(const job_spec& s) {
 ///   (kill_atom, job_key, std::string) -> void  // SIGKILL its tree (limits.memory)
 ///   (spawned_atom, std::string, int32_t, std::string) -> void
 ///        // from its own workers (job_listener), passed on to the requester
+///   (capacity_atom) -> int32_t             // the node's slots: the most stages of
+///        // one run it takes at once (0: no limit of its own)
 /// }
 using node_actor = caf::typed_actor<
   caf::replies_to<start_atom, job_spec>::with<job_result>,
+  caf::replies_to<capacity_atom>::with<int32_t>,
   caf::reacts_to<cancel_atom, job_key>,
   caf::reacts_to<kill_atom, job_key, std::string>,
   caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;

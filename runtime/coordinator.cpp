@@ -291,7 +291,7 @@ caf::error coordinator::start() {
   a.sampler = spawn_resource_sampler(a.sys, gpus);
   a.store = spawn_store_writer(a.sys, std::move(*db));
   a.node = spawn_node(a.sys, node_services{a.runner, std::make_shared<http_client>(),
-                                           find_chromium()});
+                                           find_chromium(), cfg_.node_slots});
   auto* metrics = &metrics_;
   auto* bell = &bell_;
   auto log = log_;

@@ -42,6 +42,7 @@ struct coordinator_config {
   std::string pipelines;  // the folder of registered pipelines
   std::string token;      // empty: no auth
   int32_t max_running = 0;
+  int32_t node_slots = 0;  // the local node's capacity in stages of one run at once (0: no limit)
   std::string id;  // empty: host:pid
   std::string log_format = "text";
   std::string log_level = "info";

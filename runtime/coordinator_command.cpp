@@ -84,6 +84,8 @@ std::optional<setting_error> apply(coordinator_config& c, std::string& token_fil
     c.log_level = value;
   } else if (key == "max_running")
     return set_int(c.max_running, value, where);
+  else if (key == "node_slots")
+    return set_int(c.node_slots, value, where);
   else if (key == "lease")
     return set_duration(c.lease, value, where);
   else if (key == "sample_interval")
@@ -106,7 +108,8 @@ std::optional<setting_error> apply(coordinator_config& c, std::string& token_fil
 const char* const config_keys[] = {"listen",    "db",          "output",          "pipelines",
                                    "token",     "token_file",  "id",              "log_format",
                                    "log_level", "max_running", "lease",           "sample_interval",
-                                   "grace",     "schedule_grace", "reconcile_every", "drain"};
+                                   "grace",     "schedule_grace", "reconcile_every", "drain",
+                                   "node_slots"};
 
 std::optional<setting_error> load_file(coordinator_config& c, std::string& token_file,
                                        const std::string& path) {
@@ -180,6 +183,10 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
     if (auto err = apply(c, token_file, "max_running", std::to_string(*o.max_running),
                          "--max-running"))
       return err;
+  if (o.node_slots)
+    if (auto err = apply(c, token_file, "node_slots", std::to_string(*o.node_slots),
+                         "--node-slots"))
+      return err;
   if (o.drain)
     c.drain = true;
   const std::pair<const char*, const char*> env[] = {
@@ -188,7 +195,7 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
     {"TROUPE_TOKEN", "token"},           {"TROUPE_TOKEN_FILE", "token_file"},
     {"TROUPE_COORDINATOR_ID", "id"},     {"TROUPE_LOG_FORMAT", "log_format"},
     {"TROUPE_LOG_LEVEL", "log_level"},   {"TROUPE_MAX_RUNNING", "max_running"},
-    {"TROUPE_LEASE", "lease"}};
+    {"TROUPE_LEASE", "lease"},           {"TROUPE_NODE_SLOTS", "node_slots"}};
   for (auto& [var, key] : env)
     if (const char* v = std::getenv(var))
       if (auto err = apply(c, token_file, key, v, std::string("$") + var))

@@ -15,6 +15,7 @@ struct coordinator_command_options {
   std::optional<std::string> listen, db, output, pipelines, token, token_file, id, log_format,
     log_level, lease;
   std::optional<int> max_running;
+  std::optional<int> node_slots;
   bool drain = false;
 };
 

@@ -494,7 +494,7 @@ int run_command(const run_command_options& given_opts) {
     if (db)
       store_writer = spawn_store_writer(sys, std::move(db));
     node_services services{runner, any_http ? std::make_shared<http_client>() : nullptr,
-                           find_chromium()};
+                           find_chromium(), opts.node_slots};
     auto node = spawn_node(sys, std::move(services));
     run_supervisor_deps deps;
     deps.node = node;

@@ -21,6 +21,7 @@ struct run_command_options {
   std::string db;        // store URL; empty: <output>/troupe.db
   bool no_db = false;    // run without a store (metadata.json only)
   std::vector<std::string> params;  // NAME=VALUE, one per --param
+  int node_slots = 0;               // --node-slots: the local node's capacity (0: no limit)
   // troupe rerun RUN: `pipeline` is then the run's own file.
   std::string rerun;          // the run id (or a unique prefix); "" for troupe run
   std::string rerun_from;     // --from STAGE; "" = --failed

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -522,4 +523,35 @@ stages:
   auto unknown = run_troupe({"rerun", "nope", "-o", out()}, tmp.path());
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("no run nope in "), std::string::npos) << unknown.err;
+}
+
+TEST_F(Graph, TheNodesSlotsBoundARunsStagesWithMaxParallel) {
+  auto r = run(R"(name: slots
+max_parallel: 3
+stages:
+  - name: x
+    depends_on: []
+    shell: "sleep 0.4"
+  - name: y
+    depends_on: []
+    shell: "sleep 0.4"
+  - name: z
+    depends_on: []
+    shell: "sleep 0.4"
+)",
+               {"--node-slots", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["options"]["max_parallel"], 2) << "the node's 2 slots under max_parallel 3";
+  // At no recorded instant were three running.
+  std::vector<std::pair<int64_t, int>> edges;
+  for (auto name : {"x", "y", "z"}) {
+    edges.emplace_back(started(stage(m, name)), 1);
+    edges.emplace_back(finished(stage(m, name)), -1);
+  }
+  std::sort(edges.begin(), edges.end());  // an end before a start at the same ms
+  int now = 0, most = 0;
+  for (auto& [t, d] : edges)
+    most = std::max(most, now += d);
+  EXPECT_EQ(most, 2);
 }
