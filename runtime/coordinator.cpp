@@ -495,16 +495,28 @@ api_result<run_row> coordinator::launch(const launch_request& req) {
   return row;
 }
 
-api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_request& req) {
-  auto db = pool_.borrow();
-  if (!db)
-    return api_error{503, "store_unavailable", describe(db.error())};
-  auto found = (*db)->runs_by_prefix(run_id, 1);
+namespace {
+
+// The run `run_id` (exactly), or 404 / 503.
+api_result<run_row> find_run(store& db, const std::string& run_id) {
+  auto found = db.runs_by_prefix(run_id, 1);
   if (!found)
     return api_error{503, "store_unavailable", describe(found.error())};
   if (found->empty() || found->front().run_id != run_id)
     return api_error{404, "not_found", "no run " + run_id};
-  auto row = found->front();
+  return found->front();
+}
+
+} // namespace
+
+api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_request& req) {
+  auto db = pool_.borrow();
+  if (!db)
+    return api_error{503, "store_unavailable", describe(db.error())};
+  auto found = find_run(**db, run_id);
+  if (!found)
+    return found.error;
+  auto row = *found;
   auto p = find_pipeline(row.pipeline);
   if (!p)
     return api_error{404, "not_found", "pipeline '" + row.pipeline + "' is not registered in "
@@ -527,12 +539,12 @@ api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_re
     return api_error{503, "store_unavailable", describe(reopened.error())};
   if (!*reopened)
     return api_error{409, "conflict", "run " + run_id + " changed meanwhile"};
-  auto again = (*db)->runs_by_prefix(run_id, 1);
+  auto again = find_run(**db, run_id);
   auto jobs_now = (*db)->jobs(run_id);
   auto attempts = (*db)->attempts(run_id);
-  if (!again || again->empty() || !jobs_now || !attempts)
+  if (!again || !jobs_now || !attempts)
     return api_error{503, "store_unavailable", "cannot read run " + run_id + " back"};
-  row = again->front();
+  row = *again;
   launch_request lr{row.pipeline, 0, {}, {}, params_of(row)};
   for (auto& j : *jobs_now)
     for (auto& s : p->stages)
@@ -560,12 +572,10 @@ api_result<run_row> coordinator::cancel(const std::string& run_id) {
   auto db = pool_.borrow();
   if (!db)
     return api_error{503, "store_unavailable", describe(db.error())};
-  auto found = (*db)->runs_by_prefix(run_id, 1);
+  auto found = find_run(**db, run_id);
   if (!found)
-    return api_error{503, "store_unavailable", describe(found.error())};
-  if (found->empty() || found->front().run_id != run_id)
-    return api_error{404, "not_found", "no run " + run_id};
-  auto row = found->front();
+    return found.error;
+  auto row = *found;
   if (is_terminal(row.status))
     return api_error{409, "conflict", "run " + run_id + " has ended (" + to_string(row.status)
                                         + "); there is nothing to cancel"};

@@ -890,6 +890,43 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         c.fail(at, key, "'" + printable(r.text()) + "': " + why);
     }
   };
+  // A stage's or a probe's name: checked, and unique among its kind.
+  auto read_name = [&](const YAML::Node& n, const std::string& where,
+                       std::map<std::string, int>& seen, int line, const char* kind) {
+    std::string out;
+    if (auto v = n["name"]; !v) {
+      c.fail(n, where + ".name", "missing");
+    } else if (auto name = c.scalar(v, where + ".name")) {
+      out = *name;
+      if (!is_stage_name(out))
+        c.fail(v, where + ".name",
+               "'" + printable(out) + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
+               "with a letter or digit (it names the log files)");
+      else if (auto [it, fresh] = seen.emplace(out, line); !fresh)
+        c.fail(v, where + ".name", std::string("duplicate ") + kind + " name (first at line "
+                                     + std::to_string(it->second) + ")");
+    }
+    return out;
+  };
+  // `run: [argv]` or `shell: "line"` (the caller checked there is one).
+  auto read_command = [&](const YAML::Node& run, const YAML::Node& shell, const std::string& where,
+                          stage_def& out) {
+    if (run) {
+      if (!run.IsSequence() || run.size() == 0) {
+        c.fail(run, where + ".run", "must be a non-empty list (argv, no shell): [program, arg, ...]");
+      } else if (c.spend(run, run.size())) {
+        for (size_t k = 0; k < run.size(); ++k)
+          if (auto a = c.scalar(run[k], where + ".run[" + std::to_string(k) + "]"))
+            out.run.push_back(*a);
+        if (!out.run.empty() && out.run[0].empty())
+          c.fail(run[0], where + ".run[0]", "the program must not be empty");
+      }
+    } else if (auto sh = c.scalar(shell, where + ".shell")) {
+      if (sh->find_first_not_of(" \t\n") == std::string::npos)
+        c.fail(shell, where + ".shell", "must not be empty");
+      out.shell = *sh;
+    }
+  };
   for (auto& [k, v] : def.default_env)
     check_refs(root["defaults"]["env"], "defaults.env." + k, v, nullptr);
 
@@ -923,18 +960,7 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
       if (auto v = n["name"]; v && v.IsScalar())
         where += " (" + printable(v.Scalar()) + ")";
       c.check_keys(n, stage_keys, where);
-      if (auto v = n["name"]; !v) {
-        c.fail(n, where + ".name", "missing");
-      } else if (auto name = c.scalar(v, where + ".name")) {
-        s.name = *name;
-        if (!is_stage_name(s.name))
-          c.fail(v, where + ".name",
-                 "'" + printable(s.name) + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
-                 "with a letter or digit (it names the log files)");
-        else if (auto [it, fresh] = names.emplace(s.name, s.line); !fresh)
-          c.fail(v, where + ".name",
-                 "duplicate stage name (first at line " + std::to_string(it->second) + ")");
-      }
+      s.name = read_name(n, where, names, s.line, "stage");
       if (auto v = n["description"]; v && v.IsScalar())
         s.description = v.Scalar();
       auto run = n["run"];
@@ -958,21 +984,8 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         s.is_http = true;
         s.strategy = "auto";
         c.http(http, where + ".http", s.http, http_timeout);
-      } else if (run) {
-        if (!run.IsSequence() || run.size() == 0) {
-          c.fail(run, where + ".run",
-                 "must be a non-empty list (argv, no shell): [program, arg, ...]");
-        } else if (c.spend(run, run.size())) {
-          for (size_t k = 0; k < run.size(); ++k)
-            if (auto a = c.scalar(run[k], where + ".run[" + std::to_string(k) + "]"))
-              s.run.push_back(*a);
-          if (!s.run.empty() && s.run[0].empty())
-            c.fail(run[0], where + ".run[0]", "the program must not be empty");
-        }
-      } else if (auto sh = c.scalar(shell, where + ".shell")) {
-        if (sh->find_first_not_of(" \t\n") == std::string::npos)
-          c.fail(shell, where + ".shell", "must not be empty");
-        s.shell = *sh;
+      } else {
+        read_command(run, shell, where, s);
       }
       if (auto v = n["optional"])
         if (auto b = c.boolean(v, where + ".optional"))
@@ -1152,35 +1165,13 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         if (auto v = pn["name"]; v && v.IsScalar())
           where += " (" + printable(v.Scalar()) + ")";
         c.check_keys(pn, probe_keys, where);
-        if (auto v = pn["name"]; !v) {
-          c.fail(pn, where + ".name", "missing");
-        } else if (auto name = c.scalar(v, where + ".name")) {
-          pr.name = *name;
-          if (!is_stage_name(pr.name))
-            c.fail(v, where + ".name",
-                   "'" + printable(pr.name) + "' must be 1-64 of A-Z a-z 0-9 . _ - and start "
-                   "with a letter or digit (it names the log files)");
-          else if (auto [it, fresh] = seen.emplace(pr.name, pr.line); !fresh)
-            c.fail(v, where + ".name",
-                   "duplicate probe name (first at line " + std::to_string(it->second) + ")");
-        }
+        pr.name = read_name(pn, where, seen, pr.line, "probe");
         auto run = pn["run"];
         auto shell = pn["shell"];
-        if ((run ? 1 : 0) + (shell ? 1 : 0) != 1) {
+        if ((run ? 1 : 0) + (shell ? 1 : 0) != 1)
           c.fail(pn, where, "give exactly one of run and shell");
-        } else if (run) {
-          if (!run.IsSequence() || run.size() == 0) {
-            c.fail(run, where + ".run", "must be a non-empty list (argv, no shell)");
-          } else if (c.spend(run, run.size())) {
-            for (size_t k = 0; k < run.size(); ++k)
-              if (auto a = c.scalar(run[k], where + ".run[" + std::to_string(k) + "]"))
-                pr.run.push_back(*a);
-          }
-        } else if (auto sh = c.scalar(shell, where + ".shell")) {
-          if (sh->find_first_not_of(" \t\n") == std::string::npos)
-            c.fail(shell, where + ".shell", "must not be empty");
-          pr.shell = *sh;
-        }
+        else
+          read_command(run, shell, where, pr);
         if (auto v = pn["timeout"])
           if (auto t = c.duration(v, where + ".timeout"))
             pr.timeout = *t;

@@ -54,6 +54,33 @@ lookup_fn lookup_for(const run_start& start, const std::string& run_id, const st
   };
 }
 
+// `written` with its templates filled in (run, shell, cwd made absolute, env,
+// http), and its environment before troupe's own variables: defaults.env
+// (filled in too) under the stage's env.
+stage_def filled(const pipeline_def& p, const stage_def& written, const lookup_fn& lookup,
+                 env_map& environment) {
+  auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
+  stage_def s = written;
+  for (auto& a : s.run)
+    a = fill(a);
+  s.shell = fill(s.shell);
+  s.cwd = fill(s.cwd);
+  if (!s.cwd.empty() && s.cwd[0] != '/')
+    s.cwd = p.dir + "/" + s.cwd;
+  for (auto& [k, v] : s.env)
+    v = fill(v);
+  s.http.url = fill(s.http.url);
+  s.http.body = fill(s.http.body);
+  for (auto& [k, v] : s.http.headers)
+    v = fill(v);
+  environment = p.default_env;
+  for (auto& [k, v] : environment)
+    v = fill(v);
+  for (auto& [k, v] : s.env)
+    environment[k] = v;
+  return s;
+}
+
 std::string upper(std::string s) {
   for (auto& ch : s)
     if (ch >= 'a' && ch <= 'z')
@@ -91,27 +118,9 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
   rec.params = start.params;
   for (const auto& written : p.stages) {
     // The stage with its templates filled in.
-    auto lookup = lookup_for(start, rec.run_id, written.name, written.matrix);
-    auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
-    stage_def s = written;
-    for (auto& a : s.run)
-      a = fill(a);
-    s.shell = fill(s.shell);
-    s.cwd = fill(s.cwd);
-    if (!s.cwd.empty() && s.cwd[0] != '/')
-      s.cwd = p.dir + "/" + s.cwd;
-    for (auto& [k, v] : s.env)
-      v = fill(v);
-    s.http.url = fill(s.http.url);
-    s.http.body = fill(s.http.body);
-    for (auto& [k, v] : s.http.headers)
-      v = fill(v);
-    auto defaults = p.default_env;
-    for (auto& [k, v] : defaults)
-      v = fill(v);
-    auto stage_env = defaults;
-    for (auto& [k, v] : s.env)
-      stage_env[k] = v;
+    env_map stage_env;
+    auto s = filled(p, written, lookup_for(start, rec.run_id, written.name, written.matrix),
+                    stage_env);
     env_map extra{{"TROUPE_RUN_ID", rec.run_id},
                   {"TROUPE_RUN_DIR", start.run_dir},
                   {"TROUPE_STAGE", s.name},
@@ -152,20 +161,8 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
   // State probes: run like stages (their own process group, timeout and
   // logs), with the same templates; the supervisor sets each phase's logs.
   for (const auto& pr : p.probes) {
-    auto lookup = lookup_for(start, rec.run_id, pr.name, {});
-    auto fill = [&](const std::string& text) { return expand_template(text, lookup); };
-    stage_def s = pr;
-    for (auto& a : s.run)
-      a = fill(a);
-    s.shell = fill(s.shell);
-    s.cwd = fill(s.cwd);
-    if (!s.cwd.empty() && s.cwd[0] != '/')
-      s.cwd = p.dir + "/" + s.cwd;
-    auto env = p.default_env;
-    for (auto& [k, v] : env)
-      v = fill(v);
-    for (auto& [k, v] : s.env)
-      env[k] = fill(v);
+    env_map env;
+    auto s = filled(p, pr, lookup_for(start, rec.run_id, pr.name, {}), env);
     job_spec js;
     js.run_id = rec.run_id;
     js.name = "probes/" + s.name;  // (no stage name has a '/')

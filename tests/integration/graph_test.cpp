@@ -60,24 +60,6 @@ int64_t ms_of(const json& iso) {
 int64_t started(const json& s) { return ms_of(s["started_at"]); }
 int64_t finished(const json& s) { return ms_of(s["finished_at"]); }
 
-// Processes whose environment says they belong to the run.
-std::vector<int> processes_of_run(const std::string& run_id) {
-  std::vector<int> found;
-  auto needle = "TROUPE_RUN_ID=" + run_id + '\0';
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      int pid = std::atoi(e->d_name);
-      if (pid <= 0 || !alive(pid))
-        continue;
-      auto env = read_file("/proc/" + std::string(e->d_name) + "/environ");
-      if (env.rfind(needle, 0) == 0 || env.find('\0' + needle) != std::string::npos)
-        found.push_back(pid);
-    }
-    ::closedir(d);
-  }
-  return found;
-}
-
 const char* diamond = R"(name: diamond
 max_parallel: %d
 stages:

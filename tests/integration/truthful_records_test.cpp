@@ -179,24 +179,6 @@ TEST_F(TruthfulRecords, AttemptsReportTheirOwnDurationAndTheStageItsTotal) {
 
 namespace {
 
-// Live processes whose environment carries TROUPE_RUN_ID=`run_id`.
-std::vector<int> processes_of_run(const std::string& run_id) {
-  std::vector<int> out;
-  auto needle = "TROUPE_RUN_ID=" + run_id + '\0';
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      int pid = std::atoi(e->d_name);
-      if (pid <= 0 || !alive(pid))
-        continue;
-      auto env = read_file("/proc/" + std::string(e->d_name) + "/environ");
-      if (env.rfind(needle, 0) == 0 || env.find('\0' + needle) != std::string::npos)
-        out.push_back(pid);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
-
 char process_state(pid_t pid) {
   auto text = read_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = text.rfind(')');

@@ -170,4 +170,21 @@ bool alive(pid_t pid) {
   return rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] != 'Z';
 }
 
+std::vector<int> processes_of_run(const std::string& run_id) {
+  std::vector<int> out;
+  auto needle = "TROUPE_RUN_ID=" + run_id + '\0';
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      int pid = std::atoi(e->d_name);
+      if (pid <= 0 || !alive(pid))
+        continue;
+      auto env = read_file("/proc/" + std::string(e->d_name) + "/environ");
+      if (env.rfind(needle, 0) == 0 || env.find('\0' + needle) != std::string::npos)
+        out.push_back(pid);
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
 } // namespace troupe::test

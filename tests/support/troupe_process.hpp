@@ -76,6 +76,8 @@ nlohmann::json read_json(const std::string& path);
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
 /// True when `pid` exists and is not a zombie.
 bool alive(pid_t pid);
+/// Live processes whose environment carries TROUPE_RUN_ID=`run_id`.
+std::vector<int> processes_of_run(const std::string& run_id);
 /// The job named `name` in `troupe show --json` output (a test failure if none).
 nlohmann::json job_of(const nlohmann::json& run, const std::string& name);
 
