@@ -33,8 +33,20 @@ running_order::running_order(run_record record, std::vector<retry_policy> retry,
   handed_out_.resize(record_.stages.size());
   for (size_t i = 0; i < record_.stages.size(); ++i)
     index_.emplace(record_.stages[i].name, i);
-  for (size_t i = 0; i < record_.stages.size(); ++i)
-    record_.stages[i].max_attempts = retry_[i].spec().max_attempts;
+  base_.resize(record_.stages.size());
+  for (size_t i = 0; i < record_.stages.size(); ++i) {
+    auto& s = record_.stages[i];
+    s.max_attempts = retry_[i].spec().max_attempts;
+    // A stage that runs again (resumed after an interruption, or rerun):
+    // its attempts go on numbering, with a whole retry budget of its own,
+    // and its times are this try's.
+    if (s.status == stage_status::pending && !s.attempts.empty()) {
+      base_[i] = static_cast<int32_t>(s.attempts.size());
+      s.max_attempts += base_[i];
+      s.started_at = caf::none;
+      s.finished_at = caf::none;
+    }
+  }
 }
 
 std::string running_order::attempt_log(const std::string& stage, int32_t n, const char* suffix) {
@@ -453,11 +465,12 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
     return give_up(event_level::error, "no retry: troupe cannot record the run");
   bool escalate = r.failure == failure_code::blocked && a.strategy == "http"
                   && a.attempt < s.max_attempts;
-  if (!escalate && !policy.retries(r.failure, a.attempt)) {
+  auto tries = a.attempt - base_[i];  // this try's attempts (a rerun starts again)
+  if (!escalate && !policy.retries(r.failure, tries)) {
     if (a.attempt >= s.max_attempts)
-      return give_up(event_level::error, "giving up after " + std::to_string(a.attempt)
+      return give_up(event_level::error, "giving up after " + std::to_string(tries)
                                            + " attempt(s) (retry.max_attempts "
-                                           + std::to_string(s.max_attempts) + ")");
+                                           + std::to_string(policy.spec().max_attempts) + ")");
     return give_up(event_level::error, "not retried: " + to_string(r.failure)
                                          + " is not in retry.on");
   }
@@ -476,7 +489,7 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
                 .str());
     return d;
   }
-  auto delay = policy.delay(a.attempt, jitter_ ? jitter_() : 0.0, r.retry_after);
+  auto delay = policy.delay(tries, jitter_ ? jitter_() : 0.0, r.retry_after);
   a.retry_delay = delay;
   if (escalate)
     next_strategy_[i] = "browser";  // and it stays one: never back to http

@@ -162,6 +162,7 @@ private:
   std::vector<std::string> next_strategy_;  // per stage: decided by a retry
   store_batch journal_;
   std::vector<bool> handed_out_;  // by ready(), not yet started
+  std::vector<int32_t> base_;     // attempts a stage had before this try (resumed, rerun)
   std::map<std::string, size_t> index_;  // stage name -> position
   bool stopped_ = false;  // a stage failed for good (fail-fast), or the budget ran out
   bool cancelled_ = false;

@@ -238,3 +238,35 @@ TEST(RunningOrderGraphTest, AStageHandedOutButNotStartedIsSkippedWhenTheRunStops
   EXPECT_EQ(o.record().stages[2].status, stage_status::skipped);
   EXPECT_EQ(o.record().stages[4].error, "not run: stage 'b' cancelled");
 }
+
+TEST(RunningOrderGraphTest, AStageRunAgainGetsItsWholeRetryBudgetAndGoesOnNumbering) {
+  // Stage a failed once before (a rerun or a resume): it is pending again.
+  run_record rec;
+  stage_record s;
+  s.name = "a";
+  attempt_record before;
+  before.attempt = 1;
+  before.status = stage_status::failed;
+  before.failure = failure_code::exit_nonzero;
+  before.started_at = caf::make_timestamp();
+  s.attempts.push_back(before);
+  s.started_at = before.started_at;
+  rec.stages.push_back(s);
+  retry_spec spec;
+  spec.max_attempts = 2;
+  spec.on = {failure_code::exit_nonzero};
+  running_order o{rec, {retry_policy{spec}}};
+  EXPECT_EQ(o.record().stages[0].max_attempts, 3) << "1 before + 2 for this try";
+  EXPECT_FALSE(o.record().stages[0].started_at) << "this try's times";
+  auto i = o.next();
+  ASSERT_TRUE(i);
+  EXPECT_EQ(o.attempt_started(*i, caf::make_timestamp()).attempt, 2);
+  auto d = o.attempt_finished(*i, result("a", stage_status::failed, failure_code::exit_nonzero),
+                              caf::make_timestamp());
+  EXPECT_EQ(d.kind, attempt_decision::retry) << "its first attempt of this try may be retried";
+  o.attempt_started(*i, caf::make_timestamp());
+  d = o.attempt_finished(*i, result("a", stage_status::failed, failure_code::exit_nonzero),
+                         caf::make_timestamp());
+  EXPECT_EQ(d.kind, attempt_decision::stop) << "two attempts in this try: the budget is spent";
+  EXPECT_EQ(o.record().stages[0].attempts.size(), 3u);
+}
