@@ -12,6 +12,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <chrono>
 #include <functional>
 #include <cstdio>
@@ -422,6 +424,31 @@ int cancel_command(const client_options& o, const std::string& run_id) {
   if (r.status != 202)
     return fail(r, s);
   std::printf("cancel requested for run %s\n", run_id.c_str());
+  return 0;
+}
+
+int api_rerun_command(const rerun_options& o) {
+  auto conn = connect(o);
+  if (!conn)
+    return exit_code::usage;
+  auto& api = *conn;
+  const auto& s = api.settings();
+  json body = json::object();
+  if (!o.from.empty())
+    body["from"] = o.from;
+  if (!o.reason.empty())
+    body["reason"] = o.reason;
+  if (o.allow_changed)
+    body["allow_changed"] = true;
+  const char* user = std::getenv("USER");
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  body["by"] = std::string(user != nullptr ? user : "?") + "@" + host;
+  auto r = api.post("/api/runs/" + o.run_id + "/rerun", body.dump());
+  if (r.status != 202)
+    return fail(r, s);
+  std::printf("rerun of %s: running at %s (troupe events %s --follow)\n", o.run_id.c_str(),
+              s.server.c_str(), o.run_id.c_str());
   return 0;
 }
 

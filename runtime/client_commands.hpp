@@ -49,7 +49,16 @@ struct schedule_options : client_options {
   std::vector<std::string> params;
 };
 
+struct rerun_options : client_options {
+  std::string run_id;
+  std::string from;  // "" = the failed stages
+  std::string reason;
+  bool allow_changed = false;
+};
+
 int launch_command(const launch_options& o);
+/// troupe rerun through a coordinator's API (POST /api/runs/{id}/rerun).
+int api_rerun_command(const rerun_options& o);
 int cancel_command(const client_options& o, const std::string& run_id);
 int logs_command(const logs_options& o);
 int schedule_command(const schedule_options& o);

@@ -96,6 +96,11 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   rerun_cmd->add_option("--grace", rerun.grace, "Time between SIGTERM and SIGKILL")
     ->capture_default_str();
+  troupe::rerun_options rerun_api;
+  rerun_cmd->add_option("--server", rerun_api.server,
+                        "Ask this coordinator's API instead of running here (also "
+                        "$TROUPE_SERVER, or server: in ~/.config/troupe/config.yaml)");
+  rerun_cmd->add_option("--token", rerun_api.token, "The API's bearer token (also $TROUPE_TOKEN)");
 
   troupe::store_command_options q;
   auto add_db = [&](CLI::App* c) {
@@ -255,8 +260,18 @@ int main(int argc, char** argv) {
   }
   if (*cmd)
     return troupe::run_command(run);
-  if (*rerun_cmd)
-    return troupe::run_command(rerun);
+  if (*rerun_cmd) {
+    troupe::store_command_options where;
+    where.server = rerun_api.server;
+    where.token = rerun_api.token;
+    if (troupe::configured_server(where).empty())
+      return troupe::run_command(rerun);
+    rerun_api.run_id = rerun.rerun;
+    rerun_api.from = rerun.rerun_from;
+    rerun_api.reason = rerun.reason;
+    rerun_api.allow_changed = rerun.allow_changed;
+    return troupe::api_rerun_command(rerun_api);
+  }
   if (*coord_cmd)
     return troupe::coordinator_command(co);
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);

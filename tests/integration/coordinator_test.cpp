@@ -910,4 +910,18 @@ TEST_F(CoordinatorTest, ParamsAndARerunGoThroughTheApi) {
     all += e["message"].get<std::string>() + "\n";
   EXPECT_NE(all.find("rerun (--failed) by api ("), std::string::npos) << all;
   EXPECT_NE(all.find("reason: marker made"), std::string::npos) << all;
+
+  // The CLI asks the API when a server is given.
+  auto cli = run_troupe({"rerun", id, "--server", co.url(), "--from", "greet", "--reason", "cli"},
+                        tmp.path());
+  EXPECT_EQ(cli.exit_code, 0) << cli.out << cli.err;
+  EXPECT_NE(cli.out.find("rerun of " + id + ": running at "), std::string::npos) << cli.out;
+  run = wait_ended(*c, id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["jobs"][0]["attempts"].size(), 2u) << "greet ran again (--from greet)";
+  EXPECT_EQ(read_file(dir + "/logs/greet.attempt-2.stdout.log"), "hello api\n")
+    << "with the params it started with";
+  auto refused = run_troupe({"rerun", id, "--server", co.url(), "--from", "nope"}, tmp.path());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--from nope"), std::string::npos) << refused.err;
 }
