@@ -647,7 +647,6 @@ void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& d
     return "stages[" + std::to_string(i) + "] (" + printable(def.stages[i].name) + ").depends_on";
   };
   std::vector<std::vector<size_t>> edges(def.stages.size());
-  bool known = true;
   for (size_t i = 0; i < def.stages.size(); ++i) {
     auto& s = def.stages[i];
     const auto& node = dep_nodes[i];
@@ -662,7 +661,6 @@ void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& d
       auto key = where(i) + "[" + std::to_string(k) + "]";
       if (d == s.name || d == s.base_name) {
         c.fail(at, key, "a stage cannot depend on itself");
-        known = false;
         continue;
       }
       if (!seen.insert(d).second) {
@@ -680,7 +678,6 @@ void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& d
           if (base != s.base_name)
             all += (all.empty() ? "" : ", ") + base;
         c.fail(at, key, "no stage named '" + printable(d) + "' (stages: " + all + ")");
-        known = false;
         continue;
       }
       for (auto& n : names) {
@@ -690,8 +687,7 @@ void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& d
     }
     s.depends_on = std::move(resolved);
   }
-  if (!known)
-    return;
+  // (Cycles among the names that are known are reported with the rest.)
   // Depth-first: 0 unseen, 1 on the path, 2 done.
   std::vector<int> mark(def.stages.size(), 0);
   std::vector<size_t> path;
