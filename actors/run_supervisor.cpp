@@ -103,30 +103,25 @@ bool records_ok(self_ptr self, const write_health& h, failure_code code) {
 // Asks the artifact writer, then the store, whether everything so far is
 // durable; a failure goes to records_ok; then `then` runs.
 void check_writers(self_ptr self, std::function<void()> then) {
-  // The reply handlers of one writer's sync: record a failure, go on.
-  auto handlers = [=](failure_code code, std::string who, std::function<void()> next) {
-    return std::make_pair(
-      [=](write_health& h) {
-        records_ok(self, h, code);
-        next();
-      },
-      [=](caf::error& err) {
-        records_ok(self, write_health{1, who + ": " + to_string(err)}, code);
-        next();
-      });
-  };
+  // Both at once (the answers take an fsync each); `then` once both answered.
   auto store = self->state.deps.store;
-  auto check_store = [=] {
-    if (!store) {
+  auto pending = std::make_shared<int>(store ? 2 : 1);
+  auto answered = [=](const write_health& h, failure_code code) {
+    records_ok(self, h, code);
+    if (--*pending == 0)
       then();
-      return;
-    }
-    auto [ok, failed] = handlers(failure_code::store_write_failed, "store", then);
-    self->request(store, caf::infinite, sync_atom_v, self->state.order->record().run_id)
-      .then(ok, failed);
   };
-  auto [ok, failed] = handlers(failure_code::artifact_write_failed, "artifact writer", check_store);
-  self->request(self->state.deps.writer, caf::infinite, sync_atom_v).then(ok, failed);
+  auto ask = [=](auto request, failure_code code, const char* name) {
+    request.then([=](write_health& h) { answered(h, code); },
+                 [=](caf::error& err) {
+                   answered(write_health{1, std::string(name) + ": " + to_string(err)}, code);
+                 });
+  };
+  ask(self->request(self->state.deps.writer, caf::infinite, sync_atom_v),
+      failure_code::artifact_write_failed, "artifact writer");
+  if (store)
+    ask(self->request(store, caf::infinite, sync_atom_v, self->state.order->record().run_id),
+        failure_code::store_write_failed, "store");
 }
 
 // Before a stage starts. With `wait` (the first stage), `go` runs once both

@@ -817,7 +817,7 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         }
         param_def pd;
         pd.name = name;
-        const auto& v = it->second;
+        auto v = it->second;  // (a copy: it-> yields a temporary)
         if (v.IsMap()) {
           c.check_keys(v, param_keys, path);
           if (auto d = v["default"]) {
@@ -1045,7 +1045,7 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
               c.fail(it->first, path, "duplicate key");
               continue;
             }
-            const auto& vals = it->second;
+            auto vals = it->second;  // (a copy: it-> yields a temporary)
             if (!vals.IsSequence() || vals.size() == 0) {
               c.fail(vals, path, "must be a non-empty list of values");
               continue;

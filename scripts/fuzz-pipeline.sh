@@ -17,9 +17,9 @@ command -v "$CXX" >/dev/null || { echo "fuzz-pipeline: $CXX not found (scripts/i
 if [ ! -x "$out/pipeline_fuzzer" ] || [ -n "$(find runtime messages actors tests/fuzz -newer "$out/pipeline_fuzzer" -name '*.[ch]pp' | head -1)" ]; then
   echo "fuzz-pipeline: building $out/pipeline_fuzzer"
   "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I. tests/fuzz/pipeline_fuzz.cpp runtime/pipeline.cpp runtime/duration.cpp \
+    -I. tests/fuzz/pipeline_fuzz.cpp runtime/pipeline.cpp runtime/template.cpp runtime/duration.cpp \
     actors/retry_policy.cpp messages/status.cpp messages/errors.cpp \
-    -lyaml-cpp -lcaf_core -o "$out/pipeline_fuzzer"
+    -lyaml-cpp -lcaf_core -lcrypto -o "$out/pipeline_fuzzer"
 fi
 cp -n tests/fuzz/corpus/pipeline/* "$out/corpus/" 2>/dev/null || true
 parallel=()
