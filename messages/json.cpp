@@ -479,7 +479,7 @@ void from_json(const json& j, run_row& x) {
   x.heartbeat_at = opt_ts_at(j, "heartbeat_at");
   x.schedule_id = str_at(j, "schedule_id");
   x.scheduled_for = opt_ts_at(j, "scheduled_for");
-  x.params = j.contains("params") && j["params"].is_object() ? j["params"].dump() : "{}";
+  x.params = object_text(j, "params");
   x.pipeline_sha256 = str_at(j, "pipeline_sha256");
   json state = json::object();
   for (auto key : {"state_before", "state_after", "delta", "probes"})
@@ -526,6 +526,15 @@ void from_json(const json& j, event_row& x) {
   x.level = parse_event_level(str_at(j, "level")).value_or(event_level::info);
   x.message = str_at(j, "message");
   x.meta = object_text(j, "meta");
+}
+
+std::map<std::string, std::string> params_of(const run_row& r) {
+  std::map<std::string, std::string> out;
+  auto stored = json::parse(r.params.empty() ? "{}" : r.params, nullptr, false);
+  if (stored.is_object())
+    for (auto& [k, v] : stored.items())
+      out[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  return out;
 }
 
 std::string params_json(const std::map<std::string, std::string>& params) {

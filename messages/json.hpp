@@ -10,6 +10,7 @@
 
 #include <caf/timestamp.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -67,6 +68,9 @@ private:
 std::string attempt_stats(const attempt_record& x);
 /// A run's parameter values as the store keeps them: one JSON object.
 std::string params_json(const std::map<std::string, std::string>& params);
+/// The inverse: the values a run was given (`run_row::params`); a value that
+/// is not a string comes back as its JSON text, anything unreadable as none.
+std::map<std::string, std::string> params_of(const run_row& r);
 /// What a probe printed, checked: the object as compact JSON, or the reason
 /// it is not one JSON object of numbers and strings (`*error`).
 std::optional<std::string> probe_object(const std::string& printed, std::string* error);

@@ -380,15 +380,6 @@ void coordinator::poke_schedules() {
   loop_cv_.notify_all();
 }
 
-std::map<std::string, std::string> params_of(const run_row& r) {
-  std::map<std::string, std::string> out;
-  auto stored = nlohmann::json::parse(r.params.empty() ? "{}" : r.params, nullptr, false);
-  if (stored.is_object())
-    for (auto& [k, v] : stored.items())
-      out[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  return out;
-}
-
 api_result<coordinator::prepared>
 coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
                      const std::string& run_dir, int64_t epoch, caf::timestamp created,

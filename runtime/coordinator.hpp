@@ -92,8 +92,6 @@ struct launch_request {
   std::map<std::string, std::string> params;  // the pipeline's params: (resolve_params)
 };
 
-/// The params a stored run was given (its row's JSON object).
-std::map<std::string, std::string> params_of(const run_row& r);
 
 /// A pool of store connections for threads that read (and the schedule
 /// loop, which claims): one connection per borrower at a time.

@@ -16,6 +16,7 @@
 #include "adapters/sampling/gpu_source.hpp"
 #include "adapters/sampling/topology.hpp"
 #include "messages/errors.hpp"
+#include "messages/json.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/host_env.hpp"
 #include "runtime/ids.hpp"
@@ -27,7 +28,6 @@
 #include "runtime/system.hpp"
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include <poll.h>
 #include <pwd.h>
@@ -250,11 +250,9 @@ int run_command(const run_command_options& given_opts) {
     rerun_db = std::move(*opened);
     opts.pipeline = rerun_row->pipeline_file;
     // It runs with the values it started with.
-    auto stored = nlohmann::json::parse(rerun_row->params, nullptr, false);
     opts.params.clear();
-    if (stored.is_object())
-      for (auto& [k, v] : stored.items())
-        opts.params.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    for (auto& [k, v] : params_of(*rerun_row))
+      opts.params.push_back(k + "=" + v);
     // Optional stages that ran before run again when chosen.
     if (auto jobs = rerun_db->jobs(rerun_row->run_id))
       for (auto& j : *jobs)
@@ -451,12 +449,7 @@ int run_command(const run_command_options& given_opts) {
   start.params = *params;
   if (resumed) {
     // A resumed run goes on with the values it started with.
-    auto stored = nlohmann::json::parse(resumed->run.params, nullptr, false);
-    if (stored.is_object()) {
-      start.params.clear();
-      for (auto& [k, v] : stored.items())
-        start.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    }
+    start.params = params_of(resumed->run);
   }
   auto plan = make_run_plan(p, start);
   auto& rec = plan.record;

@@ -307,11 +307,10 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
               run->pid, short_ts(run->started_at).c_str(), short_ts(run->finished_at).c_str(),
               seconds(run->started_at, run->finished_at).c_str(),
               run->run_dir.empty() ? "(none: artifacts: store)" : run->run_dir.c_str());
-  auto params = nlohmann::json::parse(run->params.empty() ? "{}" : run->params, nullptr, false);
-  if (params.is_object() && !params.empty()) {
+  if (auto params = params_of(*run); !params.empty()) {
     std::string text;
-    for (auto& [k, v] : params.items())
-      text += (text.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    for (auto& [k, v] : params)
+      text += (text.empty() ? "" : ", ") + k + "=" + v;
     std::printf("params    %s\n\n", text.c_str());
   }
   print_state(*run);
