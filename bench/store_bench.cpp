@@ -5,6 +5,7 @@
 // commit puts everything queued into one transaction.
 //   store_bench URL [TRANSITIONS]
 #include "actors/store_writer.hpp"
+#include "bench/store_rows.hpp"
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
 #include "runtime/system.hpp"
@@ -16,49 +17,10 @@
 #include <string>
 
 using namespace troupe;
+using troupe::bench::new_run;
+using troupe::bench::transition;
 
 namespace {
-
-store_batch transition(const std::string& run, int k) {
-  store_batch b;
-  job_row j;
-  j.run_id = run;
-  j.job = "stage-" + std::to_string(k);
-  j.position = k;
-  j.status = stage_status::running;
-  j.attempts = 1;
-  b.jobs.push_back(j);
-  attempt_row a;
-  a.run_id = run;
-  a.job = j.job;
-  a.status = stage_status::running;
-  a.strategy = "exec";
-  a.pid = 1000 + k;
-  a.started_at = caf::make_timestamp();
-  b.attempts.push_back(a);
-  event_row e;
-  e.ts = caf::make_timestamp();
-  e.run_id = run;
-  e.job = j.job;
-  e.attempt = 1;
-  e.message = "attempt 1 of 1 started (exec)";
-  b.events.push_back(e);
-  return b;
-}
-
-store_batch new_run(const std::string& id) {
-  store_batch b;
-  run_row r;
-  r.run_id = id;
-  r.pipeline = "bench";
-  r.pipeline_file = "/bench.yaml";
-  r.run_dir = "/tmp";
-  r.status = run_status::running;
-  r.host = "bench";
-  r.created_at = caf::make_timestamp();
-  b.runs.push_back(r);
-  return b;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -7,6 +7,7 @@
 //   build/bench/micro_bench [--benchmark_filter=...]
 #include "actors/store_writer.hpp"
 #include "adapters/store/store.hpp"
+#include "bench/store_rows.hpp"
 #include "messages/json.hpp"
 #include "messages/run.hpp"
 #include "messages/store.hpp"
@@ -65,45 +66,11 @@ void BM_StoreGroupCommit(benchmark::State& state) {
   auto writer = spawn_store_writer(sys, std::move(*db));
   caf::scoped_actor self{sys};
   const std::string run = "micro-run";
-  store_batch first;
-  run_row r;
-  r.run_id = run;
-  r.pipeline = "micro";
-  r.pipeline_file = "/micro.yaml";
-  r.run_dir = dir;
-  r.status = run_status::running;
-  r.host = "bench";
-  r.created_at = caf::make_timestamp();
-  r.updated_at = r.created_at;
-  first.runs.push_back(r);
-  self->send(writer, persist_atom_v, std::move(first));
-  int64_t k = 0;
+  self->send(writer, persist_atom_v, bench::new_run(run));
+  int k = 0;
   for (auto _ : state) {
-    for (int i = 0; i < 100; ++i, ++k) {
-      store_batch b;
-      job_row j;
-      j.run_id = run;
-      j.job = "stage-" + std::to_string(k);
-      j.position = static_cast<int32_t>(k);
-      j.status = stage_status::running;
-      j.attempts = 1;
-      b.jobs.push_back(j);
-      attempt_row a;
-      a.run_id = run;
-      a.job = j.job;
-      a.status = stage_status::running;
-      a.strategy = "exec";
-      a.started_at = caf::make_timestamp();
-      b.attempts.push_back(a);
-      event_row e;
-      e.ts = caf::make_timestamp();
-      e.run_id = run;
-      e.job = j.job;
-      e.attempt = 1;
-      e.message = "attempt 1 of 1 started (exec)";
-      b.events.push_back(e);
-      self->send(writer, persist_atom_v, std::move(b));
-    }
+    for (int i = 0; i < 100; ++i, ++k)
+      self->send(writer, persist_atom_v, bench::transition(run, k));
     self->request(writer, caf::infinite, sync_atom_v).receive([](write_health&) {},
                                                               [](caf::error&) {});
   }
