@@ -10,7 +10,7 @@
 #    transaction each vs group commit; and 200 stages with the store vs --no-db;
 # 4. bench/micro: actor round trip, store group commit, pipeline parse, event
 #    JSON, metadata.json rendering (Google Benchmark).
-# `make bench` runs this (about 2 minutes); bench/compare is the side-by-side run.
+# `make bench` runs this (60 s on the 2-core VM); bench/compare is the side-by-side run.
 set -euo pipefail
 build=${1:-build}
 repeats=${2:-5}

@@ -4,6 +4,7 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/coordinator.hpp"
+#include "runtime/host_env.hpp"
 #include "runtime/duration.hpp"
 
 #include <httplib.h>
@@ -837,6 +838,13 @@ struct api_server::impl {
         if (it == p->stages.end() || !it->optional)
           return bad_request("enable", "'" + n + "' is not an optional stage of '" + p->name + "'");
       }
+    // Its runs' parameters, checked now rather than at every tick.
+    std::map<std::string, std::string> params;
+    if (options.is_object() && options.contains("params") && options["params"].is_object())
+      for (auto& [k, v] : options["params"].items())
+        params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    if (auto resolved = resolve_params(*p, params, own_environment()); !resolved)
+      return bad_request("params", describe(resolved.error()));
     return std::nullopt;
   }
 

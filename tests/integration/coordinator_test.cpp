@@ -911,6 +911,15 @@ TEST_F(CoordinatorTest, ParamsAndARerunGoThroughTheApi) {
   EXPECT_NE(all.find("rerun (--failed) by api ("), std::string::npos) << all;
   EXPECT_NE(all.find("reason: marker made"), std::string::npos) << all;
 
+  // A schedule's runs need their parameters too: refused when it is made.
+  auto sched = c->Post("/api/schedules",
+                       json{{"pipeline", "param"}, {"kind", "interval"}, {"every", "1h"}}.dump(),
+                       "application/json");
+  ASSERT_TRUE(sched);
+  EXPECT_EQ(sched->status, 400) << sched->body;
+  EXPECT_NE(error_message(sched).find("parameter 'who' is required"), std::string::npos)
+    << sched->body;
+
   // The CLI asks the API when a server is given.
   auto cli = run_troupe({"rerun", id, "--server", co.url(), "--from", "greet", "--reason", "cli"},
                         tmp.path());
