@@ -366,6 +366,9 @@ int run_command(const run_command_options& given_opts) {
         std::fprintf(stderr, "troupe: recovery: %s\n", describe(err).c_str());
     resumed = std::move(report->resume);
     if (rerun_row) {
+      // As it stands after recovery: a run whose troupe died was settled just now.
+      if (auto now_row = db->runs_by_prefix(rerun_row->run_id, 1); now_row && !now_row->empty())
+        rerun_row = now_row->front();
       auto jobs = db->jobs(rerun_row->run_id);
       if (!jobs) {
         std::fprintf(stderr, "troupe: rerun: %s\n", describe(jobs.error()).c_str());
