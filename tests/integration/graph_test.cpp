@@ -537,3 +537,36 @@ stages:
     most = std::max(most, now += d);
   EXPECT_EQ(most, 2);
 }
+
+TEST_F(Graph, ARunWhoseTroupeWasKilledIsSettledAndRerunInOneCommand) {
+  auto marker = tmp.path() + "/second";
+  auto p = pipeline(R"(name: killed
+stages:
+  - name: a
+    shell: "true"
+  - name: slow
+    shell: "if [ -e )" + marker + R"( ]; then exit 0; fi; sleep 300"
+)");
+  {
+    troupe_process t{{"run", p, "--output", out()}, tmp.path()};
+    ASSERT_TRUE(t.wait_until(
+      [&] {
+        auto dir = single_run_dir(out());
+        return !dir.empty() && exists(dir + "/metadata.json")
+               && stage(read_json(dir + "/metadata.json"), "slow")["pid"].is_number();
+      },
+      10s));
+    ::kill(t.pid(), SIGKILL);
+    t.wait(5s);
+  }
+  auto id = metadata()["run_id"].get<std::string>();
+  ::close(::open(marker.c_str(), O_CREAT | O_WRONLY, 0644));
+  auto r = run_troupe({"rerun", id, "-o", out()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("recovery: run " + id + " failed"), std::string::npos) << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["status"], "succeeded");
+  EXPECT_EQ(stage(m, "slow")["attempts"].size(), 2u);
+  EXPECT_EQ(stage(m, "a")["attempts"].size(), 1u);
+  EXPECT_TRUE(processes_of_run(id).empty()) << "the killed run's sleep was cleaned up";
+}
