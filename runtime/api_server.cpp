@@ -1,5 +1,7 @@
 #include "runtime/api_server.hpp"
 
+#include "adapters/http_server/http_server.hpp"
+
 #include "actors/running_order.hpp"
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
@@ -7,7 +9,6 @@
 #include "runtime/host_env.hpp"
 #include "runtime/duration.hpp"
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -36,18 +37,16 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 namespace {
 
-constexpr size_t max_body = 1 << 20;  // 1 MiB
-
 const std::set<std::string> schedule_keys{"pipeline", "kind",    "at",       "every",
                                           "cron",     "overlap", "catch_up", "enabled",
                                           "priority", "enable",  "env",      "params"};
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(server_response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(2) + "\n", "application/json");
 }
 
-void send_error(httplib::Response& res, const api_error& e) {
+void send_error(server_response& res, const api_error& e) {
   send_json(res, e.status, json{{"error", {{"code", e.code}, {"message", e.message}}}});
 }
 
@@ -60,7 +59,7 @@ api_error store_down(const caf::error& err) {
 }
 
 // The body as a JSON object with only `allowed` keys; an error names what is wrong.
-std::optional<api_error> parse_body(const httplib::Request& req, const std::set<std::string>& allowed,
+std::optional<api_error> parse_body(const server_request& req, const std::set<std::string>& allowed,
                                     json& out) {
   if (req.body.empty())
     return bad_request("body", "empty; a JSON object was expected");
@@ -142,7 +141,7 @@ std::optional<api_error> get_options(const json& body, launch_request& out) {
 }
 
 // A query parameter as a non-negative integer; `fallback` when absent.
-std::optional<api_error> query_int(const httplib::Request& req, const char* key, int64_t& out,
+std::optional<api_error> query_int(const server_request& req, const char* key, int64_t& out,
                                    int64_t lo, int64_t hi) {
   if (!req.has_param(key))
     return std::nullopt;
@@ -157,64 +156,222 @@ std::optional<api_error> query_int(const httplib::Request& req, const char* key,
   return std::nullopt;
 }
 
+// The run with exactly this id, or an error.
+api_result<run_row> find_run_in(store& db, const std::string& id) {
+  auto found = db.runs_by_prefix(id, 1);
+  if (!found)
+    return store_down(found.error());
+  if (found->empty() || found->front().run_id != id)
+    return api_error{404, "not_found", "no run " + id};
+  return found->front();
+}
+
+using steady = std::chrono::steady_clock;
+
+// When a stream looks again: at once after the bell rang for its run (or
+// when it asked to), else once a second (runs of other coordinators, and
+// rings it missed). A quiet stream costs no store read in between.
+class look_gate {
+public:
+  look_gate(event_bell& bell, std::string run_id) : bell_(bell), run_id_(std::move(run_id)) {
+  }
+  bool due() {
+    auto now = steady::now();
+    auto gen = bell_.generation_of(run_id_);
+    if (!again_ && gen == seen_ && now - last_ < std::chrono::seconds(1))
+      return false;
+    again_ = false;
+    seen_ = gen;
+    last_ = now;
+    return true;
+  }
+  void again() {
+    again_ = true;
+  }
+
+private:
+  event_bell& bell_;
+  std::string run_id_;
+  uint64_t seen_ = 0;
+  bool again_ = true;
+  steady::time_point last_{};
+};
+
+// GET /api/runs/{id}/events/stream: the run's events as SSE frames, then an
+// `end` frame once the run has ended and every event was sent.
+class event_stream : public stream_source {
+public:
+  event_stream(coordinator& c, std::string run_id, int64_t after)
+    : c_(c), run_id_(std::move(run_id)), cursor_(after), gate_(c.bell(), run_id_),
+      quiet_since_(steady::now()) {
+  }
+
+  bool pull(std::string& out) override {
+    if (!gate_.due())
+      return keep_alive(out);
+    auto db = c_.reader();
+    if (!db)
+      return false;
+    // The status first: once it is terminal, every event of the run is
+    // committed (the last ones are in the same transaction).
+    auto run = find_run_in(**db, run_id_);
+    if (!run)
+      return false;
+    bool ended = is_terminal(run->status);
+    auto events = (*db)->events_after(run_id_, cursor_, batch);
+    if (!events)
+      return false;
+    // One write for all the events of one look: a client sees the events
+    // of one commit together.
+    for (auto& e : *events) {
+      json j = e;
+      out += "id: " + std::to_string(e.id) + "\nevent: event\ndata: " + j.dump() + "\n\n";
+    }
+    if (!events->empty()) {
+      cursor_ = events->back().id;
+      c_.metrics().events_streamed += static_cast<int64_t>(events->size());
+      quiet_since_ = steady::now();
+      if (events->size() == static_cast<size_t>(batch) || ended)
+        gate_.again();  // more may wait, or the end frame does
+      return true;
+    }
+    if (ended) {
+      json end = {{"run_id", run_id_}, {"status", to_string(run->status)}};
+      out += "event: end\ndata: " + end.dump() + "\n\n";
+      return false;
+    }
+    return keep_alive(out);
+  }
+
+private:
+  // A comment now and then keeps proxies from closing a quiet stream and
+  // finds a client that went away.
+  bool keep_alive(std::string& out) {
+    if (steady::now() - quiet_since_ > std::chrono::seconds(15)) {
+      out += ": keep-alive\n\n";
+      quiet_since_ = steady::now();
+    }
+    return true;
+  }
+
+  static constexpr int32_t batch = 500;
+  coordinator& c_;
+  std::string run_id_;
+  int64_t cursor_;
+  look_gate gate_;
+  steady::time_point quiet_since_;
+};
+
+// Whether `attempt` of `stage` has ended (so its log is complete).
+bool attempt_ended(coordinator& c, const std::string& run_id, const std::string& stage,
+                   int32_t attempt) {
+  auto db = c.reader();
+  if (!db)
+    return true;
+  auto run = find_run_in(**db, run_id);
+  if (!run || is_terminal(run->status))
+    return true;
+  auto jobs = (*db)->jobs(run_id);
+  if (!jobs)
+    return true;
+  for (auto& j : *jobs) {
+    if (j.job != stage)
+      continue;
+    if (j.attempts > attempt)
+      return true;  // a later attempt runs
+    return j.status != stage_status::pending && j.status != stage_status::running
+           && j.attempts >= attempt;
+  }
+  return true;
+}
+
+// GET /api/runs/{id}/logs/{stage}?follow=1: the log's bytes from `offset`
+// as they are written, until the attempt has ended and all was sent.
+class log_follower : public stream_source {
+public:
+  log_follower(coordinator& c, std::string path, std::string run_id, std::string stage,
+               int32_t attempt, int64_t offset)
+    : c_(c), path_(std::move(path)), run_id_(std::move(run_id)), stage_(std::move(stage)),
+      attempt_(attempt), at_(offset), gate_(c.bell(), run_id_) {
+  }
+  ~log_follower() override {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  bool pull(std::string& out) override {
+    // Whether the attempt had ended is read before the file: bytes written
+    // before the end are then all in the file.
+    bool ended = gate_.due() && attempt_ended(c_, run_id_, stage_, attempt_);
+    if (fd_ < 0)
+      fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd_ >= 0) {
+      char buf[65536];
+      ssize_t n = 0;
+      while (got < max_read
+             && (n = ::pread(fd_, buf, sizeof buf, static_cast<off_t>(at_))) > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        at_ += n;
+        got += static_cast<size_t>(n);
+      }
+    }
+    if (got == 0)
+      return !ended;
+    if (got < max_read)
+      gate_.again();  // at the end of what is there: ask whether the attempt ended
+    return true;
+  }
+
+private:
+  coordinator& c_;
+  std::string path_;
+  std::string run_id_;
+  std::string stage_;
+  static constexpr size_t max_read = 256 << 10;  // a look's bytes at most
+  int32_t attempt_;
+  int64_t at_;
+  look_gate gate_;
+  int fd_ = -1;
+};
+
 } // namespace
 
 struct api_server::impl {
   coordinator& c;
-  httplib::Server svr;
+  http_server svr;
 
-  explicit impl(coordinator& co) : c(co) {
-    // SSE streams and log followers hold a thread each: a pool larger than
-    // httplib's default of 8, and bounded.
-    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
-    svr.set_payload_max_length(max_body);
-    svr.set_keep_alive_timeout(30);
-    svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  impl(coordinator& co, const http_server_config& hc) : c(co), svr(hc) {
+    svr.set_pre_routing([this](const server_request& req, server_response& res) {
       ++c.metrics().http_requests;
       if (c.config().token.empty() || req.path.rfind("/api/", 0) != 0)
-        return httplib::Server::HandlerResponse::Unhandled;
+        return false;
       auto auth = req.get_header_value("Authorization");
       const std::string scheme = "Bearer ";
       bool ok = auth.rfind(scheme, 0) == 0
                 && constant_time_equal(auth.substr(scheme.size()), c.config().token);
       if (ok)
-        return httplib::Server::HandlerResponse::Unhandled;
+        return false;
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, {401, "unauthorized",
                        auth.empty() ? "this coordinator needs 'Authorization: Bearer <token>'"
                                     : "the token is wrong"});
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     });
-    svr.set_error_handler(httplib::Server::HandlerWithResponse{[](const httplib::Request& req,
-                             httplib::Response& res) -> httplib::Server::HandlerResponse {
-      if (!res.body.empty() || res.is_chunked_content_provider_)
-        return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 413)
-        send_error(res, {413, "payload_too_large", "the body is over 1 MiB"});
-      else if (res.status == 404)
-        send_error(res, {404, "not_found", "no such endpoint: " + req.method + " " + req.path});
+    svr.set_not_found([](const server_request& req, server_response& res) {
+      if (res.status == 405)
+        send_error(res, {405, "method_not_allowed",
+                         req.method + " is not served at " + req.path});
       else
-        send_error(res, {res.status, res.status == 400 ? "bad_request" : "error",
-                              "the request failed with HTTP status " + std::to_string(res.status)});
-      return httplib::Server::HandlerResponse::Handled;
-    }});
-    svr.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "internal error";
-        try {
-          if (ep)
-            std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        send_error(res, {500, "internal", what});
-      });
+        send_error(res, {404, "not_found", "no such endpoint: " + req.method + " " + req.path});
+    });
+    // The stream thread wakes when a run reports, not only at its tick.
+    c.bell().on_ring([this] { svr.poke_streams(); });
     routes();
   }
 
   template <class T>
-  bool fail(httplib::Response& res, const api_result<T>& r) {
+  bool fail(server_response& res, const api_result<T>& r) {
     if (r)
       return false;
     send_error(res, r.error);
@@ -231,32 +388,30 @@ struct api_server::impl {
     return **s;
   }
 
-  // The run with exactly this id, or an error.
   api_result<run_row> find_run(store& db, const std::string& id) {
-    auto found = db.runs_by_prefix(id, 1);
-    if (!found)
-      return store_down(found.error());
-    if (found->empty() || found->front().run_id != id)
-      return api_error{404, "not_found", "no run " + id};
-    return found->front();
+    return find_run_in(db, id);
   }
 
   void routes() {
-    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, {{"status", "ok"},
-                           {"coordinator", c.id()},
-                           {"max_running", c.config().max_running},
-                           {"pipelines", c.config().pipelines}});
-    });
-    svr.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+    // On the I/O thread: it reads nothing that can block.
+    svr.add(
+      "GET", "/health",
+      [this](const server_request&, server_response& res) {
+        send_json(res, 200, {{"status", "ok"},
+                             {"coordinator", c.id()},
+                             {"max_running", c.config().max_running},
+                             {"pipelines", c.config().pipelines}});
+      },
+      true);
+    svr.add("GET", "/ready", [this](const server_request&, server_response& res) {
       bool ok = c.ready();
       send_json(res, ok ? 200 : 503,
                 {{"status", ok ? "ready" : "not ready"}, {"coordinator", c.id()}});
     });
-    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    svr.add("GET", "/metrics", [this](const server_request&, server_response& res) {
       res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
     });
-    svr.Get("/api/pipelines", [this](const httplib::Request&, httplib::Response& res) {
+    svr.add("GET", "/api/pipelines", [this](const server_request&, server_response& res) {
       json list = json::array();
       for (auto& p : c.pipelines()) {
         json stages = json::array();
@@ -271,7 +426,7 @@ struct api_server::impl {
       }
       send_json(res, 200, {{"pipelines", list}});
     });
-    svr.Post("/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("POST", "/api/runs", [this](const server_request& req, server_response& res) {
       json body;
       launch_request lr;
       std::optional<api_error> err = parse_body(req, {"pipeline", "priority", "enable", "env", "params"}, body);
@@ -294,7 +449,7 @@ struct api_server::impl {
                            {"created_at", iso8601(run->created_at)},
                            {"run", j}});
     });
-    svr.Get("/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("GET", "/api/runs", [this](const server_request& req, server_response& res) {
       run_filter f;
       if (req.has_param("status")) {
         auto st = parse_run_status(req.get_param_value("status"));
@@ -328,7 +483,7 @@ struct api_server::impl {
       }
       send_json(res, 200, {{"runs", *runs}, {"next_cursor", next}});
     });
-    svr.Get(R"(/api/runs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("GET", R"(/api/runs/([^/]+))", [this](const server_request& req, server_response& res) {
       auto db = c.reader();
       if (!db)
         return send_error(res, store_down(db.error()));
@@ -358,11 +513,8 @@ struct api_server::impl {
       }
       send_json(res, 200, doc);
     });
-    // (A content reader: `curl -X POST` sends no Content-Length, and a
-    // cancel has no body to read.)
-    svr.Post(R"(/api/runs/([^/]+)/cancel)",
-             [this](const httplib::Request& req, httplib::Response& res,
-                    const httplib::ContentReader&) {
+    svr.add("POST", R"(/api/runs/([^/]+)/cancel)",
+             [this](const server_request& req, server_response& res) {
                auto run = c.cancel(req.matches[1]);
                if (fail(res, run))
                  return;
@@ -370,16 +522,9 @@ struct api_server::impl {
                                     {"status", to_string(run->status)},
                                     {"cancel_requested", true}});
              });
-    svr.Post(R"(/api/runs/([^/]+)/rerun)",
-             [this](const httplib::Request& req, httplib::Response& res,
-                    const httplib::ContentReader& read) {
-               std::string text;
-               read([&](const char* data, size_t n) {
-                 text.append(data, n);
-                 return text.size() <= max_body;
-               });
-               if (text.size() > max_body)
-                 return send_error(res, api_error{413, "too_large", "the body is over 1 MiB"});
+    svr.add("POST", R"(/api/runs/([^/]+)/rerun)",
+             [this](const server_request& req, server_response& res) {
+               const std::string& text = req.body;
                json body = text.empty() ? json::object() : json::parse(text, nullptr, false);
                if (!body.is_object())
                  return send_error(res, bad_request("body", "must be a JSON object"));
@@ -410,8 +555,8 @@ struct api_server::impl {
                send_json(res, 202, {{"id", run->run_id}, {"status", to_string(run->status)},
                                     {"rerun", true}});
              });
-    svr.Get(R"(/api/runs/([^/]+)/events)",
-            [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("GET", R"(/api/runs/([^/]+)/events)",
+            [this](const server_request& req, server_response& res) {
               int64_t after = 0, limit = 1000;
               if (auto err = query_int(req, "after", after, 0, INT64_MAX))
                 return send_error(res, *err);
@@ -428,14 +573,14 @@ struct api_server::impl {
                 return send_error(res, store_down(events.error()));
               send_json(res, 200, {{"events", *events}});
             });
-    svr.Get(R"(/api/runs/([^/]+)/events/stream)",
-            [this](const httplib::Request& req, httplib::Response& res) { stream_events(req, res); });
-    svr.Get(R"(/api/runs/([^/]+)/logs/([^/]+))",
-            [this](const httplib::Request& req, httplib::Response& res) { logs(req, res); });
-    svr.Post("/api/schedules", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("GET", R"(/api/runs/([^/]+)/events/stream)",
+            [this](const server_request& req, server_response& res) { stream_events(req, res); });
+    svr.add("GET", R"(/api/runs/([^/]+)/logs/([^/]+))",
+            [this](const server_request& req, server_response& res) { logs(req, res); });
+    svr.add("POST", "/api/schedules", [this](const server_request& req, server_response& res) {
       create_schedule(req, res);
     });
-    svr.Get("/api/schedules", [this](const httplib::Request&, httplib::Response& res) {
+    svr.add("GET", "/api/schedules", [this](const server_request&, server_response& res) {
       auto db = c.reader();
       if (!db)
         return send_error(res, store_down(db.error()));
@@ -444,7 +589,7 @@ struct api_server::impl {
         return send_error(res, store_down(all.error()));
       send_json(res, 200, {{"schedules", *all}});
     });
-    svr.Get(R"(/api/schedules/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("GET", R"(/api/schedules/([^/]+))", [this](const server_request& req, server_response& res) {
       auto db = c.reader();
       if (!db)
         return send_error(res, store_down(db.error()));
@@ -457,12 +602,12 @@ struct api_server::impl {
         j["events"] = *events;
       send_json(res, 200, j);
     });
-    svr.Patch(R"(/api/schedules/([^/]+))",
-              [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("PATCH", R"(/api/schedules/([^/]+))",
+              [this](const server_request& req, server_response& res) {
                 patch_schedule(req, res);
               });
-    svr.Delete(R"(/api/schedules/([^/]+))",
-               [this](const httplib::Request& req, httplib::Response& res) {
+    svr.add("DELETE", R"(/api/schedules/([^/]+))",
+               [this](const server_request& req, server_response& res) {
                  auto db = c.reader();
                  if (!db)
                    return send_error(res, store_down(db.error()));
@@ -528,6 +673,17 @@ struct api_server::impl {
     counter("troupe_events_streamed_total", "Events sent over Server-Sent Events streams.",
             m.events_streamed.load());
     counter("troupe_http_requests_total", "HTTP requests received.", m.http_requests.load());
+    auto hs = svr.stats();
+    gauge("troupe_http_connections", "HTTP connections open now.", hs.open);
+    gauge("troupe_http_streams", "HTTP connections streaming now (SSE, log follows).", hs.streams);
+    counter("troupe_http_connections_total", "HTTP connections accepted.", hs.accepted);
+    counter("troupe_http_refused_total",
+            "HTTP connections refused with 503: over a connection limit.", hs.refused);
+    counter("troupe_http_timeouts_total",
+            "HTTP connections closed for a late header, body or write.", hs.timed_out);
+    counter("troupe_http_busy_total", "HTTP requests refused with 503: every handler busy.",
+            hs.busy);
+    counter("troupe_http_too_large_total", "HTTP requests refused with 413 or 431.", hs.too_large);
     m.launch_to_start.render(out, "troupe_launch_to_start_seconds",
                              "Time from a launch to the start of the run's first stage (queue "
                              "wait included).");
@@ -536,7 +692,7 @@ struct api_server::impl {
     return out;
   }
 
-  void stream_events(const httplib::Request& req, httplib::Response& res) {
+  void stream_events(const server_request& req, server_response& res) {
     int64_t after = 0;
     auto last = req.get_header_value("Last-Event-ID");
     if (!last.empty()) {
@@ -558,62 +714,11 @@ struct api_server::impl {
     }
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
-    auto cursor = std::make_shared<int64_t>(after);
-    auto quiet_since = std::make_shared<std::chrono::steady_clock::time_point>(
-      std::chrono::steady_clock::now());
-    res.set_chunked_content_provider(
-      "text/event-stream", [this, run_id, cursor, quiet_since](size_t, httplib::DataSink& sink) {
-        auto seen = c.bell().generation();
-        auto db = c.reader();
-        if (!db)
-          return false;
-        // The status first: once it is terminal, every event of the run is
-        // committed (the last ones are in the same transaction).
-        auto run = find_run(**db, run_id);
-        if (!run)
-          return false;
-        bool ended = is_terminal(run->status);
-        auto events = (*db)->events_after(run_id, *cursor, 500);
-        if (!events)
-          return false;
-        // One write for all the events of one look: a client sees the
-        // events of one commit together.
-        std::string frames;
-        for (auto& e : *events) {
-          json j = e;
-          frames += "id: " + std::to_string(e.id) + "\nevent: event\ndata: " + j.dump() + "\n\n";
-        }
-        if (!frames.empty()) {
-          if (!sink.write(frames.data(), frames.size()))
-            return false;
-          *cursor = events->back().id;
-          c.metrics().events_streamed += static_cast<int64_t>(events->size());
-        }
-        if (!events->empty()) {
-          *quiet_since = std::chrono::steady_clock::now();
-          return true;
-        }
-        if (ended) {
-          json end = {{"run_id", run_id}, {"status", to_string(run->status)}};
-          auto frame = "event: end\ndata: " + end.dump() + "\n\n";
-          sink.write(frame.data(), frame.size());
-          sink.done();
-          return true;
-        }
-        // A comment now and then keeps proxies from closing a quiet stream
-        // and finds a client that went away.
-        if (std::chrono::steady_clock::now() - *quiet_since > std::chrono::seconds(15)) {
-          static const std::string ping = ": keep-alive\n\n";
-          if (!sink.write(ping.data(), ping.size()))
-            return false;
-          *quiet_since = std::chrono::steady_clock::now();
-        }
-        c.bell().wait(seen, std::chrono::milliseconds(250));
-        return true;
-      });
+    res.content_type = "text/event-stream";
+    res.stream = std::make_shared<event_stream>(c, run_id, after);
   }
 
-  void logs(const httplib::Request& req, httplib::Response& res) {
+  void logs(const server_request& req, server_response& res) {
     std::string run_id = req.matches[1];
     std::string stage = req.matches[2];
     auto stream = req.has_param("stream") ? req.get_param_value("stream") : "stdout";
@@ -670,59 +775,9 @@ struct api_server::impl {
       res.set_content(data, "text/plain; charset=utf-8");
       return;
     }
-    auto at = std::make_shared<int64_t>(offset);
-    auto attempt_no = static_cast<int32_t>(attempt);
-    res.set_chunked_content_provider(
-      "text/plain; charset=utf-8",
-      [this, path, run_id, stage, attempt_no, at](size_t, httplib::DataSink& sink) {
-        auto seen = c.bell().generation();
-        // Whether the attempt had ended is read before the file: bytes
-        // written before the end are then all in the file.
-        bool ended = attempt_ended(run_id, stage, attempt_no);
-        bool wrote = false;
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-          char buf[65536];
-          ssize_t n;
-          while ((n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(*at))) > 0) {
-            if (!sink.write(buf, static_cast<size_t>(n))) {
-              ::close(fd);
-              return false;
-            }
-            *at += n;
-            wrote = true;
-          }
-          ::close(fd);
-        }
-        if (!wrote && ended) {
-          sink.done();
-          return true;
-        }
-        if (!wrote)
-          c.bell().wait(seen, std::chrono::milliseconds(200));
-        return true;
-      });
-  }
-
-  bool attempt_ended(const std::string& run_id, const std::string& stage, int32_t attempt) {
-    auto db = c.reader();
-    if (!db)
-      return true;
-    auto run = find_run(**db, run_id);
-    if (!run || is_terminal(run->status))
-      return true;
-    auto jobs = (*db)->jobs(run_id);
-    if (!jobs)
-      return true;
-    for (auto& j : *jobs) {
-      if (j.job != stage)
-        continue;
-      if (j.attempts > attempt)
-        return true;  // a later attempt runs
-      return j.status != stage_status::pending && j.status != stage_status::running
-             && j.attempts >= attempt;
-    }
-    return true;
+    res.content_type = "text/plain; charset=utf-8";
+    res.stream = std::make_shared<log_follower>(c, path, run_id, stage,
+                                                static_cast<int32_t>(attempt), offset);
   }
 
   std::optional<api_error> schedule_fields(const json& body, schedule_row& s, bool creating) {
@@ -789,7 +844,7 @@ struct api_server::impl {
     return std::nullopt;
   }
 
-  void create_schedule(const httplib::Request& req, httplib::Response& res) {
+  void create_schedule(const server_request& req, server_response& res) {
     json body;
     if (auto err = parse_body(req, schedule_keys, body))
       return send_error(res, *err);
@@ -848,7 +903,7 @@ struct api_server::impl {
     return std::nullopt;
   }
 
-  void patch_schedule(const httplib::Request& req, httplib::Response& res) {
+  void patch_schedule(const server_request& req, server_response& res) {
     json body;
     if (auto err = parse_body(req, schedule_keys, body))
       return send_error(res, *err);
@@ -913,27 +968,18 @@ struct api_server::impl {
   }
 };
 
-api_server::api_server(coordinator& c) : impl_(std::make_unique<impl>(c)) {
+api_server::api_server(coordinator& c, const http_server_config& cfg)
+  : impl_(std::make_unique<impl>(c, cfg)) {
 }
 
 api_server::~api_server() = default;
 
 int api_server::bind(const std::string& host, int port, std::string& error) {
-  if (port == 0) {
-    int p = impl_->svr.bind_to_any_port(host);
-    if (p <= 0)
-      error = "cannot listen on " + host + " (any port): " + std::strerror(errno);
-    return p > 0 ? p : -1;
-  }
-  if (!impl_->svr.bind_to_port(host, port)) {
-    error = "cannot listen on " + host + ":" + std::to_string(port) + ": " + std::strerror(errno);
-    return -1;
-  }
-  return port;
+  return impl_->svr.bind(host, port, error);
 }
 
 void api_server::serve() {
-  impl_->svr.listen_after_bind();
+  impl_->svr.serve();
 }
 
 void api_server::stop() {

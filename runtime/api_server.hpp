@@ -1,6 +1,7 @@
-// The coordinator's HTTP API (cpp-httplib): JSON over HTTP/1.1, documented
-// in docs/api.md. Requests are served on the server's own threads, which may
-// block (store reads, waiting for events); no CAF scheduler thread is used.
+// The coordinator's HTTP API: JSON over HTTP/1.1, documented in docs/api.md,
+// served by adapters/http_server (event-driven: one I/O thread for every
+// connection, a few handler threads that may block on store reads, one
+// stream thread for SSE and log follows); no CAF scheduler thread is used.
 #pragma once
 
 #include <memory>
@@ -9,14 +10,15 @@
 namespace troupe {
 
 class coordinator;
+struct http_server_config;
 
 class api_server {
 public:
-  explicit api_server(coordinator& c);
+  api_server(coordinator& c, const http_server_config& cfg);
   ~api_server();
   /// Binds `host`:`port` (0: a free port); the port bound, or -1 with `error` set.
   int bind(const std::string& host, int port, std::string& error);
-  /// Serves until stop(); call on a thread of its own.
+  /// Serves until stop(); call on a thread of its own (it becomes the I/O thread).
   void serve();
   void stop();
 

@@ -115,12 +115,31 @@ void coordinator_metrics::forget(const std::string& run_id) {
 
 // -- event_bell --------------------------------------------------------------
 
-void event_bell::ring() {
+void event_bell::ring(const std::string& run_id) {
+  std::function<void()> listener;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     ++gen_;
+    runs_[run_id] = gen_;
+    if (runs_.size() > 8192)  // forget runs rung long ago (they read as 0: one look more)
+      for (auto it = runs_.begin(); it != runs_.end();)
+        it = it->second + 4096 < gen_ ? runs_.erase(it) : std::next(it);
+    listener = listener_;
   }
   cv_.notify_all();
+  if (listener)
+    listener();
+}
+
+uint64_t event_bell::generation_of(const std::string& run_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? 0 : it->second;
+}
+
+void event_bell::on_ring(std::function<void()> f) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  listener_ = std::move(f);
 }
 
 uint64_t event_bell::wait(uint64_t seen, std::chrono::milliseconds timeout) {
@@ -306,7 +325,7 @@ caf::error coordinator::start() {
           log("info", "run " + ev.run_id + " ended " + to_string(ev.run) + " (exit "
                         + std::to_string(ev.exit_code) + ")");
         }
-        bell->ring();
+        bell->ring(ev.run_id);
       },
     };
   });

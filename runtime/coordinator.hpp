@@ -14,6 +14,7 @@
 #pragma once
 
 #include "actors/scheduler.hpp"
+#include "adapters/http_server/http_server.hpp"
 #include "adapters/store/store.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/rerun.hpp"
@@ -56,6 +57,7 @@ struct coordinator_config {
   // Fault injection for tests ($TROUPE_FAULT_CLAIM_DELAY): how long a claim
   // is held before its launches are written, so that a kill lands inside it.
   caf::timespan fault_claim_delay{0};
+  http_server_config http;  // the API server's limits and threads
 };
 
 /// An error the API turns into `{"error": {"code", "message"}}` with `status`.
@@ -168,18 +170,25 @@ private:
 };
 
 /// Rung whenever a run's events may have changed (its supervisor reported):
-/// SSE streams and log followers wait on it instead of polling blindly.
+/// SSE streams and log followers look again when their run's generation
+/// moved, instead of polling the store blindly.
 class event_bell {
 public:
-  void ring();
+  void ring(const std::string& run_id);
   /// Waits until rung after `seen` or `timeout`; returns the generation.
   uint64_t wait(uint64_t seen, std::chrono::milliseconds timeout);
   uint64_t generation();
+  /// The generation of the last ring for `run_id` (0: none remembered).
+  uint64_t generation_of(const std::string& run_id);
+  /// Called after each ring, on the ringing thread (set before the first ring).
+  void on_ring(std::function<void()> f);
 
 private:
   std::mutex mtx_;
   std::condition_variable cv_;
   uint64_t gen_ = 0;
+  std::map<std::string, uint64_t> runs_;  // the last few thousand runs rung
+  std::function<void()> listener_;
 };
 
 class coordinator {

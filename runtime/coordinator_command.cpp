@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -57,6 +58,49 @@ std::optional<setting_error> set_int(int32_t& out, const std::string& text,
   return std::nullopt;
 }
 
+std::optional<setting_error> set_count(size_t& out, const std::string& text,
+                                       const std::string& where, size_t lo, size_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v < lo || v > hi)
+    return setting_error{where, "'" + text + "' is not a whole number from " + std::to_string(lo)
+                                  + " to " + std::to_string(hi)};
+  out = static_cast<size_t>(v);
+  return std::nullopt;
+}
+
+// Bytes: a whole number, or one with KiB / MiB.
+std::optional<setting_error> set_bytes(size_t& out, const std::string& text,
+                                       const std::string& where) {
+  std::string digits = text;
+  size_t unit = 1;
+  for (auto [suffix, mult] : {std::pair<const char*, size_t>{"KiB", 1024}, {"MiB", 1 << 20}}) {
+    auto n = std::strlen(suffix);
+    if (digits.size() > n && digits.compare(digits.size() - n, n, suffix) == 0) {
+      digits.resize(digits.size() - n);
+      unit = mult;
+      break;
+    }
+  }
+  size_t v = 0;
+  if (set_count(v, digits, where, 1, (size_t{1} << 40) / unit))
+    return setting_error{where, "'" + text + "' is not a size in bytes (e.g. 1048576, 64KiB, 1MiB)"};
+  out = v * unit;
+  return std::nullopt;
+}
+
+std::optional<setting_error> set_millis(std::chrono::milliseconds& out, const std::string& text,
+                                        const std::string& where) {
+  caf::timespan t{};
+  if (auto err = set_duration(t, text, where))
+    return err;
+  out = std::chrono::duration_cast<std::chrono::milliseconds>(t);
+  if (out.count() <= 0)
+    return setting_error{where, "'" + text + "' is under a millisecond"};
+  return std::nullopt;
+}
+
 std::optional<setting_error> apply(coordinator_config& c, std::string& token_file,
                                    const std::string& key, const std::string& value,
                                    const std::string& where) {
@@ -96,7 +140,22 @@ std::optional<setting_error> apply(coordinator_config& c, std::string& token_fil
     return set_duration(c.schedule_grace, value, where);
   else if (key == "reconcile_every")
     return set_duration(c.reconcile_every, value, where);
-  else if (key == "drain") {
+  else if (key == "max_connections")
+    return set_count(c.http.max_connections, value, where, 1, 1000000);
+  else if (key == "max_connections_per_client")
+    return set_count(c.http.max_connections_per_client, value, where, 1, 1000000);
+  else if (key == "max_body")
+    return set_bytes(c.http.max_body, value, where);
+  else if (key == "header_timeout")
+    return set_millis(c.http.header_timeout, value, where);
+  else if (key == "body_timeout")
+    return set_millis(c.http.body_timeout, value, where);
+  else if (key == "api_threads") {
+    size_t n = 0;
+    if (auto err = set_count(n, value, where, 1, 64))
+      return err;
+    c.http.handler_threads = static_cast<int>(n);
+  } else if (key == "drain") {
     if (value != "true" && value != "false")
       return setting_error{where, "'" + value + "' is not true or false"};
     c.drain = value == "true";
@@ -109,7 +168,8 @@ const char* const config_keys[] = {"listen",    "db",          "output",        
                                    "token",     "token_file",  "id",              "log_format",
                                    "log_level", "max_running", "lease",           "sample_interval",
                                    "grace",     "schedule_grace", "reconcile_every", "drain",
-                                   "node_slots"};
+                                   "node_slots", "max_connections", "max_connections_per_client",
+                                   "max_body", "header_timeout", "body_timeout", "api_threads"};
 
 std::optional<setting_error> load_file(coordinator_config& c, std::string& token_file,
                                        const std::string& path) {
@@ -195,7 +255,11 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
     {"TROUPE_TOKEN", "token"},           {"TROUPE_TOKEN_FILE", "token_file"},
     {"TROUPE_COORDINATOR_ID", "id"},     {"TROUPE_LOG_FORMAT", "log_format"},
     {"TROUPE_LOG_LEVEL", "log_level"},   {"TROUPE_MAX_RUNNING", "max_running"},
-    {"TROUPE_LEASE", "lease"},           {"TROUPE_NODE_SLOTS", "node_slots"}};
+    {"TROUPE_LEASE", "lease"},           {"TROUPE_NODE_SLOTS", "node_slots"},
+    {"TROUPE_MAX_CONNECTIONS", "max_connections"},
+    {"TROUPE_MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client"},
+    {"TROUPE_MAX_BODY", "max_body"},     {"TROUPE_HEADER_TIMEOUT", "header_timeout"},
+    {"TROUPE_BODY_TIMEOUT", "body_timeout"}, {"TROUPE_API_THREADS", "api_threads"}};
   for (auto& [var, key] : env)
     if (const char* v = std::getenv(var))
       if (auto err = apply(c, token_file, key, v, std::string("$") + var))
@@ -286,7 +350,14 @@ int coordinator_command(const coordinator_command_options& opts) {
                && err.code() == static_cast<uint8_t>(errc::bad_input);
     return bad ? usage : 4;
   }
-  api_server api{coord};
+  // Every connection is a descriptor: the soft limit (often 1,024) goes up
+  // to the hard one, so that max_connections can be reached.
+  auto nofile = raise_open_files_limit();
+  if (nofile < cfg.http.max_connections + 64)
+    say("warn", "open files limit " + std::to_string(nofile) + " is under max_connections ("
+                  + std::to_string(cfg.http.max_connections) + ") + 64: connections past it are "
+                  "refused by the kernel, not answered with 503");
+  api_server api{coord, cfg.http};
   std::string why;
   int bound = api.bind(host, port, why);
   if (bound < 0) {

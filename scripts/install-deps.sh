@@ -18,7 +18,8 @@ packages=(
   libsqlite3-dev                  # the embedded store
   libpqxx-dev postgresql          # the PostgreSQL store; the server runs the pg tests
   libcurl4-openssl-dev            # HTTP stages; the CLI's client of the coordinator's API
-  libcpp-httplib-dev              # the coordinator's HTTP API server
+  libboost-dev                    # Boost.Beast/Asio: the coordinator's HTTP API server
+  libcpp-httplib-dev              # the tests' independent HTTP client
   libspdlog-dev                   # the coordinator's log
   curl prometheus                 # docs/api.md's examples run by a test; promtool checks /metrics
   chromium                        # the browser strategy (headless)
