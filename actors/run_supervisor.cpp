@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <functional>
 #include <map>
@@ -266,6 +267,29 @@ void finish(self_ptr self) {
   self->request(st.deps.writer, caf::infinite, sync_atom_v).then([=](write_health& h) mutable {
     auto& st = self->state;
     auto failures = h.failures;
+    if (failures > 0 && !st.order->record_failed()) {
+      // The run's last word did not reach metadata.json: the run failed to
+      // be recorded, whatever its stages did. The store (if it still works)
+      // says so, and the folder is tried once more.
+      auto why = h.first_error.empty() ? std::to_string(h.failures) + " write(s) failed"
+                                       : h.first_error;
+      std::fprintf(stderr, "troupe: artifact write failed: %s\n",
+                   within_run(why, st.order->record().run_dir).c_str());
+      // The ending not yet sent to the store is taken back: the run never
+      // succeeded as far as its evidence goes.
+      auto said = "run " + to_string(st.order->record().status);
+      batch.runs.clear();
+      batch.events.erase(std::remove_if(batch.events.begin(), batch.events.end(),
+                                        [&](const event_row& e) {
+                                          return e.job.empty() && e.message.rfind(said, 0) == 0;
+                                        }),
+                         batch.events.end());
+      auto now = caf::make_timestamp();
+      st.order->record_failed(failure_code::artifact_write_failed, why, now);
+      st.order->finish(now);
+      self->send(st.deps.writer, metadata_atom_v, st.order->record());
+      batch.append(st.order->take_journal());
+    }
     if (!st.deps.store) {
       report_finished(self, failures);
       return;
@@ -301,15 +325,25 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
   // (A worker that ended without a result: its node killed its tree.)
-  if (!result.log_error.empty() && !st.order->record_failed()) {
-    // The stage's logs are not durable: this attempt is recorded as it
-    // ended, then the run stops (ready() hands out nothing more).
-    std::fprintf(stderr, "troupe: artifact write failed: %s\n", result.log_error.c_str());
-    st.order->record_failed(failure_code::artifact_write_failed, result.log_error,
-                            caf::make_timestamp());
-    for (auto& [j, other] : st.running)
-      if (other.key)
-        self->send(st.deps.node, cancel_atom_v, *other.key);
+  if (!result.log_error.empty()) {
+    // The stage's logs are cut or not durable: whatever its exit code, the
+    // stage failed, and the run stops (ready() hands out nothing more).
+    auto why = within_run(result.log_error, st.order->record().run_dir);
+    std::string ended = result.exit_code ? "the process exited with code "
+                                             + std::to_string(*result.exit_code)
+                      : result.signal    ? "the process was killed by signal "
+                                             + std::to_string(*result.signal)
+                                         : "the process " + to_string(result.status);
+    result.status = stage_status::failed;
+    result.failure = failure_code::artifact_write_failed;
+    result.error = why + " (" + ended + ")";
+    if (!st.order->record_failed()) {
+      std::fprintf(stderr, "troupe: artifact write failed: %s\n", why.c_str());
+      st.order->record_failed(failure_code::artifact_write_failed, why, caf::make_timestamp());
+      for (auto& [j, other] : st.running)
+        if (other.key)
+          self->send(st.deps.node, cancel_atom_v, *other.key);
+    }
   }
   if (slot.oom_killed && result.status != stage_status::succeeded
       && result.status != stage_status::cancelled) {

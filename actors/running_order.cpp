@@ -7,6 +7,15 @@
 
 namespace troupe {
 
+std::string within_run(std::string text, const std::string& run_dir) {
+  if (run_dir.empty())
+    return text;
+  auto prefix = run_dir + "/";
+  for (auto at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at))
+    text.erase(at, prefix.size());
+  return text;
+}
+
 namespace {
 
 int64_t ms_of(caf::timespan d) {
@@ -543,9 +552,10 @@ void running_order::record_failed(failure_code code, const std::string& why,
   if (record_failed_ != failure_code::none)
     return;
   record_failed_ = code;
-  record_failure_ = why;
+  record_failure_ = within_run(why, record_.run_dir);
   stopped_ = true;
-  run_event(now, event_level::error, "cannot record the run: " + to_string(code) + ": " + why,
+  run_event(now, event_level::error,
+            "cannot record the run: " + to_string(code) + ": " + record_failure_,
             meta().add("failure", to_string(code)).str());
   for (size_t i = 0; i < record_.stages.size(); ++i) {
     auto& s = record_.stages[i];

@@ -20,6 +20,11 @@
 
 namespace troupe {
 
+/// `text` with `run_dir` + "/" taken out of every path in it: errors that
+/// records and clients see name files relative to the run
+/// ("logs/build.stdout.log: fsync: ..."), never the server's absolute paths.
+std::string within_run(std::string text, const std::string& run_dir);
+
 /// Exit codes of `troupe run` (docs/pipelines.md).
 namespace exit_code {
 constexpr int ok = 0;

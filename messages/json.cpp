@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -12,30 +13,93 @@ namespace troupe {
 
 using json = nlohmann::ordered_json;
 
-std::optional<caf::timestamp> parse_iso8601(const std::string& text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, n = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+namespace {
+
+// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+int days_in_month(int y, int m) {
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : days[m - 1];
+}
+
+// `count` digits at `pos` as a number, or -1.
+int digits(const std::string& s, size_t pos, size_t count) {
+  if (pos + count > s.size())
+    return -1;
+  int v = 0;
+  for (size_t i = pos; i < pos + count; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i])))
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+} // namespace
+
+std::optional<caf::timestamp> parse_iso8601(const std::string& text, std::string* why) {
+  auto fail = [&](const std::string& what) -> std::optional<caf::timestamp> {
+    if (why != nullptr)
+      *why = what;
     return std::nullopt;
+  };
+  const char* form = "is not an RFC 3339 time (e.g. 2026-11-24T09:30:00Z)";
+  int y = digits(text, 0, 4), mo = digits(text, 5, 2), d = digits(text, 8, 2);
+  int h = digits(text, 11, 2), mi = digits(text, 14, 2), sec = digits(text, 17, 2);
+  if (text.size() < 20 || y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || sec < 0
+      || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't')
+      || text[13] != ':' || text[16] != ':')
+    return fail(form);
+  if (mo < 1 || mo > 12)
+    return fail("month " + std::to_string(mo) + " is not 1-12");
+  if (d < 1 || d > days_in_month(y, mo))
+    return fail("day " + std::to_string(d) + " is not in " + text.substr(0, 7) + " (1-"
+                + std::to_string(days_in_month(y, mo)) + ")");
+  if (h > 23)
+    return fail("hour " + std::to_string(h) + " is not 0-23");
+  if (mi > 59)
+    return fail("minute " + std::to_string(mi) + " is not 0-59");
+  if (sec > 59)
+    return fail("second " + std::to_string(sec) + " is not 0-59");
+  size_t pos = 19;
   int64_t frac_ns = 0;
-  size_t pos = static_cast<size_t>(n);
-  if (pos < text.size() && text[pos] == '.') {
+  if (text[pos] == '.') {
+    size_t start = ++pos;
     int64_t scale = 100000000;
-    for (++pos; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos) {
+    for (; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos) {
       frac_ns += (text[pos] - '0') * scale;
       scale /= 10;
     }
+    if (pos == start)
+      return fail(form);
   }
-  if (pos >= text.size() || text[pos] != 'Z')
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  auto t = timegm(&tm);
-  return caf::timestamp{std::chrono::seconds(t) + std::chrono::nanoseconds(frac_ns)};
+  int64_t offset_min = 0;
+  if (pos + 1 == text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    // UTC
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-')
+             && text[pos + 3] == ':') {
+    int oh = digits(text, pos + 1, 2), om = digits(text, pos + 4, 2);
+    if (oh < 0 || om < 0 || oh > 23 || om > 59)
+      return fail("offset '" + text.substr(pos) + "' is not +HH:MM or -HH:MM");
+    offset_min = (oh * 60 + om) * (text[pos] == '-' ? -1 : 1);
+  } else {
+    return fail(form);
+  }
+  int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+  // caf::timestamp counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11.
+  constexpr int64_t latest = INT64_MAX / 1000000000 - 1;
+  if (secs > latest || secs < -latest)
+    return fail("is outside the times troupe can hold (1677-09-22 to 2262-04-11)");
+  return caf::timestamp{std::chrono::seconds(secs) + std::chrono::nanoseconds(frac_ns)};
 }
 
 std::string iso8601(caf::timestamp ts) {

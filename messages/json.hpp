@@ -21,9 +21,12 @@ namespace troupe {
 /// UTC, ISO-8601 with milliseconds: 2026-11-23T09:14:03.127Z.
 std::string iso8601(caf::timestamp ts);
 
-/// The inverse of iso8601() (also accepts no fraction); nullopt when `text`
-/// is not in that form.
-std::optional<caf::timestamp> parse_iso8601(const std::string& text);
+/// An RFC 3339 time, strictly: YYYY-MM-DDTHH:MM:SS[.fraction] then Z or
+/// +HH:MM/-HH:MM; every field within its range (no rollover: 2026-02-30 and
+/// 25:61 are refused), and no later than 2262-04-11T23:47:16Z (what a
+/// nanosecond timestamp holds). The inverse of iso8601(). nullopt when not;
+/// `why` (if given) then says which part is wrong.
+std::optional<caf::timestamp> parse_iso8601(const std::string& text, std::string* why = nullptr);
 
 void to_json(nlohmann::ordered_json& j, const host_figures& x);
 void to_json(nlohmann::ordered_json& j, const tree_figures& x);

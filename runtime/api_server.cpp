@@ -6,6 +6,7 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/coordinator.hpp"
+#include "runtime/coordinator/launch_check.hpp"
 #include "runtime/host_env.hpp"
 #include "runtime/duration.hpp"
 
@@ -15,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -50,9 +53,6 @@ void send_error(server_response& res, const api_error& e) {
   send_json(res, e.status, json{{"error", {{"code", e.code}, {"message", e.message}}}});
 }
 
-api_error bad_request(const std::string& field, const std::string& message) {
-  return {400, "bad_request", field + ": " + message};
-}
 
 api_error store_down(const caf::error& err) {
   return {503, "store_unavailable", describe(err)};
@@ -140,20 +140,29 @@ std::optional<api_error> get_options(const json& body, launch_request& out) {
   return std::nullopt;
 }
 
-// A query parameter as a non-negative integer; `fallback` when absent.
-std::optional<api_error> query_int(const server_request& req, const char* key, int64_t& out,
+// `text` (a query value or a header value, named `key`) as an integer in
+// [lo, hi]: digits only, no sign, space or suffix, no overflow.
+std::optional<api_error> parse_int(const std::string& key, const std::string& text, int64_t& out,
                                    int64_t lo, int64_t hi) {
-  if (!req.has_param(key))
-    return std::nullopt;
-  auto text = req.get_param_value(key);
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
+  bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) {
+    return std::isdigit(static_cast<unsigned char>(ch)) || ch == '-';
+  });
+  if (!digits || *end != '\0' || errno != 0 || v < lo || v > hi)
     return bad_request(key, "'" + text + "' is not an integer between " + std::to_string(lo)
                               + " and " + std::to_string(hi));
   out = v;
   return std::nullopt;
+}
+
+// A query parameter as an integer in [lo, hi]; `out` unchanged when absent.
+std::optional<api_error> query_int(const server_request& req, const char* key, int64_t& out,
+                                   int64_t lo, int64_t hi) {
+  if (!req.has_param(key))
+    return std::nullopt;
+  return parse_int(key, req.get_param_value(key), out, lo, hi);
 }
 
 // The run with exactly this id, or an error.
@@ -696,10 +705,8 @@ struct api_server::impl {
     int64_t after = 0;
     auto last = req.get_header_value("Last-Event-ID");
     if (!last.empty()) {
-      char* end = nullptr;
-      after = std::strtoll(last.c_str(), &end, 10);
-      if (*end != '\0' || after < 0)
-        return send_error(res, bad_request("Last-Event-ID", "'" + last + "' is not an event id"));
+      if (auto err = parse_int("Last-Event-ID", last, after, 0, INT64_MAX))
+        return send_error(res, *err);
     } else if (auto err = query_int(req, "after", after, 0, INT64_MAX)) {
       return send_error(res, *err);
     }
@@ -880,26 +887,14 @@ struct api_server::impl {
     send_json(res, 201, *ready);
   }
 
+  // A schedule's launch options, checked as each of its ticks will check them.
   std::optional<api_error> check_options(const schedule_row& s) {
     auto p = c.find_pipeline(s.pipeline);
     if (!p)
       return api_error{404, "not_found", "pipeline '" + s.pipeline + "' is not registered"};
-    auto options = json::parse(s.options, nullptr, false);
-    if (options.is_object() && options.contains("enable"))
-      for (auto& name : options["enable"]) {
-        auto n = name.get<std::string>();
-        auto it = std::find_if(p->stages.begin(), p->stages.end(),
-                               [&](const stage_def& st) { return st.name == n; });
-        if (it == p->stages.end() || !it->optional)
-          return bad_request("enable", "'" + n + "' is not an optional stage of '" + p->name + "'");
-      }
-    // Its runs' parameters, checked now rather than at every tick.
-    std::map<std::string, std::string> params;
-    if (options.is_object() && options.contains("params") && options["params"].is_object())
-      for (auto& [k, v] : options["params"].items())
-        params[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    if (auto resolved = resolve_params(*p, params, own_environment()); !resolved)
-      return bad_request("params", describe(resolved.error()));
+    auto checked = check_launch(*p, launch_request_of(s), c.inheritance());
+    if (!checked)
+      return checked.error;
     return std::nullopt;
   }
 
@@ -925,7 +920,7 @@ struct api_server::impl {
     bool retime = s.spec != old_spec || (s.enabled && !was_enabled);
     if (retime)
       s.anchor = now;
-    auto ready = c.prepare_schedule(s);
+    auto ready = c.prepare_schedule(s, s.spec != old_spec);
     if (fail(res, ready))
       return;
     if (!retime)

@@ -14,6 +14,7 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/coordinator/launch_check.hpp"
 #include "runtime/host_env.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/liveness.hpp"
@@ -27,9 +28,12 @@
 
 #include <dirent.h>
 #include <malloc.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -179,14 +183,6 @@ struct coordinator::actors {
 
 namespace {
 
-bool env_name_ok(const std::string& k) {
-  if (k.empty() || k.size() > 256 || std::isdigit(static_cast<unsigned char>(k[0])))
-    return false;
-  return std::all_of(k.begin(), k.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
-
 // Sets `key`=`value` in an environment list, replacing an earlier value.
 void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
   auto prefix = key + "=";
@@ -197,10 +193,6 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
     }
   }
   env.push_back(prefix + value);
-}
-
-api_error bad_request(const std::string& field, const std::string& message) {
-  return {400, "bad_request", field + ": " + message};
 }
 
 } // namespace
@@ -391,6 +383,13 @@ bool coordinator::ready() {
   return db && static_cast<bool>((*db)->schema_version());
 }
 
+std::map<std::string, std::string> coordinator::inheritance() const {
+  auto secrets = store_url_secrets(url_);
+  if (!cfg_.token.empty())
+    secrets.push_back(cfg_.token);
+  return stage_inheritance(secrets);
+}
+
 void coordinator::poke_schedules() {
   {
     std::lock_guard<std::mutex> guard{loop_mtx_};
@@ -403,27 +402,11 @@ api_result<coordinator::prepared>
 coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
                      const std::string& run_dir, int64_t epoch, caf::timestamp created,
                      bool resumed) {
-  std::set<std::string> enabled;
-  for (auto& name : req.enable) {
-    auto it = std::find_if(p.stages.begin(), p.stages.end(),
-                           [&](const stage_def& s) { return s.name == name; });
-    if (it == p.stages.end())
-      return bad_request("enable", "pipeline '" + p.name + "' has no stage '" + name + "'");
-    if (!it->optional)
-      return bad_request("enable", "stage '" + name + "' is not optional; it runs anyway");
-    enabled.insert(name);
-  }
-  for (auto& [k, v] : req.env) {
-    if (!env_name_ok(k))
-      return bad_request("env", "'" + k + "' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
-    if (k.rfind("TROUPE_", 0) == 0)
-      return bad_request("env", "'" + k + "': TROUPE_* variables are troupe's own");
-  }
-  auto params = resolve_params(p, req.params, own_environment());
-  if (!params)
-    return bad_request("params", describe(params.error()));
+  auto checked = check_launch(p, req, inheritance());
+  if (!checked)
+    return checked.error;
   run_start start;
-  start.params = *params;
+  start.params = checked->params;
   start.run_id = run_id;
   start.run_dir = run_dir;
   start.started_at = created;
@@ -431,10 +414,10 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
   start.owner = owner_;
   start.host = actors_->host;
   start.output_dir = cfg_.output;
-  start.enabled = enabled;
+  start.enabled = checked->enabled;
   start.sample_interval = cfg_.sample_interval;
   start.grace = cfg_.grace;
-  start.environment = own_environment();
+  start.environment = inheritance();
   start.epoch = epoch;
   start.resumed = resumed;
   auto plan = std::make_shared<run_plan>(make_run_plan(p, start));
@@ -478,6 +461,20 @@ caf::expected<std::string> coordinator::new_run_folder(const pipeline_def& p, ca
   return create_run_folder(cfg_.output, now);
 }
 
+std::string coordinator::output_full() {
+  struct statvfs fs {};
+  if (cfg_.min_free_space == 0 || ::statvfs(cfg_.output.c_str(), &fs) != 0)
+    return {};
+  uint64_t free = uint64_t{::geteuid() == 0 ? fs.f_bfree : fs.f_bavail} * fs.f_frsize;
+  if (free >= cfg_.min_free_space)
+    return {};
+  auto mib = [](uint64_t b) { return std::to_string(b >> 20) + " MiB"; };
+  return "the output folder's filesystem has " + (free < (1 << 20) ? std::to_string(free >> 10)
+                                                                   + " KiB" : mib(free))
+         + " free, under min_free_space (" + mib(cfg_.min_free_space)
+         + "): no run is launched until space returns";
+}
+
 void coordinator::remove_run_folder(const std::string& run_dir) {
   if (run_dir.empty())
     return;
@@ -488,12 +485,22 @@ void coordinator::remove_run_folder(const std::string& run_dir) {
 api_result<run_row> coordinator::launch(const launch_request& req) {
   auto p = find_pipeline(req.pipeline);
   if (!p)
-    return api_error{404, "not_found", "pipeline '" + req.pipeline + "' is not registered in "
-                                         + cfg_.pipelines};
+    return api_error{404, "not_found", "pipeline '" + req.pipeline + "' is not registered"};
+  if (!p->artifacts_in_store)
+    if (auto full = output_full(); !full.empty())
+      return api_error{503, "output_full", full};
   auto now = caf::make_timestamp();
   auto run_dir = new_run_folder(*p, now);
-  if (!run_dir)
-    return api_error{500, "internal", "--output " + cfg_.output + ": " + describe(run_dir.error())};
+  if (!run_dir) {
+    // The path is the server's business: its log has it, the client gets why.
+    auto why = describe(run_dir.error());
+    log_("error", "launch of '" + p->name + "': --output " + cfg_.output + ": " + why);
+    if (why.find(std::strerror(ENOSPC)) != std::string::npos)
+      return api_error{503, "output_full", "the output folder's filesystem is full: no run "
+                                           "can be launched until space returns"};
+    return api_error{500, "internal", "cannot create the run's folder (the coordinator's log "
+                                      "says why)"};
+  }
   auto prep = prepare(*p, req, make_run_id(now), *run_dir, 1, now);
   if (!prep) {
     remove_run_folder(*run_dir);
@@ -529,8 +536,7 @@ api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_re
   auto row = *found;
   auto p = find_pipeline(row.pipeline);
   if (!p)
-    return api_error{404, "not_found", "pipeline '" + row.pipeline + "' is not registered in "
-                                         + cfg_.pipelines};
+    return api_error{404, "not_found", "pipeline '" + row.pipeline + "' is not registered"};
   auto jobs = (*db)->jobs(run_id);
   if (!jobs)
     return api_error{503, "store_unavailable", describe(jobs.error())};
@@ -623,10 +629,10 @@ caf::expected<schedule_timing> timing_of(const schedule_row& s, caf::timespan gr
     t.catch_up = catch_up_policy::one;
   if (s.kind == "once") {
     t.kind = schedule_kind::once;
-    auto at = parse_iso8601(s.spec);
+    std::string why;
+    auto at = parse_iso8601(s.spec, &why);
     if (!at)
-      return caf::make_error(errc::bad_input, "at: '" + s.spec + "' is not an ISO-8601 time "
-                                              "(e.g. 2026-11-24T09:30:00Z)");
+      return caf::make_error(errc::bad_input, "at: '" + s.spec + "': " + why);
     t.at = *at;
   } else if (s.kind == "interval") {
     t.kind = schedule_kind::interval;
@@ -653,10 +659,9 @@ caf::expected<schedule_timing> timing_of(const schedule_row& s, caf::timespan gr
 
 } // namespace
 
-api_result<schedule_row> coordinator::prepare_schedule(schedule_row s) {
+api_result<schedule_row> coordinator::prepare_schedule(schedule_row s, bool retimed) {
   if (!find_pipeline(s.pipeline))
-    return api_error{404, "not_found", "pipeline '" + s.pipeline + "' is not registered in "
-                                         + cfg_.pipelines};
+    return api_error{404, "not_found", "pipeline '" + s.pipeline + "' is not registered"};
   if (s.overlap != "allow" && s.overlap != "forbid" && s.overlap != "replace")
     return bad_request("overlap", "'" + s.overlap + "' is not one of allow, forbid, replace");
   if (s.catch_up != "none" && s.catch_up != "one" && s.catch_up != "all")
@@ -669,6 +674,12 @@ api_result<schedule_row> coordinator::prepare_schedule(schedule_row s) {
   }
   // A tick at this very moment counts: the first tick at or after now.
   auto first = next_tick(*t, caf::make_timestamp() - std::chrono::nanoseconds(1));
+  if (!first && s.kind == "cron")
+    return bad_request("cron", "'" + s.spec + "' never fires (no day it names occurs in the "
+                               "months it names)");
+  if (!first && s.kind == "once" && retimed)
+    return bad_request("at", "'" + s.spec + "' has passed; a once schedule there would never "
+                             "fire");
   s.next_run_at = first ? caf::optional<caf::timestamp>{*first} : caf::none;
   return s;
 }
@@ -717,24 +728,7 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
     event("skipped", tick, "", "missed while no coordinator ran (catch_up: " + s.catch_up + ")");
     ++metrics_.schedule_skips;
   }
-  launch_request req;
-  req.pipeline = s.pipeline;
-  req.priority = s.priority;
-  auto options = nlohmann::json::parse(s.options.empty() ? "{}" : s.options, nullptr, false);
-  if (options.is_object()) {
-    if (options.contains("enable") && options["enable"].is_array())
-      for (auto& e : options["enable"])
-        if (e.is_string())
-          req.enable.push_back(e.get<std::string>());
-    if (options.contains("env") && options["env"].is_object())
-      for (auto& [k, v] : options["env"].items())
-        if (v.is_string())
-          req.env[k] = v.get<std::string>();
-    if (options.contains("params") && options["params"].is_object())
-      for (auto& [k, v] : options["params"].items())
-        if (v.is_string())
-          req.params[k] = v.get<std::string>();
-  }
+  auto req = launch_request_of(s);
   // Overlap: the schedule's runs still queued or running.
   std::vector<run_row> active;
   if (s.overlap != "allow" && !decision.launch.empty()) {
@@ -747,8 +741,14 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
   }
   std::vector<prepared> launched;
   std::vector<run_row> rows;
+  auto full = p->artifacts_in_store ? std::string{} : output_full();
   for (size_t k = 0; k < decision.launch.size(); ++k) {
     auto tick = decision.launch[k];
+    if (!full.empty()) {
+      event("skipped", tick, "", full);
+      ++metrics_.schedule_skips;
+      continue;
+    }
     if (s.overlap == "forbid" && (!active.empty() || !launched.empty())) {
       auto& busy = !launched.empty() ? launched.back().row : active.front();
       event("skipped", tick, busy.run_id,
@@ -773,7 +773,8 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
     auto created = caf::make_timestamp();
     auto run_dir = new_run_folder(*p, created);
     if (!run_dir) {
-      log_("error", "schedule " + s.id + ": --output: " + describe(run_dir.error()));
+      log_("error", "schedule " + s.id + ": --output " + cfg_.output + ": "
+                      + describe(run_dir.error()));
       return;
     }
     auto prep = prepare(*p, req, make_run_id(created), *run_dir, 1, created);

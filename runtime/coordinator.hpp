@@ -58,6 +58,9 @@ struct coordinator_config {
   // is held before its launches are written, so that a kill lands inside it.
   caf::timespan fault_claim_delay{0};
   http_server_config http;  // the API server's limits and threads
+  // Launches (and schedule ticks) are refused while the output folder's
+  // filesystem has less than this free: a run there could not keep its logs.
+  size_t min_free_space = size_t{64} << 20;
 };
 
 /// An error the API turns into `{"error": {"code", "message"}}` with `status`.
@@ -238,10 +241,15 @@ public:
   event_bell& bell() {
     return bell_;
   }
+  /// The environment every stage starts from: the coordinator's, without
+  /// troupe's secrets (its token, the store's password, TROUPE_*, PGPASS*).
+  std::map<std::string, std::string> inheritance() const;
   /// Wakes the schedule loop (a schedule was created or changed).
   void poke_schedules();
-  /// Checks a schedule's fields and computes its first next_run_at.
-  api_result<schedule_row> prepare_schedule(schedule_row s);
+  /// Checks a schedule's fields and computes its first next_run_at: 400
+  /// naming the field for a cron that never fires and, when its timing is
+  /// new (`retimed`), a once whose `at` has passed.
+  api_result<schedule_row> prepare_schedule(schedule_row s, bool retimed = true);
   /// The schedule loop's step, public for tests: claims and handles due schedules.
   void schedule_step();
   void trim_when_idle();
@@ -264,6 +272,8 @@ private:
   /// A run's folder, or "" for a pipeline with `artifacts: store`.
   caf::expected<std::string> new_run_folder(const pipeline_def& p, caf::timestamp now);
   void remove_run_folder(const std::string& run_dir);
+  /// Why no run may start in --output now (too little free space), or "".
+  std::string output_full();
 
   coordinator_config cfg_;
   logger log_;

@@ -146,6 +146,8 @@ std::optional<setting_error> apply(coordinator_config& c, std::string& token_fil
     return set_count(c.http.max_connections_per_client, value, where, 1, 1000000);
   else if (key == "max_body")
     return set_bytes(c.http.max_body, value, where);
+  else if (key == "min_free_space")
+    return set_bytes(c.min_free_space, value, where);
   else if (key == "header_timeout")
     return set_millis(c.http.header_timeout, value, where);
   else if (key == "body_timeout")
@@ -169,7 +171,8 @@ const char* const config_keys[] = {"listen",    "db",          "output",        
                                    "log_level", "max_running", "lease",           "sample_interval",
                                    "grace",     "schedule_grace", "reconcile_every", "drain",
                                    "node_slots", "max_connections", "max_connections_per_client",
-                                   "max_body", "header_timeout", "body_timeout", "api_threads"};
+                                   "max_body", "header_timeout", "body_timeout", "api_threads",
+                                   "min_free_space"};
 
 std::optional<setting_error> load_file(coordinator_config& c, std::string& token_file,
                                        const std::string& path) {
@@ -259,7 +262,8 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
     {"TROUPE_MAX_CONNECTIONS", "max_connections"},
     {"TROUPE_MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client"},
     {"TROUPE_MAX_BODY", "max_body"},     {"TROUPE_HEADER_TIMEOUT", "header_timeout"},
-    {"TROUPE_BODY_TIMEOUT", "body_timeout"}, {"TROUPE_API_THREADS", "api_threads"}};
+    {"TROUPE_BODY_TIMEOUT", "body_timeout"}, {"TROUPE_API_THREADS", "api_threads"},
+    {"TROUPE_MIN_FREE_SPACE", "min_free_space"}};
   for (auto& [var, key] : env)
     if (const char* v = std::getenv(var))
       if (auto err = apply(c, token_file, key, v, std::string("$") + var))

@@ -2,6 +2,7 @@
 
 #include "messages/errors.hpp"
 #include "runtime/duration.hpp"
+#include "runtime/host_env.hpp"
 #include "runtime/template.hpp"
 
 #include <openssl/evp.h>
@@ -25,7 +26,7 @@ namespace {
 const std::set<std::string> top_keys{"name",   "description", "defaults",   "stages",
                                      "supervision", "resume", "max_running",
                                      "artifacts", "max_parallel", "on_failure", "params",
-                                     "probes"};
+                                     "probes",  "api_env"};
 const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limits"};
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
@@ -715,6 +716,126 @@ void check_graph(checker& c, pipeline_def& def, const std::vector<YAML::Node>& d
       visit(i);
 }
 
+// The run-wide settings: supervision, resume, max_running, artifacts,
+// max_parallel, on_failure.
+void check_settings(checker& c, const YAML::Node& root, pipeline_def& def) {
+  if (auto n = root["supervision"]) {
+    if (!n.IsMap()) {
+      c.fail(n, "supervision", "must be a mapping with max_retries, within");
+    } else {
+      c.check_keys(n, supervision_keys, "supervision");
+      if (auto v = n["max_retries"])
+        if (auto i = c.integer(v, "supervision.max_retries", 0, 100000))
+          def.supervision.max_retries = *i;
+      if (auto v = n["within"])
+        if (auto d = c.duration(v, "supervision.within"))
+          def.supervision.within = *d;
+    }
+  }
+  if (auto n = root["resume"])
+    if (auto b = c.boolean(n, "resume"))
+      def.resume = *b;
+  if (auto n = root["max_running"])
+    if (auto i = c.integer(n, "max_running", 0, 100000))
+      def.max_running = *i;
+  auto artifacts = root["artifacts"];
+  if (artifacts) {
+    if (auto a = c.scalar(artifacts, "artifacts")) {
+      if (*a != "folder" && *a != "store")
+        c.fail(artifacts, "artifacts", "'" + printable(*a) + "' is not folder or store");
+      def.artifacts_in_store = *a == "store";
+    }
+  }
+
+  if (auto n = root["max_parallel"])
+    if (auto i = c.integer(n, "max_parallel", 1, 10000))
+      def.max_parallel = *i;
+  if (auto n = root["on_failure"]) {
+    if (auto a = c.scalar(n, "on_failure")) {
+      if (*a != "stop" && *a != "continue")
+        c.fail(n, "on_failure", "'" + printable(*a) + "' is not stop or continue");
+      def.continue_on_failure = *a == "continue";
+    }
+  }
+
+}
+
+// `params:` NAME: { default, required, description }, in file order.
+void check_params(checker& c, const YAML::Node& root, pipeline_def& def) {
+  if (auto n = root["params"]) {
+    if (!n.IsMap()) {
+      c.fail(n, "params", "must be a mapping of NAME: { default, required, description }");
+    } else if (c.spend(n, n.size())) {
+      std::set<std::string> seen;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+        auto path = "params." + printable(name);
+        if (!is_variable_name(name)) {
+          c.fail(it->first, "params", "'" + printable(name) + "' is not a valid parameter name "
+                                      "(letters, digits and _, not starting with a digit)");
+          continue;
+        }
+        if (!seen.insert(name).second) {
+          c.fail(it->first, path, "duplicate key");
+          continue;
+        }
+        param_def pd;
+        pd.name = name;
+        auto v = it->second;  // (a copy: it-> yields a temporary)
+        if (v.IsMap()) {
+          c.check_keys(v, param_keys, path);
+          if (auto d = v["default"]) {
+            if (d.IsNull())
+              pd.default_value = "";
+            else if (auto text = c.scalar(d, path + ".default"))
+              pd.default_value = *text;
+          }
+          if (auto r = v["required"])
+            if (auto b = c.boolean(r, path + ".required"))
+              pd.required = *b;
+          if (auto d = v["description"]; d && d.IsScalar())
+            pd.description = d.Scalar();
+          if (pd.required && pd.default_value)
+            c.fail(v, path, "has both required: true and a default; give one");
+        } else if (!v.IsNull()) {
+          c.fail(v, path, "must be a mapping with default, required, description");
+        }
+        def.params.push_back(std::move(pd));
+      }
+    }
+  }
+}
+
+// `api_env: [NAME, ...]`: the variables an API caller may set for this
+// pipeline's stages. Never troupe's own (TROUPE_*) nor a loader's or a
+// shell's (LD_PRELOAD, PATH, BASH_ENV, ...): those would run code the
+// pipeline's author never wrote.
+void check_api_env(checker& c, const YAML::Node& root, pipeline_def& def) {
+  auto n = root["api_env"];
+  if (!n)
+    return;
+  if (!n.IsSequence()) {
+    c.fail(n, "api_env", "must be a list of variable names");
+    return;
+  }
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto where = "api_env[" + std::to_string(i) + "]";
+    auto name = c.scalar(n[i], where);
+    if (!name)
+      continue;
+    if (!is_variable_name(*name))
+      c.fail(n[i], where, "'" + printable(*name) + "' is not a valid variable name");
+    else if (is_troupe_secret(*name))
+      c.fail(n[i], where, "'" + *name + "': TROUPE_* and PGPASS* are troupe's own; no stage "
+                                        "receives them");
+    else if (is_loader_or_shell(*name))
+      c.fail(n[i], where, "'" + *name + "' changes what code a stage loads or how its shell "
+                                        "starts; an API caller may never set it");
+    else if (!def.api_env.insert(*name).second)
+      c.fail(n[i], where, "'" + *name + "' is listed twice");
+  }
+}
+
 caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def def,
                                            const std::string& file) {
   checker c{file};
@@ -759,87 +880,9 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         c.limits(n, "defaults.limits", default_memory);
     }
   }
-  if (auto n = root["supervision"]) {
-    if (!n.IsMap()) {
-      c.fail(n, "supervision", "must be a mapping with max_retries, within");
-    } else {
-      c.check_keys(n, supervision_keys, "supervision");
-      if (auto v = n["max_retries"])
-        if (auto i = c.integer(v, "supervision.max_retries", 0, 100000))
-          def.supervision.max_retries = *i;
-      if (auto v = n["within"])
-        if (auto d = c.duration(v, "supervision.within"))
-          def.supervision.within = *d;
-    }
-  }
-  if (auto n = root["resume"])
-    if (auto b = c.boolean(n, "resume"))
-      def.resume = *b;
-  if (auto n = root["max_running"])
-    if (auto i = c.integer(n, "max_running", 0, 100000))
-      def.max_running = *i;
-  auto artifacts = root["artifacts"];
-  if (artifacts) {
-    if (auto a = c.scalar(artifacts, "artifacts")) {
-      if (*a != "folder" && *a != "store")
-        c.fail(artifacts, "artifacts", "'" + printable(*a) + "' is not folder or store");
-      def.artifacts_in_store = *a == "store";
-    }
-  }
-
-  if (auto n = root["max_parallel"])
-    if (auto i = c.integer(n, "max_parallel", 1, 10000))
-      def.max_parallel = *i;
-  if (auto n = root["on_failure"]) {
-    if (auto a = c.scalar(n, "on_failure")) {
-      if (*a != "stop" && *a != "continue")
-        c.fail(n, "on_failure", "'" + printable(*a) + "' is not stop or continue");
-      def.continue_on_failure = *a == "continue";
-    }
-  }
-
-  if (auto n = root["params"]) {
-    if (!n.IsMap()) {
-      c.fail(n, "params", "must be a mapping of NAME: { default, required, description }");
-    } else if (c.spend(n, n.size())) {
-      std::set<std::string> seen;
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        auto name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-        auto path = "params." + printable(name);
-        if (!is_variable_name(name)) {
-          c.fail(it->first, "params", "'" + printable(name) + "' is not a valid parameter name "
-                                      "(letters, digits and _, not starting with a digit)");
-          continue;
-        }
-        if (!seen.insert(name).second) {
-          c.fail(it->first, path, "duplicate key");
-          continue;
-        }
-        param_def pd;
-        pd.name = name;
-        auto v = it->second;  // (a copy: it-> yields a temporary)
-        if (v.IsMap()) {
-          c.check_keys(v, param_keys, path);
-          if (auto d = v["default"]) {
-            if (d.IsNull())
-              pd.default_value = "";
-            else if (auto text = c.scalar(d, path + ".default"))
-              pd.default_value = *text;
-          }
-          if (auto r = v["required"])
-            if (auto b = c.boolean(r, path + ".required"))
-              pd.required = *b;
-          if (auto d = v["description"]; d && d.IsScalar())
-            pd.description = d.Scalar();
-          if (pd.required && pd.default_value)
-            c.fail(v, path, "has both required: true and a default; give one");
-        } else if (!v.IsNull()) {
-          c.fail(v, path, "must be a mapping with default, required, description");
-        }
-        def.params.push_back(std::move(pd));
-      }
-    }
-  }
+  check_settings(c, root, def);
+  check_params(c, root, def);
+  check_api_env(c, root, def);
   // ${...} in a field: each reference must name something the run will have.
   auto check_refs = [&](const YAML::Node& at, const std::string& key, const std::string& text,
                         const std::vector<std::pair<std::string, std::vector<std::string>>>* axes) {
@@ -879,6 +922,8 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
       } else if (r.space == "env") {
         if (!is_variable_name(r.name))
           why = "'" + printable(r.name) + "' is not a valid variable name";
+        else if (is_troupe_secret(r.name))
+          why = "troupe's own variables (TROUPE_*, PGPASSWORD, PGPASSFILE) never reach a stage";
         else
           def.env_refs.insert(r.name);
       }
@@ -1202,7 +1247,7 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
   if (def.artifacts_in_store)
     for (size_t i = 0; i < def.stages.size(); ++i)
       if (!def.stages[i].is_noop)
-        c.fail(artifacts, "artifacts",
+        c.fail(root["artifacts"], "artifacts",
                "store keeps no run folder, so every stage must be noop for now (stages["
                  + std::to_string(i) + "] (" + def.stages[i].name + ") is not)");
   if (!c.ok())
@@ -1214,7 +1259,9 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
 
 caf::expected<std::map<std::string, std::string>>
 resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& given,
-               const std::map<std::string, std::string>& environment) {
+               const std::map<std::string, std::string>& environment, param_wording wording) {
+  bool api = wording == param_wording::api;
+  auto source = api ? "pipeline '" + p.name + "'" : p.file;
   std::vector<std::string> problems;
   std::map<std::string, std::string> values;
   std::string declared;
@@ -1225,8 +1272,9 @@ resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& 
     for (auto& d : p.params)
       known = known || d.name == name;
     if (!known)
-      problems.push_back("--param " + printable(name) + ": " + p.file + " declares no such "
-                         "parameter (params: " + (declared.empty() ? "none" : declared) + ")");
+      problems.push_back((api ? "" : "--param ") + printable(name) + ": " + source
+                         + " declares no such parameter (params: "
+                         + (declared.empty() ? "none" : declared) + ")");
     else
       values[name] = value;
   }
@@ -1236,15 +1284,16 @@ resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& 
     if (d.default_value)
       values[d.name] = *d.default_value;
     else if (d.required)
-      problems.push_back("parameter '" + d.name + "' is required by " + p.file
-                         + " (give --param " + d.name + "=VALUE)"
+      problems.push_back("parameter '" + d.name + "' is required by " + source
+                         + (api ? " (give params." + d.name + ")"
+                                : " (give --param " + d.name + "=VALUE)")
                          + (d.description.empty() ? "" : ": " + d.description));
     else
       values[d.name] = "";
   }
   for (auto& name : p.env_refs)
     if (environment.count(name) == 0)
-      problems.push_back("${env." + name + "} is used by " + p.file
+      problems.push_back("${env." + name + "} is used by " + source
                          + " but " + name + " is not set in troupe's environment");
   if (!problems.empty()) {
     std::string text;

@@ -73,6 +73,7 @@ struct pipeline_def {
   std::vector<param_def> params;  // in file order
   std::vector<stage_def> probes;  // `probes:` state probes (run or shell), run before and after
   std::set<std::string> env_refs;  // every ${env.NAME} in the file: each must be set at run time
+  std::set<std::string> api_env;   // `api_env:` the variables an API caller may set
 
   /// defaults.env overlaid by the stage's own env.
   std::map<std::string, std::string> environment(const stage_def& s) const {
@@ -87,9 +88,13 @@ struct pipeline_def {
 /// `params`) over the defaults. Errors (errc::bad_input), all at once: a
 /// name the pipeline does not declare, a required one without a value, and
 /// an `${env.NAME}` the file uses that `environment` does not have.
+/// `cli` wording names the file and --param; `api` names the pipeline and
+/// `params` (an API client never sees the server's paths).
+enum class param_wording { cli, api };
 caf::expected<std::map<std::string, std::string>>
 resolve_params(const pipeline_def& p, const std::map<std::string, std::string>& given,
-               const std::map<std::string, std::string>& environment);
+               const std::map<std::string, std::string>& environment,
+               param_wording wording = param_wording::cli);
 
 /// A probe's timeout when it sets none.
 inline constexpr caf::timespan default_probe_timeout = std::chrono::seconds(30);

@@ -270,7 +270,9 @@ int run_command(const run_command_options& given_opts) {
     std::fprintf(stderr, "troupe: %s\n", describe(given.error()).c_str());
     return exit_code::usage;
   }
-  auto params = resolve_params(p, *given, own_environment());
+  // The stages' environment: troupe's, less its secrets (TROUPE_*, the store's password).
+  auto inherited = stage_inheritance(store_url_secrets(opts.db));
+  auto params = resolve_params(p, *given, inherited);
   if (!params) {
     std::fprintf(stderr, "troupe: invalid parameters\n%s\n", describe(params.error()).c_str());
     return exit_code::usage;
@@ -445,7 +447,7 @@ int run_command(const run_command_options& given_opts) {
   start.enabled = enabled;
   start.sample_interval = *interval;
   start.grace = *grace;
-  start.environment = own_environment();
+  start.environment = inherited;
   start.resumed = resumed.has_value();
   if (resumed)
     start.epoch = resumed->run.epoch;

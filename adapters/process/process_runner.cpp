@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -492,6 +493,22 @@ caf::expected<launched_process> process_runner::impl::start(const spawn_request&
   return launched_process{static_cast<int32_t>(pid), cgroup};
 }
 
+namespace {
+
+// Less than this left where a log lives: a write may have failed. (root may
+// write into the blocks reserved for it, so it counts them; others do not.)
+constexpr uint64_t full_below = 64 << 10;
+
+bool filesystem_full(int fd) {
+  struct statvfs fs {};
+  if (::fstatvfs(fd, &fs) != 0 || fs.f_blocks == 0)
+    return false;
+  uint64_t blocks = ::geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+  return blocks * fs.f_frsize < full_below;
+}
+
+} // namespace
+
 void process_runner::sync_logs(int32_t pid, done_callback done) {
   auto* self = impl_.get();
   impl_->post([self, pid, done = std::move(done)] {
@@ -508,6 +525,12 @@ void process_runner::sync_logs(int32_t pid, done_callback done) {
       // first fsync or close error is reported, never ignored.
       if (::fsync(fd) != 0 && error.empty())
         error = *path + ": fsync: " + errno_text(errno);
+      // The process writes its logs itself: a write that failed for lack
+      // of space is the process's error, never seen here. A filesystem that
+      // is full when the stage ends means its logs may be cut.
+      if (error.empty() && filesystem_full(fd))
+        error = *path + ": " + errno_text(ENOSPC)
+                + " (the run folder's filesystem filled during the stage: its logs may be cut)";
       if (::close(fd) != 0 && error.empty())
         error = *path + ": close: " + errno_text(errno);
     }

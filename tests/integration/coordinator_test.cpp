@@ -46,7 +46,9 @@ struct CoordinatorTest : ::testing::Test {
          "  - name: extra\n    optional: true\n    shell: \"echo extra $GREETING\"\n");
   }
   void pipe(const std::string& name, const std::string& stages) {
-    std::ofstream(pipes() + "/" + name + ".yaml") << "name: " << name << "\nstages:\n" << stages;
+    std::ofstream(pipes() + "/" + name + ".yaml")
+      << "name: " << name << "\n" << (name == "flaky" ? "api_env: [GREETING]\n" : "")
+      << "stages:\n" << stages;
   }
   std::vector<std::string> base_args() {
     return {"--pipelines", pipes(), "-o", out()};
@@ -212,6 +214,11 @@ TEST_F(CoordinatorTest, EveryEndpointAnswersAsDocumented) {
                                   {R"({"pipeline": "quick", "priority": "high"})", "priority"},
                                   {R"({"pipeline": "quick", "env": {"1BAD": "x"}})", "env"},
                                   {R"({"pipeline": "quick", "env": {"TROUPE_RUN_ID": "x"}})", "env"},
+                                  {R"({"pipeline": "quick", "env": {"GREETING": "x"}})", "env.GREETING"},
+                                  {R"({"pipeline": "flaky", "env": {"LD_PRELOAD": "/x.so"}})", "env.LD_PRELOAD"},
+                                  {R"({"pipeline": "flaky", "env": {"PATH": "/tmp"}})", "env.PATH"},
+                                  {R"({"pipeline": "flaky", "env": {"BASH_ENV": "/x"}})", "env.BASH_ENV"},
+                                  {R"({"pipeline": "flaky", "env": {"TROUPE_TOKEN": "x"}})", "env.TROUPE_TOKEN"},
                                   {R"({"pipeline": "flaky", "enable": ["shaky"]})", "enable"},
                                   {R"({"pipeline": "flaky", "enable": ["ghost"]})", "enable"}}) {
     auto res = c->Post("/api/runs", b.body, "application/json");
@@ -330,6 +337,16 @@ TEST_F(CoordinatorTest, TheEventStreamGivesEveryEventOnceAcrossAReconnect) {
     stored.push_back(e["id"].get<int64_t>());
   EXPECT_EQ(seen, stored) << "every event once, in order";
   EXPECT_EQ(c->Get("/api/runs/nope/events/stream")->status, 404);
+  // The header and the query go through one parser: past 64 bits, signs
+  // and junk are 400 naming the field, either way.
+  for (std::string bad : {"99999999999999999999999", "-1", "+3", "3x"}) {
+    auto q = c->Get((path + "?after=" + httplib::detail::encode_query_param(bad)).c_str());
+    EXPECT_EQ(q->status, 400) << "after=" << bad;
+    EXPECT_EQ(error_message(q).rfind("after", 0), 0u) << q->body;
+    auto hd = c->Get(path.c_str(), httplib::Headers{{"Last-Event-ID", bad}});
+    EXPECT_EQ(hd->status, 400) << "Last-Event-ID: " << bad;
+    EXPECT_EQ(error_message(hd).rfind("Last-Event-ID", 0), 0u) << hd->body;
+  }
 }
 
 TEST_F(CoordinatorTest, FiftyLaunchesUnderMaxRunningFourNeverRunMoreThanFour) {
@@ -597,6 +614,24 @@ TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
          {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "soon"}}, 400, "every"},
          {{{"pipeline", "quick"}, {"kind", "cron"}, {"cron", "61 * * * *"}}, 400, "cron"},
          {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "tomorrow"}}, 400, "at"},
+         // Strict RFC 3339: no rollover, no day that its month lacks.
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2026-13-45T25:61:61Z"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2030-02-30T00:00:00Z"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2030-01-01T24:00:00Z"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2030-01-01T00:00:00"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2030-01-01 00:00:00Z junk"}}, 400, "at"},
+         // Beyond what a timestamp holds, and in the past: it could never fire.
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "9999-01-01T00:00:00Z"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "once"}, {"at", "2001-01-01T00:00:00Z"}}, 400, "at"},
+         {{{"pipeline", "quick"}, {"kind", "cron"}, {"cron", "0 0 31 2 *"}}, 400, "cron"},
+         {{{"pipeline", "quick"}, {"kind", "cron"}, {"cron", "0 0 30 2 *"}}, 400, "cron"},
+         // What a run refuses, a schedule refuses when made.
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"},
+           {"env", {{"TROUPE_TOKEN", "x"}}}}, 400, "env.TROUPE_TOKEN"},
+         {{{"pipeline", "flaky"}, {"kind", "interval"}, {"every", "1m"},
+           {"env", {{"LD_PRELOAD", "/x.so"}}}}, 400, "env.LD_PRELOAD"},
+         {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"},
+           {"env", {{"GREETING", "hi"}}}}, 400, "env.GREETING"},
          {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"cron", "* * * * *"}},
           400, "cron"},
          {{{"pipeline", "quick"}, {"kind", "interval"}, {"every", "1m"}, {"overlap", "maybe"}},
@@ -618,6 +653,18 @@ TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   auto s = body_json(ok);
   EXPECT_EQ(s["enabled"], false);
   EXPECT_EQ(s["next_run_at"].get<std::string>().substr(11), "00:00:00.000Z");
+  // Far (but holdable) times get their real next_run_at; offsets count.
+  for (auto [at, next] : std::vector<std::pair<std::string, std::string>>{
+         {"2200-01-01T00:00:00Z", "2200-01-01T00:00:00.000Z"},
+         {"2030-01-01T01:30:00+01:00", "2030-01-01T00:30:00.000Z"},
+         {"2032-02-29T12:00:00.25Z", "2032-02-29T12:00:00.250Z"}}) {
+    auto far = c->Post("/api/schedules",
+                       json{{"pipeline", "quick"}, {"kind", "once"}, {"at", at}}.dump(),
+                       "application/json");
+    ASSERT_EQ(far->status, 201) << at << " -> " << far->body;
+    EXPECT_EQ(body_json(far)["next_run_at"], next) << at;
+    c->Delete(("/api/schedules/" + body_json(far)["id"].get<std::string>()).c_str());
+  }
   auto listed = body_json(c->Get("/api/schedules"))["schedules"];
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(c->Patch(("/api/schedules/" + s["id"].get<std::string>()).c_str(),

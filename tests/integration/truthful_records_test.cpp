@@ -388,6 +388,108 @@ TEST_F(FullDisk, AStageThatFillsTheDiskIsStoppedAndTheRunRecordedAsSuch) {
   EXPECT_NE(rec.out.find("nothing to recover"), std::string::npos) << rec.out;
 }
 
+// Issue 21: a log cut by a full disk is never a success, whatever the
+// stage's exit code: the stage and run fail artifact_write_failed, the
+// cause names the log relative to the run, troupe run exits 4, and the
+// store agrees.
+TEST_F(FullDisk, ALogCutByAFullDiskFailsTheStageWhateverItsExitCode) {
+  struct trial {
+    const char* shell;
+    int exit_code;  // the process's own
+  };
+  for (auto t : {trial{"head -c 5000000 /dev/zero || true", 0},  // ignores its failed write
+                 trial{"head -c 5000000 /dev/zero", 1}}) {      // notices it
+    SCOPED_TRACE(t.shell);
+    auto output = mnt + "/out" + std::to_string(t.exit_code);
+    auto r = run(std::string("name: cut\nstages:\n  - name: cut\n    shell: \"") + t.shell
+                   + "\"\n  - name: after\n    shell: \"true\"\n",
+                 {}, {}, output);
+    EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+    auto dir = single_run_dir(output);
+    auto log_bytes = read_file(dir + "/logs/cut.stdout.log").size();
+    EXPECT_LT(log_bytes, 5000000u) << "the disk was meant to cut the log";
+    auto m = read_json(dir + "/metadata.json");
+    EXPECT_EQ(m["status"], "failed");
+    EXPECT_EQ(m["failure_code"], "artifact_write_failed");
+    auto& cut = stage(m, "cut");
+    EXPECT_EQ(cut["status"], "failed");
+    EXPECT_EQ(cut["failure_code"], "artifact_write_failed");
+    auto error = cut["error"].get<std::string>();
+    EXPECT_EQ(error.rfind("logs/cut.stdout.log: No space left on device", 0), 0u) << error;
+    EXPECT_NE(error.find("(the process exited with code " + std::to_string(t.exit_code) + ")"),
+              std::string::npos)
+      << error;
+    EXPECT_EQ(error.find(mnt), std::string::npos) << "no absolute path: " << error;
+    EXPECT_EQ(stage(m, "after")["status"], "skipped");
+    auto runs = store_runs(tmp, output);
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0]["status"], "failed");
+    EXPECT_EQ(runs[0]["failure_code"], "artifact_write_failed");
+    EXPECT_NE(runs[0]["reason"].get<std::string>().find("No space left on device"),
+              std::string::npos)
+      << runs[0].dump();
+    std::system(("rm -rf '" + output + "'").c_str());
+  }
+}
+
+// The LD_PRELOAD shim makes fsync fail with EIO on the files named.
+TEST_F(TruthfulRecords, AnEioOnALogsFsyncFailsTheStageThatExitedZero) {
+  auto r = run("name: eio\nstages:\n  - name: ok\n    shell: \"echo fine\"\n"
+               "  - name: after\n    shell: \"true\"\n",
+               {}, {std::string("LD_PRELOAD=") + TROUPE_FSYNC_EIO,
+                    "TROUPE_TEST_EIO_PATH=ok.stdout.log"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  auto m = metadata();
+  EXPECT_EQ(m["status"], "failed");
+  EXPECT_EQ(m["failure_code"], "artifact_write_failed");
+  auto& ok = stage(m, "ok");
+  EXPECT_EQ(ok["status"], "failed");
+  EXPECT_EQ(ok["failure_code"], "artifact_write_failed");
+  EXPECT_EQ(ok["error"], "logs/ok.stdout.log: fsync: Input/output error "
+                         "(the process exited with code 0)");
+  EXPECT_EQ(stage(m, "after")["status"], "skipped");
+  auto runs = store_runs(tmp, out());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["failure_code"], "artifact_write_failed");
+  EXPECT_EQ(runs[0]["reason"],
+            "artifact_write_failed: logs/ok.stdout.log: fsync: Input/output error");
+}
+
+TEST_F(TruthfulRecords, AMetadataFileThatCannotBeWrittenExitsFourAndTheStoreSaysWhy) {
+  auto marker = tmp.path() + "/ran";
+  auto r = run("name: md\nstages:\n  - name: a\n    shell: \"touch " + marker + "\"\n", {},
+               {std::string("LD_PRELOAD=") + TROUPE_FSYNC_EIO,
+                "TROUPE_TEST_EIO_PATH=metadata.json"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("Input/output error"), std::string::npos) << r.err;
+  auto runs = store_runs(tmp, out());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "failed");
+  EXPECT_EQ(runs[0]["failure_code"], "artifact_write_failed") << runs[0].dump();
+  auto reason = runs[0]["reason"].get<std::string>();
+  EXPECT_NE(reason.find("metadata.json"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("Input/output error"), std::string::npos) << reason;
+  EXPECT_EQ(reason.find(tmp.path()), std::string::npos) << "relative to the run: " << reason;
+  EXPECT_FALSE(exists(marker)) << "no stage runs that cannot be recorded";
+
+  // The disk fails after the stage succeeded: the run's last word cannot
+  // reach metadata.json, so the run is not a success, and the store says why.
+  auto out2 = tmp.path() + "/out2";
+  auto late = run("name: md\nstages:\n  - name: a\n    shell: \"touch " + marker + "\"\n", {},
+                  {std::string("LD_PRELOAD=") + TROUPE_FSYNC_EIO,
+                   "TROUPE_TEST_EIO_PATH=metadata.json", "TROUPE_TEST_EIO_AFTER=" + marker},
+                  out2);
+  EXPECT_EQ(late.exit_code, 4) << late.out << late.err;
+  EXPECT_TRUE(exists(marker));
+  auto late_runs = store_runs(tmp, out2);
+  ASSERT_EQ(late_runs.size(), 1u);
+  EXPECT_EQ(late_runs[0]["status"], "failed");
+  EXPECT_EQ(late_runs[0]["failure_code"], "artifact_write_failed") << late_runs[0].dump();
+  EXPECT_NE(late_runs[0]["reason"].get<std::string>().find("metadata.json"), std::string::npos);
+  auto events = run_troupe({"events", "-o", out2, late_runs[0]["run_id"]}, tmp.path()).out;
+  EXPECT_EQ(events.find(out2), std::string::npos) << "no absolute path in events:\n" << events;
+}
+
 // Item 6: each message a new user met, by text and exit code.
 TEST_F(TruthfulRecords, ErrorsSayWhatIsWrongAndExitTwo) {
   struct expectation {

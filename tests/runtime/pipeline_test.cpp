@@ -529,11 +529,11 @@ params:
   limit: { required: true, description: rows to read }
 stages:
   - name: a
-    run: [echo, "${params.date}", "${params.limit}", "${env.TROUPE_TEST_HOME}"]
+    run: [echo, "${params.date}", "${params.limit}", "${env.TEST_HOME_DIR}"]
 )",
                           "/pipes/p.yaml");
   ASSERT_TRUE(p) << caf::to_string(p.error());
-  std::map<std::string, std::string> env{{"TROUPE_TEST_HOME", "/home/x"}};
+  std::map<std::string, std::string> env{{"TEST_HOME_DIR", "/home/x"}};
   auto ok = resolve_params(*p, {{"limit", "10"}}, env);
   ASSERT_TRUE(ok) << describe(ok.error());
   EXPECT_EQ(*ok, (std::map<std::string, std::string>{{"date", "today"}, {"limit", "10"}}));
@@ -548,8 +548,39 @@ stages:
                       "limit=VALUE): rows to read"),
             std::string::npos)
     << text;
-  EXPECT_NE(text.find("${env.TROUPE_TEST_HOME} is used by /pipes/p.yaml but TROUPE_TEST_HOME "
+  EXPECT_NE(text.find("${env.TEST_HOME_DIR} is used by /pipes/p.yaml but TEST_HOME_DIR "
                       "is not set in troupe's environment"),
             std::string::npos)
     << text;
+  // The API's wording names the pipeline, never the server's file.
+  auto api = resolve_params(*p, {{"lmit", "10"}}, {}, param_wording::api);
+  ASSERT_FALSE(api);
+  auto api_text = describe(api.error());
+  EXPECT_NE(api_text.find("lmit: pipeline 'p' declares no such parameter"), std::string::npos)
+    << api_text;
+  EXPECT_NE(api_text.find("parameter 'limit' is required by pipeline 'p' (give params.limit)"),
+            std::string::npos)
+    << api_text;
+  EXPECT_EQ(api_text.find("/pipes/"), std::string::npos) << api_text;
+}
+
+TEST(PipelineTest, ApiEnvListsPlainNamesOnlyAndSecretsNeverReachAStage) {
+  auto p = parse_pipeline("name: p\napi_env: [BATCH, MODEL]\nstages:\n  - name: a\n"
+                          "    shell: \"true\"\n",
+                          "/pipes/p.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+  EXPECT_EQ(p->api_env, (std::set<std::string>{"BATCH", "MODEL"}));
+  const std::string tail = "stages:\n  - name: a\n    shell: \"true\"\n";
+  EXPECT_REJECTED("name: p\napi_env: BATCH\n" + tail, "api_env: must be a list of variable names");
+  EXPECT_REJECTED("name: p\napi_env: [1X]\n" + tail, "api_env[0]: '1X' is not a valid variable name");
+  EXPECT_REJECTED("name: p\napi_env: [TROUPE_TOKEN]\n" + tail, "api_env[0]: 'TROUPE_TOKEN': TROUPE_*");
+  EXPECT_REJECTED("name: p\napi_env: [A, LD_PRELOAD]\n" + tail,
+                  "api_env[1]: 'LD_PRELOAD' changes what code a stage loads");
+  EXPECT_REJECTED("name: p\napi_env: [PATH]\n" + tail, "api_env[0]: 'PATH' changes");
+  EXPECT_REJECTED("name: p\napi_env: [BASH_ENV]\n" + tail, "api_env[0]: 'BASH_ENV' changes");
+  EXPECT_REJECTED("name: p\napi_env: [A, A]\n" + tail, "api_env[1]: 'A' is listed twice");
+  EXPECT_REJECTED("name: p\nstages:\n  - name: a\n    run: [echo, \"${env.TROUPE_TOKEN}\"]\n",
+                  "'${env.TROUPE_TOKEN}': troupe's own variables");
+  EXPECT_REJECTED("name: p\nstages:\n  - name: a\n    shell: \"echo ${env.PGPASSWORD}\"\n",
+                  "'${env.PGPASSWORD}': troupe's own variables");
 }
