@@ -1,4 +1,5 @@
 #include "runtime/coordinator.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
@@ -335,7 +336,10 @@ caf::error coordinator::start() {
   // What dead coordinators (or `troupe run`s) left: adopted or reconciled
   // before anything new starts.
   reconcile_step();
-  schedule_thread_ = std::thread([this] { schedule_loop(); });
+  schedule_thread_ = std::thread([this] {
+    name_this_thread("schedules");
+    schedule_loop();
+  });
   return caf::none;
 }
 

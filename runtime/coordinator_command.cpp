@@ -1,4 +1,5 @@
 #include "runtime/coordinator_command.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include "messages/errors.hpp"
 #include "runtime/api_server.hpp"
@@ -370,7 +371,10 @@ int coordinator_command(const coordinator_command_options& opts) {
     std::fflush(stderr);
     std::_Exit(usage);
   }
-  std::thread server([&] { api.serve(); });
+  std::thread server([&] {
+    name_this_thread("api-io");
+    api.serve();
+  });
   auto shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   say("info", "coordinator " + coord.id() + " serving " + std::to_string(coord.pipelines().size())
                 + " pipeline(s) from " + cfg.pipelines + (cfg.token.empty() ? "" : "; the API needs a token"));

@@ -1,4 +1,5 @@
 #include "adapters/artifacts/io_pool.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include <algorithm>
 
@@ -8,7 +9,10 @@ io_pool::io_pool(size_t threads) {
   if (threads == 0)
     threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 8);
   for (size_t i = 0; i < threads; ++i)
-    threads_.emplace_back([this] { work(); });
+    threads_.emplace_back([this] {
+      name_this_thread("artifact-io");
+      work();
+    });
 }
 
 io_pool::~io_pool() {

@@ -1,4 +1,5 @@
 #include "adapters/http_client/http_client.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include <curl/curl.h>
 
@@ -124,7 +125,10 @@ struct http_client::impl {
   impl() {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     multi = curl_multi_init();
-    thread = std::thread([this] { loop(); });
+    thread = std::thread([this] {
+      name_this_thread("http-client");
+      loop();
+    });
   }
 
   ~impl() {

@@ -3,6 +3,7 @@
 // handler threads and the stream thread reach a connection only by posting
 // to it.
 #include "adapters/http_server/http_server.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -713,8 +714,14 @@ int http_server::bind(const std::string& host, int port, std::string& error) {
 void http_server::serve() {
   auto& s = *impl_;
   for (int i = 0; i < std::max(1, s.cfg.handler_threads); ++i)
-    s.workers.emplace_back([&s] { s.work(); });
-  s.pump = std::thread([&s] { s.pump_loop(); });
+    s.workers.emplace_back([&s] {
+      name_this_thread("api-handler");
+      s.work();
+    });
+  s.pump = std::thread([&s] {
+    name_this_thread("api-stream");
+    s.pump_loop();
+  });
   s.serving = true;
   s.accept();
   s.ioc.run();

@@ -1,4 +1,5 @@
 #include "adapters/process/process_runner.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include "adapters/process/cgroup_jobs.hpp"
 
@@ -179,7 +180,10 @@ struct process_runner::impl {
     ev.events = EPOLLIN;
     ev.data.fd = wake;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, wake, &ev);
-    thread = std::thread([this] { loop(); });
+    thread = std::thread([this] {
+      name_this_thread("proc-reaper");
+      loop();
+    });
   }
 
   ~impl() {

@@ -61,20 +61,9 @@ struct CoordinatorTest : ::testing::Test {
     EXPECT_EQ(r->status, 201) << r->body;
     return body_json(r);
   }
-  // Polls GET /api/runs/{id} until the run has ended.
   static json wait_ended(httplib::Client& c, const std::string& id,
                          std::chrono::seconds limit = 60s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    json run;
-    while (std::chrono::steady_clock::now() < end) {
-      run = body_json(c.Get(("/api/runs/" + id).c_str()));
-      auto st = run.is_object() ? run.value("status", "") : "";
-      if (st != "queued" && st != "running" && !st.empty())
-        return run;
-      std::this_thread::sleep_for(50ms);
-    }
-    ADD_FAILURE() << "run " << id << " did not end: " << run.dump();
-    return run;
+    return wait_run_ended(c, id, limit);
   }
   static std::string error_code(const httplib::Result& r) {
     auto j = body_json(r);

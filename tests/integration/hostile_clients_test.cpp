@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -33,17 +34,7 @@ struct HostileClients : ::testing::Test {
     return {"--pipelines", pipes(), "-o", output.empty() ? out() : output};
   }
   static json wait_ended(httplib::Client& c, const std::string& id) {
-    auto end = std::chrono::steady_clock::now() + 60s;
-    json run;
-    while (std::chrono::steady_clock::now() < end) {
-      run = body_json(c.Get(("/api/runs/" + id).c_str()));
-      auto st = run.is_object() ? run.value("status", "") : "";
-      if (st != "queued" && st != "running" && !st.empty())
-        return run;
-      std::this_thread::sleep_for(50ms);
-    }
-    ADD_FAILURE() << "run " << id << " did not end: " << run.dump();
-    return run;
+    return wait_run_ended(c, id);
   }
   static std::string message(const httplib::Result& r) {
     auto j = body_json(r);
@@ -208,4 +199,65 @@ TEST_F(HostileClients, IdleSlowlorisAndStreamingCrowdsStallNothing) {
   EXPECT_EQ(r.streams_with_end, plan.followers) << "every follower saw its run end";
   EXPECT_EQ(r.followers_ended, plan.followers);
   EXPECT_LE(r.max_threads, 2 * cores + 12) << "threads grew with the crowd";
+}
+
+// Over a cap, a client gets a 503 at once (never a stall) and everyone else
+// is served; a POST without a body or a Content-Length is answered at once;
+// a burst of 300 concurrent POSTs is answered in full.
+TEST_F(HostileClients, OverTheCapsAClientGetsAFast503AndOthersAreServed) {
+  using namespace troupe::load;
+  raise_open_files();
+  pipe("quick", "stages:\n  - name: a\n    shell: \"true\"\n");
+  coordinator_process co(args(), tmp.path(),
+                         {"TROUPE_MAX_CONNECTIONS_PER_CLIENT=10", "TROUPE_MAX_CONNECTIONS=40"});
+  const uint32_t greedy = 0x7f000005, other = 0x7f000006;  // 127.0.0.5, 127.0.0.6
+  std::vector<int> held;
+  for (int i = 0; i < 10; ++i)
+    held.push_back(idle_socket(co.port(), greedy));
+  std::this_thread::sleep_for(200ms);
+  auto refused = http_call(co.port(), "GET", "/health", "", 5000, "", greedy);
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_LT(refused.ms, 1500) << "refused at once, not after a wait";
+  EXPECT_NE(refused.body.find("too_many_connections"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("the limit for one client"), std::string::npos) << refused.body;
+  EXPECT_EQ(http_call(co.port(), "GET", "/health", "", 5000, "", other).status, 200);
+  // The whole server's cap: 40 open, then a fresh client is refused too.
+  for (uint32_t a = 0x7f000010; held.size() < 40; ++a)
+    for (int i = 0; i < 8 && held.size() < 40; ++i)
+      held.push_back(idle_socket(co.port(), a));
+  std::this_thread::sleep_for(200ms);
+  auto full = http_call(co.port(), "GET", "/health", "", 5000, "", 0x7f000099);
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_NE(full.body.find("the server holds 40 connections"), std::string::npos) << full.body;
+  for (int fd : held)
+    ::close(fd);
+  std::this_thread::sleep_for(300ms);
+  auto metrics = http_call(co.port(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  auto at = metrics.body.find("\ntroupe_http_refused_total ");
+  ASSERT_NE(at, std::string::npos) << metrics.body;
+  EXPECT_GE(std::atoi(metrics.body.c_str() + at + 27), 2) << metrics.body.substr(at, 40);
+
+  // Neither a body nor a Content-Length: the request has no body, answered now.
+  auto bare = raw_call(co.port(), "POST /api/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                       5000);
+  EXPECT_EQ(bare.status, 400) << bare.body;
+  EXPECT_LT(bare.ms, 1000);
+
+  // A burst (default caps): 300 POSTs at once, from 30 addresses; every one
+  // answered 201.
+  coordinator_process roomy(args(tmp.path() + "/out2"), tmp.path());
+  std::atomic<int> created{0}, answered{0};
+  std::vector<std::thread> burst;
+  for (int i = 0; i < 300; ++i)
+    burst.emplace_back([&, i] {
+      auto r = http_call(roomy.port(), "POST", "/api/runs", R"({"pipeline": "quick"})", 30000, "",
+                         0x7f000100u + static_cast<uint32_t>(i % 30));
+      answered += r.status != 0 ? 1 : 0;
+      created += r.status == 201 ? 1 : 0;
+    });
+  for (auto& t : burst)
+    t.join();
+  EXPECT_EQ(answered.load(), 300) << "no connection was reset";
+  EXPECT_EQ(created.load(), 300);
 }

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace troupe::test {
@@ -71,6 +73,22 @@ inline nlohmann::json body_json(const httplib::Result& r) {
     return nullptr;
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+/// Polls GET /api/runs/{id} until the run has ended (a test failure after `limit`).
+inline nlohmann::json wait_run_ended(httplib::Client& c, const std::string& id,
+                                     std::chrono::seconds limit = std::chrono::seconds(60)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  nlohmann::json run;
+  while (std::chrono::steady_clock::now() < end) {
+    run = body_json(c.Get(("/api/runs/" + id).c_str()));
+    auto st = run.is_object() ? run.value("status", "") : "";
+    if (st != "queued" && st != "running" && !st.empty())
+      return run;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "run " << id << " did not end: " << run.dump();
+  return run;
 }
 
 } // namespace troupe::test

@@ -234,25 +234,17 @@ private:
 
 } // namespace
 
-http_answer http_call(int port, const std::string& method, const std::string& target,
-                      const std::string& body, int timeout_ms, const std::string& token) {
+http_answer raw_call(int port, const std::string& request, int timeout_ms, uint32_t source) {
   http_answer out;
   auto t0 = clock_type::now();
-  int fd = open_socket(port, 0, true);
+  int fd = open_socket(port, source, true);
   if (fd < 0)
     return out;
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (!token.empty())
-    req += "Authorization: Bearer " + token + "\r\n";
-  if (!body.empty() || method == "POST")
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size())
-           + "\r\n";
-  req += "\r\n" + body;
   std::string got;
-  if (send_all(fd, req)) {
+  if (send_all(fd, request)) {
     char buf[16384];
     for (;;) {
       auto n = ::recv(fd, buf, sizeof buf, 0);
@@ -269,6 +261,22 @@ http_answer http_call(int port, const std::string& method, const std::string& ta
   auto split = got.find("\r\n\r\n");
   out.body = split == std::string::npos ? std::string{} : got.substr(split + 4);
   return out;
+}
+
+http_answer http_call(int port, const std::string& method, const std::string& target,
+                      const std::string& body, int timeout_ms, const std::string& token,
+                      uint32_t source) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!token.empty())
+    req += "Authorization: Bearer " + token + "\r\n";
+  if (!body.empty() || method == "POST")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size())
+           + "\r\n";
+  return raw_call(port, req + "\r\n" + body, timeout_ms, source);
+}
+
+int idle_socket(int port, uint32_t source) {
+  return open_socket(port, source, true);
 }
 
 proc_status read_proc_status(pid_t pid) {

@@ -21,10 +21,19 @@ struct http_answer {
 };
 
 /// One request on a fresh connection (Connection: close), blocking, with
-/// `timeout_ms` for the whole exchange.
+/// `timeout_ms` for the whole exchange; from `source` (a host-order IPv4
+/// loopback address such as 0x7f000005 for 127.0.0.5) when not 0.
 http_answer http_call(int port, const std::string& method, const std::string& target,
                       const std::string& body = "", int timeout_ms = 10000,
-                      const std::string& token = "");
+                      const std::string& token = "", uint32_t source = 0);
+
+/// The raw bytes of one exchange: `request` as given, then everything the
+/// server sends until it closes or `timeout_ms` passes.
+http_answer raw_call(int port, const std::string& request, int timeout_ms = 10000,
+                     uint32_t source = 0);
+
+/// A connected socket from `source` that sends nothing (-1 on failure).
+int idle_socket(int port, uint32_t source);
 
 /// A process's figures from /proc.
 struct proc_status {
