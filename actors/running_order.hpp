@@ -32,6 +32,7 @@ constexpr int stage_failed = 1;
 constexpr int usage = 2;
 constexpr int stage_timed_out = 3;
 constexpr int internal = 4;
+constexpr int detached = 5;  // the CLI stopped following (Ctrl-C); the run goes on
 constexpr int cancelled = 130;
 } // namespace exit_code
 

@@ -10,9 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include <chrono>
 #include <functional>
@@ -355,9 +358,56 @@ int follow_run(api_client& api, const std::string& id, progress_display* display
   return code;
 }
 
+// Ctrl-C (SIGINT), SIGTERM or SIGHUP while a client follows run `id`: the
+// client detaches (the run goes on; exit 5), or with `cancel` asks the
+// coordinator to cancel it first (exit 130). The signals are blocked in
+// every thread (main); this thread takes them with sigwait, so that the
+// HTTP call and the message happen outside a signal handler.
+void watch_interrupts(const client_settings& s, const std::string& id, bool cancel) {
+  std::thread([s, id, cancel] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0)
+      return;
+    std::fflush(stdout);
+    if (!cancel) {
+      std::fprintf(stderr, "\ntroupe: detached; the run goes on — troupe cancel %s (or troupe "
+                           "events %s --follow to follow it again)\n",
+                   id.c_str(), id.c_str());
+      std::fflush(stderr);
+      std::_Exit(exit_code::detached);
+    }
+    api_client api{s};
+    auto r = api.post("/api/runs/" + id + "/cancel", "{}");
+    if (r.status == 202 || r.status == 200)
+      std::fprintf(stderr, "\ntroupe: cancelled run %s (%s)\n", id.c_str(), ::strsignal(sig));
+    else
+      std::fprintf(stderr, "\ntroupe: could not cancel run %s: %s\n", id.c_str(),
+                   r.error.empty() ? r.body.c_str() : r.error.c_str());
+    std::fflush(stderr);
+    std::_Exit(exit_code::cancelled);
+  }).detach();
+}
+
+void unblock_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 } // namespace
 
 int launch_command(const launch_options& o) {
+  // Only a follow takes the stop signals itself (watch_interrupts).
+  if (!o.follow && !o.wait)
+    unblock_stop_signals();
   client_settings s;
   if (!make_client(o.server, o.token, true, s))
     return exit_code::usage;
@@ -378,6 +428,7 @@ int launch_command(const launch_options& o) {
     std::printf("%s\n", id.c_str());
     return 0;
   }
+  watch_interrupts(s, id, o.cancel_on_interrupt);
   if (o.wait)
     return follow_run(api, id, nullptr);
   auto run_dir = (*j)["run"]["run_dir"].get<std::string>();

@@ -26,6 +26,7 @@ struct launch_options : client_options {
   std::vector<std::string> params;  // NAME=VALUE
   bool wait = false;
   bool follow = false;
+  bool cancel_on_interrupt = false;  // Ctrl-C cancels the run instead of detaching
 };
 
 struct logs_options : client_options {

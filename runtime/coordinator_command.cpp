@@ -348,13 +348,9 @@ int coordinator_command(const coordinator_command_options& opts) {
     auto text = json_logs ? nlohmann::json(message).dump() : message;
     log->log(spdlog::level::from_str(level), text);
   };
+  // The port first: a second coordinator on a port in use fails before it
+  // opens the store, adopts runs or claims schedules (exit 2).
   coordinator coord{cfg, say};
-  if (auto err = coord.start()) {
-    std::fprintf(stderr, "troupe coordinator: %s\n", describe(err).c_str());
-    bool bad = err.category() == caf::atom("troupe")
-               && err.code() == static_cast<uint8_t>(errc::bad_input);
-    return bad ? usage : 4;
-  }
   // Every connection is a descriptor: the soft limit (often 1,024) goes up
   // to the hard one, so that max_connections can be reached.
   auto nofile = raise_open_files_limit();
@@ -366,10 +362,18 @@ int coordinator_command(const coordinator_command_options& opts) {
   std::string why;
   int bound = api.bind(host, port, why);
   if (bound < 0) {
-    std::fprintf(stderr, "troupe coordinator: --listen %s: %s\n", cfg.listen.c_str(), why.c_str());
-    coord.stop(false);
-    std::fflush(stderr);
-    std::_Exit(usage);
+    bool taken = why.find("in use") != std::string::npos;
+    std::fprintf(stderr, "troupe coordinator: --listen %s: %s%s\n", cfg.listen.c_str(), why.c_str(),
+                 taken ? " (another process listens there: another coordinator? `troupe status "
+                         "--server http://HOST:PORT` asks it; or pick another --listen)"
+                       : "");
+    return usage;
+  }
+  if (auto err = coord.start()) {
+    std::fprintf(stderr, "troupe coordinator: %s\n", describe(err).c_str());
+    bool bad = err.category() == caf::atom("troupe")
+               && err.code() == static_cast<uint8_t>(errc::bad_input);
+    return bad ? usage : 4;
   }
   std::thread server([&] {
     name_this_thread("api-io");

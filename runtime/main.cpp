@@ -183,7 +183,8 @@ int main(int argc, char** argv) {
   troupe::launch_options lo;
   auto* launch_cmd = app.add_subcommand(
     "launch", "Launch a run of a registered pipeline on a coordinator; prints its id.\nWith "
-              "--follow or --wait, exits like `troupe run` would (0, 1, 3, 4 or 130).");
+              "--follow or --wait, exits like `troupe run` would (0, 1, 3, 4 or 130); Ctrl-C\n"
+              "detaches (exit 5: the run goes on) unless --cancel-on-interrupt.");
   add_client(launch_cmd, lo);
   launch_cmd->add_option("pipeline", lo.pipeline, "Pipeline name (see GET /api/pipelines)")
     ->required();
@@ -193,6 +194,9 @@ int main(int argc, char** argv) {
   launch_cmd->add_option("-p,--param", lo.params,
                          "A parameter's value, NAME=VALUE (repeatable; see params: in the pipeline)");
   auto* wait_flag = launch_cmd->add_flag("--wait", lo.wait, "Wait for the run to end");
+  launch_cmd->add_flag("--cancel-on-interrupt", lo.cancel_on_interrupt,
+                       "With --follow or --wait: Ctrl-C cancels the run (exit 130) instead of "
+                       "detaching from it (exit 5, the run goes on)");
   launch_cmd->add_flag("--follow", lo.follow, "Show progress lines until the run ends")
     ->excludes(wait_flag);
   launch_cmd->add_flag("--json", lo.json, "Print the API's answer");
@@ -274,9 +278,9 @@ int main(int argc, char** argv) {
   }
   if (*coord_cmd)
     return troupe::coordinator_command(co);
-  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*launch_cmd)
-    return troupe::launch_command(lo);
+    return troupe::launch_command(lo);  // (a follow takes the stop signals itself)
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*cancel_cmd)
     return troupe::cancel_command(cancel_o, cancel_id);
   if (*logs_cmd)

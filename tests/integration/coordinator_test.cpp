@@ -589,6 +589,78 @@ TEST_F(CoordinatorTest, OverlapForbidSkipsReplaceCancelsAllowOverlaps) {
   EXPECT_EQ(c->Delete(("/api/schedules/" + ids["allow"]).c_str())->status, 404);
 }
 
+// /proc/net/tcp's listening sockets on `port` (state 0A), IPv4.
+int listeners_on(int port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  int n = 0;
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string sl, local, remote, state;
+    fields >> sl >> local >> remote >> state;
+    if (state == "0A" && local.size() > 5 && local.substr(local.size() - 5) == want)
+      ++n;
+  }
+  return n;
+}
+
+TEST_F(CoordinatorTest, ASecondCoordinatorOnATakenPortExitsTwoBeforeTouchingItsStore) {
+  coordinator_process first(base_args(), tmp.path());
+  auto other = tmp.path() + "/other";
+  auto second = run_troupe({"coordinator", "--pipelines", pipes(), "-o", other, "--listen",
+                            "127.0.0.1:" + std::to_string(first.port())},
+                           tmp.path());
+  EXPECT_EQ(second.exit_code, 2) << second.out << second.err;
+  EXPECT_NE(second.err.find("Address already in use"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("another coordinator?"), std::string::npos) << second.err;
+  EXPECT_EQ(second.out.find("listening on"), std::string::npos) << second.out;
+  EXPECT_FALSE(exists(other + "/troupe.db")) << "it failed before opening a store";
+  EXPECT_EQ(listeners_on(first.port()), 1);
+  EXPECT_EQ(first.client()->Get("/health")->status, 200);
+}
+
+// Ctrl-C on `launch --follow` detaches (exit 5, the run goes on) with a
+// message; with --cancel-on-interrupt it cancels (exit 130).
+TEST_F(CoordinatorTest, CtrlCOnAFollowDetachesOrCancelsAsAsked) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto follow = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"launch", "slow", "--follow", "--server", co.url()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<troupe_process>(args, tmp.path());
+    EXPECT_TRUE(p->wait_until(
+      [&] { return read_file(p->out_path()).find("wait") != std::string::npos; }, 20s))
+      << read_file(p->out_path()) << read_file(p->err_path());
+    troupe_process::sleep_ms(300);
+    ::kill(p->pid(), SIGINT);
+    return p;
+  };
+  auto latest_id = [&] {
+    auto runs = body_json(c->Get("/api/runs?limit=1"))["runs"];
+    return runs.empty() ? std::string{} : runs[0]["run_id"].get<std::string>();
+  };
+  auto detached = follow({});
+  auto r = detached->wait(10s);
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  auto id = latest_id();
+  EXPECT_NE(r.err.find("detached; the run goes on — troupe cancel " + id), std::string::npos)
+    << r.err;
+  troupe_process::sleep_ms(300);
+  EXPECT_EQ(body_json(c->Get(("/api/runs/" + id).c_str()))["status"], "running");
+  c->Post(("/api/runs/" + id + "/cancel").c_str(), "{}", "application/json");
+
+  auto cancelling = follow({"--cancel-on-interrupt"});
+  auto rc = cancelling->wait(10s);
+  EXPECT_EQ(rc.exit_code, 130) << rc.out << rc.err;
+  auto second = latest_id();
+  EXPECT_NE(second, id);
+  EXPECT_NE(rc.err.find("cancelled run " + second), std::string::npos) << rc.err;
+  auto ended = wait_ended(*c, second, 20s);
+  EXPECT_EQ(ended["status"], "cancelled") << ended.dump();
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
