@@ -165,14 +165,9 @@ std::optional<api_error> query_int(const server_request& req, const char* key, i
   return parse_int(key, req.get_param_value(key), out, lo, hi);
 }
 
-// The run with exactly this id, or an error.
+// The run a client names: troupe::find_run (an id, a unique prefix, a folder's name).
 api_result<run_row> find_run_in(store& db, const std::string& id) {
-  auto found = db.runs_by_prefix(id, 1);
-  if (!found)
-    return store_down(found.error());
-  if (found->empty() || found->front().run_id != id)
-    return api_error{404, "not_found", "no run " + id};
-  return found->front();
+  return find_run(db, id);
 }
 
 using steady = std::chrono::steady_clock;
@@ -718,6 +713,7 @@ struct api_server::impl {
       auto run = find_run(**db, run_id);
       if (fail(res, run))
         return;
+      run_id = run->run_id;  // (a prefix or a folder's name named it)
     }
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
@@ -744,6 +740,7 @@ struct api_server::impl {
     auto run = find_run(**db, run_id);
     if (fail(res, run))
       return;
+    run_id = run->run_id;  // (a prefix or a folder's name named it)
     auto jobs = (*db)->jobs(run_id);
     if (!jobs)
       return send_error(res, store_down(jobs.error()));

@@ -20,6 +20,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/liveness.hpp"
 #include "runtime/recovery.hpp"
+#include "runtime/run_ref.hpp"
 #include "runtime/run_plan.hpp"
 #include "runtime/system.hpp"
 
@@ -516,28 +517,27 @@ api_result<run_row> coordinator::launch(const launch_request& req) {
   return row;
 }
 
-namespace {
-
-// The run `run_id` (exactly), or 404 / 503.
-api_result<run_row> find_run(store& db, const std::string& run_id) {
-  auto found = db.runs_by_prefix(run_id, 1);
-  if (!found)
-    return api_error{503, "store_unavailable", describe(found.error())};
-  if (found->empty() || found->front().run_id != run_id)
-    return api_error{404, "not_found", "no run " + run_id};
-  return found->front();
+api_result<run_row> find_run(store& db, const std::string& text) {
+  auto l = resolve_run(db, text, false);
+  switch (l.result) {
+    case run_lookup::outcome::found: return l.run;
+    case run_lookup::outcome::ambiguous: return api_error{409, "ambiguous", ambiguity_text(text, l)};
+    case run_lookup::outcome::error: return api_error{503, "store_unavailable", l.error};
+    case run_lookup::outcome::none: break;
+  }
+  return api_error{404, "not_found", "no run " + text
+                                       + " (give a run id, a unique prefix of one, or its folder's name)"};
 }
 
-} // namespace
-
-api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_request& req) {
+api_result<run_row> coordinator::rerun(const std::string& ref, const rerun_request& req) {
   auto db = pool_.borrow();
   if (!db)
     return api_error{503, "store_unavailable", describe(db.error())};
-  auto found = find_run(**db, run_id);
+  auto found = find_run(**db, ref);
   if (!found)
     return found.error;
   auto row = *found;
+  const auto run_id = row.run_id;
   auto p = find_pipeline(row.pipeline);
   if (!p)
     return api_error{404, "not_found", "pipeline '" + row.pipeline + "' is not registered"};
@@ -588,14 +588,15 @@ api_result<run_row> coordinator::rerun(const std::string& run_id, const rerun_re
   return row;
 }
 
-api_result<run_row> coordinator::cancel(const std::string& run_id) {
+api_result<run_row> coordinator::cancel(const std::string& ref) {
   auto db = pool_.borrow();
   if (!db)
     return api_error{503, "store_unavailable", describe(db.error())};
-  auto found = find_run(**db, run_id);
+  auto found = find_run(**db, ref);
   if (!found)
     return found.error;
   auto row = *found;
+  const auto run_id = row.run_id;
   if (is_terminal(row.status))
     return api_error{409, "conflict", "run " + run_id + " has ended (" + to_string(row.status)
                                         + "); there is nothing to cancel"};

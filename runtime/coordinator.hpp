@@ -194,6 +194,10 @@ private:
   std::function<void()> listener_;
 };
 
+/// The run a client names (its id, a unique prefix, or its folder's name):
+/// 404 none, 409 `ambiguous` (the message lists the candidates), 503.
+api_result<run_row> find_run(store& db, const std::string& text);
+
 class coordinator {
 public:
   using logger = std::function<void(const std::string& level, const std::string& message)>;

@@ -19,6 +19,7 @@
 #include "messages/json.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/host_env.hpp"
+#include "runtime/run_ref.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/liveness.hpp"
 #include "runtime/pipeline.hpp"
@@ -237,16 +238,17 @@ int run_command(const run_command_options& given_opts) {
       std::fprintf(stderr, "troupe: %s\n", describe(opened.error()).c_str());
       return exit_code::usage;
     }
-    auto rows = (*opened)->runs_by_prefix(opts.rerun, 2);
-    if (!rows || rows->empty() || rows->size() > 1) {
-      std::fprintf(stderr, "troupe: rerun: %s\n",
-                   !rows            ? describe(rows.error()).c_str()
-                   : rows->empty() ? ("no run " + opts.rerun + " in " + url).c_str()
-                                   : ("'" + opts.rerun + "' is the start of several run ids; "
-                                      "give more of it").c_str());
+    auto found = resolve_run(**opened, opts.rerun);
+    if (found.result != run_lookup::outcome::found) {
+      auto why = found.result == run_lookup::outcome::error ? found.error
+                 : found.result == run_lookup::outcome::ambiguous
+                   ? ambiguity_text(opts.rerun, found)
+                   : "no run " + opts.rerun + " in " + url + " (give a run id, a unique prefix "
+                                                             "of one, or a run folder)";
+      std::fprintf(stderr, "troupe: rerun: %s\n", why.c_str());
       return exit_code::usage;
     }
-    rerun_row = rows->front();
+    rerun_row = found.run;
     rerun_db = std::move(*opened);
     opts.pipeline = rerun_row->pipeline_file;
     // It runs with the values it started with.

@@ -1,5 +1,7 @@
 #include "runtime/store_commands.hpp"
 
+#include "runtime/run_ref.hpp"
+
 #include "actors/running_order.hpp"
 #include "adapters/store/store.hpp"
 #include "messages/errors.hpp"
@@ -127,51 +129,21 @@ std::string code_text(failure_code c) {
 }
 
 // The run whose id is `id` or starts with it, or whose run folder is `id`
-// (its name, e.g. 20261124_061530, or its path).
+// (its name, e.g. 20261124_061530, or its path): runtime/run_ref.
 caf::expected<run_row> find_run(store& db, const std::string& id) {
   if (id.empty())
     return caf::make_error(errc::bad_input, "give a run id (see `troupe runs`)");
-  constexpr int32_t shown = 10;
-  auto found = db.runs_by_prefix(id, shown + 1);
-  if (!found)
-    return std::move(found.error());
-  for (auto& r : *found)
-    if (r.run_id == id)
-      return r;
-  if (found->empty()) {
-    // A run folder: the path as printed by `troupe run`, or its last part.
-    namespace fs = std::filesystem;
-    auto as_path = fs::absolute(fs::path(id)).lexically_normal();
-    if (!as_path.has_filename())
-      as_path = as_path.parent_path();
-    bool bare_name = id.find('/') == std::string::npos;
-    run_filter all;
-    all.limit = 100000;
-    auto runs = db.runs(all);
-    if (!runs)
-      return std::move(runs.error());
-    for (auto& r : *runs) {
-      auto dir = fs::path(r.run_dir).lexically_normal();
-      if (dir == as_path || (bare_name && dir.filename() == id))
-        return r;
-    }
-    return caf::make_error(errc::bad_input, "no run " + id + " in " + db.location()
-                                              + " (give a run id, a unique prefix of one, or "
-                                                "a run folder; see `troupe runs`)");
+  auto l = resolve_run(db, id);
+  switch (l.result) {
+    case run_lookup::outcome::found: return l.run;
+    case run_lookup::outcome::ambiguous:
+      return caf::make_error(errc::bad_input, ambiguity_text(id, l));
+    case run_lookup::outcome::error: return caf::make_error(errc::store_error, l.error);
+    case run_lookup::outcome::none: break;
   }
-  if (found->size() > 1) {
-    std::string list;
-    for (size_t i = 0; i < found->size() && i < static_cast<size_t>(shown); ++i) {
-      auto& r = (*found)[i];
-      list += "\n  " + r.run_id + "  " + r.pipeline + "  " + to_string(r.status) + "  "
-              + std::filesystem::path(r.run_dir).filename().string();
-    }
-    if (found->size() > static_cast<size_t>(shown))
-      list += "\n  ...";
-    return caf::make_error(errc::bad_input, "run id prefix " + id + " is ambiguous; it matches:"
-                                              + list + "\ngive more characters");
-  }
-  return found->front();
+  return caf::make_error(errc::bad_input, "no run " + id + " in " + db.location()
+                                            + " (give a run id, a unique prefix of one, or "
+                                              "a run folder; see `troupe runs`)");
 }
 
 // The store and the run that `o.run_id` names, for show and events.

@@ -661,6 +661,47 @@ TEST_F(CoordinatorTest, CtrlCOnAFollowDetachesOrCancelsAsAsked) {
   EXPECT_EQ(ended["status"], "cancelled") << ended.dump();
 }
 
+// What a person types for a run through the API: a unique prefix, its
+// folder's name; an ambiguous prefix is a 409 that lists the candidates.
+TEST_F(CoordinatorTest, RunsAreFoundByUniquePrefixOrFolderNameAndAmbiguityListsThem) {
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>());
+  for (auto& id : ids)
+    wait_ended(*c, id);
+  auto common = [](const std::string& a, const std::string& b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n])
+      ++n;
+    return n;
+  };
+  size_t shared = std::max(common(ids[0], ids[1]), common(ids[0], ids[2]));
+  ASSERT_GE(shared, 8u) << "ids made together share their start: " << ids[0] << " " << ids[1];
+  auto amb = c->Get(("/api/runs/" + ids[0].substr(0, common(ids[0], ids[1]))).c_str());
+  EXPECT_EQ(amb->status, 409) << amb->body;
+  EXPECT_EQ(error_code(amb), "ambiguous");
+  EXPECT_NE(error_message(amb).find(ids[0]), std::string::npos) << amb->body;
+  EXPECT_NE(error_message(amb).find(ids[1]), std::string::npos) << amb->body;
+  auto unique = ids[0].substr(0, shared + 1);
+  auto one = body_json(c->Get(("/api/runs/" + unique).c_str()));
+  EXPECT_EQ(one["run_id"], ids[0]) << one.dump();
+  auto logs = c->Get(("/api/runs/" + unique + "/logs/hello").c_str());
+  EXPECT_EQ(logs->status, 200);
+  EXPECT_EQ(logs->body, "hello\n");
+  EXPECT_EQ(body_json(c->Get(("/api/runs/" + unique + "/events").c_str()))["events"].size(),
+            body_json(c->Get(("/api/runs/" + ids[0] + "/events").c_str()))["events"].size());
+  auto folder = one["run_dir"].get<std::string>();
+  folder = folder.substr(folder.rfind('/') + 1);
+  EXPECT_EQ(body_json(c->Get(("/api/runs/" + folder).c_str()))["run_id"], ids[0]) << folder;
+  EXPECT_EQ(c->Get("/api/runs/ffffffff-nope")->status, 404);
+  // The CLI through the server takes the same.
+  auto shown = run_troupe({"show", unique, "--server", co.url()}, tmp.path());
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find(ids[0]), std::string::npos) << shown.out;
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();

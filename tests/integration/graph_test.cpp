@@ -435,6 +435,34 @@ TEST_F(Graph, ProbesRecordTheStateBeforeAfterAndTheDeltaAndNeverFailTheRun) {
   EXPECT_EQ(fm["delta"]["rows"]["lines"], 2);
 }
 
+// rerun takes what show takes: a unique prefix or the run folder's name; an
+// ambiguous prefix lists the candidates.
+TEST_F(Graph, RerunTakesAPrefixOrAFolderAndListsAnAmbiguousPrefixsRuns) {
+  auto file = pipeline("name: once\nstages:\n  - name: a\n    shell: \"test -e " + tmp.path()
+                       + "/ok\"\n");
+  ASSERT_EQ(run_troupe({"run", file, "--output", out()}, tmp.path()).exit_code, 1);
+  ASSERT_EQ(run_troupe({"run", file, "--output", out()}, tmp.path()).exit_code, 1);
+  auto listed = run_troupe({"runs", "-o", out(), "--json"}, tmp.path());
+  auto runs = json::parse(listed.out)["runs"];
+  ASSERT_EQ(runs.size(), 2u);
+  auto a = runs[0]["run_id"].get<std::string>(), b = runs[1]["run_id"].get<std::string>();
+  size_t n = 0;
+  while (a[n] == b[n])
+    ++n;
+  ASSERT_GE(n, 8u) << a << " " << b;
+  auto amb = run_troupe({"rerun", a.substr(0, n), "-o", out()}, tmp.path());
+  EXPECT_EQ(amb.exit_code, 2);
+  EXPECT_NE(amb.err.find("is ambiguous; it matches:"), std::string::npos) << amb.err;
+  EXPECT_NE(amb.err.find(a), std::string::npos) << amb.err;
+  EXPECT_NE(amb.err.find(b), std::string::npos) << amb.err;
+  ::close(::open((tmp.path() + "/ok").c_str(), O_CREAT | O_WRONLY, 0644));
+  auto folder = runs[1]["run_dir"].get<std::string>();
+  folder = folder.substr(folder.rfind('/') + 1);
+  auto by_folder = run_troupe({"rerun", folder, "-o", out()}, tmp.path());
+  EXPECT_EQ(by_folder.exit_code, 0) << by_folder.out << by_folder.err;
+  EXPECT_NE(by_folder.out.find(b), std::string::npos) << by_folder.out;
+}
+
 TEST_F(Graph, RerunFailedThenFromAStageRunsOnlyWhatItShouldAndKeepsEarlierLogs) {
   auto fix = tmp.path() + "/fixed";
   auto count = [&](const std::string& name) { return read_file(tmp.path() + "/" + name + ".count"); };
