@@ -7,6 +7,7 @@
 #include "messages/json.hpp"
 #include "runtime/api_client.hpp"
 #include "runtime/progress.hpp"
+#include "runtime/system.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -365,11 +366,7 @@ int follow_run(api_client& api, const std::string& id, progress_display* display
 // HTTP call and the message happen outside a signal handler.
 void watch_interrupts(const client_settings& s, const std::string& id, bool cancel) {
   std::thread([s, id, cancel] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    auto set = stop_signal_set();
     int sig = 0;
     if (sigwait(&set, &sig) != 0)
       return;
@@ -394,11 +391,7 @@ void watch_interrupts(const client_settings& s, const std::string& id, bool canc
 }
 
 void unblock_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  auto set = stop_signal_set();
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 

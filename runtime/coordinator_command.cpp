@@ -1,4 +1,6 @@
 #include "runtime/coordinator_command.hpp"
+
+#include "runtime/system.hpp"
 #include "adapters/threads/thread_name.hpp"
 
 #include "messages/errors.hpp"
@@ -387,11 +389,7 @@ int coordinator_command(const coordinator_command_options& opts) {
 
   // SIGINT/SIGTERM/SIGHUP are blocked in every thread (main's first line):
   // taken here.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  auto set = stop_signal_set();
   int sig = 0;
   sigwait(&set, &sig);
   say("info", std::string(::strsignal(sig)) + " received: no new requests"

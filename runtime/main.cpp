@@ -4,6 +4,7 @@
 #include "runtime/coordinator_command.hpp"
 #include "runtime/run_command.hpp"
 #include "runtime/store_commands.hpp"
+#include "runtime/system.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -14,12 +15,7 @@
 namespace {
 
 sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
+  return troupe::stop_signal_set();
 }
 
 // Before anything else of troupe runs, even the shared libraries' static
