@@ -416,17 +416,39 @@ struct api_server::impl {
       res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
     });
     svr.add("GET", "/api/pipelines", [this](const server_request&, server_response& res) {
+      // Each pipeline with what a client needs to launch it: its params
+      // (required, default, description), stages, api_env and schedules.
+      std::map<std::string, json> schedules;
+      if (auto db = c.reader())
+        if (auto all = (*db)->schedules())
+          for (auto& sc : *all)
+            schedules[sc.pipeline].push_back({{"id", sc.id},
+                                              {"kind", sc.kind},
+                                              {"spec", sc.spec},
+                                              {"enabled", sc.enabled}});
       json list = json::array();
       for (auto& p : c.pipelines()) {
         json stages = json::array();
-        for (auto& s : p.stages)
-          stages.push_back({{"name", s.name}, {"optional", s.optional}});
+        for (auto& st : p.stages)
+          stages.push_back({{"name", st.name},
+                            {"optional", st.optional},
+                            {"depends_on", st.depends_on}});
+        json params = json::array();
+        for (auto& d : p.params)
+          params.push_back({{"name", d.name},
+                            {"required", d.required},
+                            {"default", d.default_value ? json(*d.default_value) : json(nullptr)},
+                            {"description", d.description}});
+        auto mine = schedules.find(p.name);
         list.push_back({{"name", p.name},
                         {"description", p.description},
                         {"file", p.file},
                         {"max_running", p.max_running},
                         {"resume", p.resume},
-                        {"stages", stages}});
+                        {"params", params},
+                        {"api_env", p.api_env},
+                        {"stages", stages},
+                        {"schedules", mine == schedules.end() ? json::array() : mine->second}});
       }
       send_json(res, 200, {{"pipelines", list}});
     });

@@ -471,6 +471,52 @@ int cancel_command(const client_options& o, const std::string& run_id) {
   return 0;
 }
 
+int pipelines_command(const client_options& o) {
+  auto conn = connect(o);
+  if (!conn)
+    return exit_code::usage;
+  auto& api = *conn;
+  auto r = api.get("/api/pipelines");
+  if (r.status != 200)
+    return fail(r, api.settings());
+  if (o.json) {
+    std::fputs(r.body.c_str(), stdout);
+    return 0;
+  }
+  auto j = body_of(r);
+  if (!j)
+    return fail(r, api.settings());
+  for (auto& p : (*j)["pipelines"]) {
+    std::string stages;
+    for (auto& st : p["stages"])
+      stages += (stages.empty() ? "" : ", ")
+                + (st.value("optional", false) ? "[" + st["name"].get<std::string>() + "]"
+                                                : st["name"].get<std::string>());
+    std::printf("%s%s%s\n  stages: %s\n", p["name"].get<std::string>().c_str(),
+                p["description"].get<std::string>().empty() ? "" : "  ",
+                p["description"].get<std::string>().c_str(), stages.c_str());
+    for (auto& d : p["params"]) {
+      std::string how = d["required"].get<bool>() ? "required"
+                        : d["default"].is_null()   ? "optional"
+                                                   : "default " + d["default"].get<std::string>();
+      std::printf("  param %s (%s)%s%s\n", d["name"].get<std::string>().c_str(), how.c_str(),
+                  d["description"].get<std::string>().empty() ? "" : ": ",
+                  d["description"].get<std::string>().c_str());
+    }
+    if (!p["api_env"].empty()) {
+      std::string names;
+      for (auto& n : p["api_env"])
+        names += (names.empty() ? "" : ", ") + n.get<std::string>();
+      std::printf("  api_env: %s\n", names.c_str());
+    }
+    for (auto& sc : p["schedules"])
+      std::printf("  schedule %s: %s %s%s\n", sc["id"].get<std::string>().c_str(),
+                  sc["kind"].get<std::string>().c_str(), sc["spec"].get<std::string>().c_str(),
+                  sc["enabled"].get<bool>() ? "" : " (disabled)");
+  }
+  return 0;
+}
+
 int api_rerun_command(const rerun_options& o) {
   auto conn = connect(o);
   if (!conn)

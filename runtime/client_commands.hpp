@@ -61,6 +61,8 @@ int launch_command(const launch_options& o);
 /// troupe rerun through a coordinator's API (POST /api/runs/{id}/rerun).
 int api_rerun_command(const rerun_options& o);
 int cancel_command(const client_options& o, const std::string& run_id);
+/// troupe pipelines: what a coordinator can launch, with params and schedules.
+int pipelines_command(const client_options& o);
 int logs_command(const logs_options& o);
 int schedule_command(const schedule_options& o);
 

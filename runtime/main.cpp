@@ -198,6 +198,12 @@ int main(int argc, char** argv) {
   launch_cmd->add_flag("--json", lo.json, "Print the API's answer");
   troupe::client_options cancel_o;
   std::string cancel_id;
+  troupe::client_options pipes_o;
+  auto* pipes_cmd = app.add_subcommand(
+    "pipelines", "List the pipelines a coordinator can launch: stages ([optional]), params "
+                 "(required, default, description), api_env and schedules.");
+  add_client(pipes_cmd, pipes_o);
+  pipes_cmd->add_flag("--json", pipes_o.json, "Print the API's answer");
   auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a queued or running run on a coordinator.");
   add_client(cancel_cmd, cancel_o);
   cancel_cmd->add_option("run_id", cancel_id, "Run id")->required();
@@ -277,6 +283,8 @@ int main(int argc, char** argv) {
   if (*launch_cmd)
     return troupe::launch_command(lo);  // (a follow takes the stop signals itself)
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
+  if (*pipes_cmd)
+    return troupe::pipelines_command(pipes_o);
   if (*cancel_cmd)
     return troupe::cancel_command(cancel_o, cancel_id);
   if (*logs_cmd)

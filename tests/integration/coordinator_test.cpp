@@ -702,6 +702,42 @@ TEST_F(CoordinatorTest, RunsAreFoundByUniquePrefixOrFolderNameAndAmbiguityListsT
   EXPECT_NE(shown.out.find(ids[0]), std::string::npos) << shown.out;
 }
 
+// A client learns what a pipeline needs before launching it.
+TEST_F(CoordinatorTest, PipelinesListTheirParamsStagesApiEnvAndSchedules) {
+  std::ofstream(pipes() + "/paramed.yaml")
+    << "name: paramed\ndescription: reads rows\napi_env: [BATCH]\n"
+       "params:\n  date: { default: today }\n  limit: { required: true, description: rows to read }\n"
+       "stages:\n  - name: fetch\n    shell: \"echo ${params.date} ${params.limit}\"\n"
+       "  - name: extra\n    optional: true\n    shell: \"true\"\n";
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto made = c->Post("/api/schedules",
+                      R"({"pipeline": "paramed", "kind": "cron", "cron": "@daily", "params": {"limit": "5"}})",
+                      "application/json");
+  ASSERT_EQ(made->status, 201) << made->body;
+  json mine;
+  auto listed = body_json(c->Get("/api/pipelines"));
+  for (auto& p : listed["pipelines"])
+    if (p["name"] == "paramed")
+      mine = p;
+  ASSERT_TRUE(mine.is_object());
+  EXPECT_EQ(mine["params"], json::parse(R"([
+    {"name": "date", "required": false, "default": "today", "description": ""},
+    {"name": "limit", "required": true, "default": null, "description": "rows to read"}])"));
+  EXPECT_EQ(mine["api_env"], json::parse(R"(["BATCH"])"));
+  ASSERT_EQ(mine["stages"].size(), 2u);
+  EXPECT_EQ(mine["stages"][1]["optional"], true);
+  ASSERT_EQ(mine["schedules"].size(), 1u);
+  EXPECT_EQ(mine["schedules"][0]["id"], body_json(made)["id"]);
+  auto cli = run_troupe({"pipelines", "--server", co.url()}, tmp.path());
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("paramed  reads rows\n  stages: fetch, [extra]\n"
+                         "  param date (default today)\n  param limit (required): rows to read\n"
+                         "  api_env: BATCH\n  schedule "),
+            std::string::npos)
+    << cli.out;
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
