@@ -542,26 +542,6 @@ int api_rerun_command(const rerun_options& o) {
   return 0;
 }
 
-int logs_command(const logs_options& o) {
-  auto conn = connect(o);
-  if (!conn)
-    return exit_code::usage;
-  auto& api = *conn;
-  const auto& s = api.settings();
-  auto path = "/api/runs/" + o.run_id + "/logs/" + o.stage
-              + "?stream=" + (o.stderr_stream ? "stderr" : "stdout")
-              + (o.attempt > 0 ? "&attempt=" + std::to_string(o.attempt) : "")
-              + (o.follow ? "&follow=1" : "");
-  auto r = api.stream(path, {}, [](const std::string& chunk) {
-    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  });
-  if (r.status != 200)
-    return fail(r, s);
-  return 0;
-}
-
 namespace {
 
 void print_schedules(const json& list) {

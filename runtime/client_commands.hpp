@@ -29,14 +29,6 @@ struct launch_options : client_options {
   bool cancel_on_interrupt = false;  // Ctrl-C cancels the run instead of detaching
 };
 
-struct logs_options : client_options {
-  std::string run_id;
-  std::string stage;
-  bool follow = false;
-  bool stderr_stream = false;
-  int attempt = 0;
-};
-
 struct schedule_options : client_options {
   std::string action;  // add | list | show | enable | disable | delete
   std::string pipeline;
@@ -63,7 +55,6 @@ int api_rerun_command(const rerun_options& o);
 int cancel_command(const client_options& o, const std::string& run_id);
 /// troupe pipelines: what a coordinator can launch, with params and schedules.
 int pipelines_command(const client_options& o);
-int logs_command(const logs_options& o);
 int schedule_command(const schedule_options& o);
 
 /// The server that `o` names (flag, $TROUPE_SERVER, config file), or ""

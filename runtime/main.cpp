@@ -1,5 +1,6 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
+#include "runtime/cli/logs_command.hpp"
 #include "runtime/client_commands.hpp"
 #include "runtime/coordinator_command.hpp"
 #include "runtime/run_command.hpp"
@@ -207,14 +208,27 @@ int main(int argc, char** argv) {
   auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a queued or running run on a coordinator.");
   add_client(cancel_cmd, cancel_o);
   cancel_cmd->add_option("run_id", cancel_id, "Run id")->required();
-  troupe::logs_options logs_o;
-  auto* logs_cmd = app.add_subcommand("logs", "Print a stage's log from a coordinator.");
-  add_client(logs_cmd, logs_o);
-  logs_cmd->add_option("run_id", logs_o.run_id, "Run id")->required();
-  logs_cmd->add_option("stage", logs_o.stage, "Stage name")->required();
-  logs_cmd->add_flag("-f,--follow", logs_o.follow, "Keep printing while the stage runs");
-  logs_cmd->add_flag("--stderr", logs_o.stderr_stream, "The stderr log (default: stdout)");
+  troupe::store_command_options logs_o;
+  auto* logs_cmd = app.add_subcommand(
+    "logs", "Print a stage's log, or every stage's in order under a header each, from the "
+            "local store's run folder or (with a server configured) a coordinator.");
+  logs_cmd->add_option("run_id", logs_o.run_id,
+                       "Run id, a unique prefix of one, or the run's folder")->required();
+  logs_cmd->add_option("stage", logs_o.stage, "Stage name (default: every stage that ran)");
+  logs_cmd->add_option("--stream", logs_o.stream, "stdout or stderr")->capture_default_str();
+  logs_cmd->add_flag_callback("--stderr", [&logs_o] { logs_o.stream = "stderr"; },
+                              "Same as --stream stderr");
   logs_cmd->add_option("--attempt", logs_o.attempt, "Attempt number (default: the latest)");
+  logs_cmd->add_option("--tail", logs_o.tail, "Only the last N lines (of each stage)");
+  logs_cmd->add_flag("-f,--follow", logs_o.follow,
+                     "Keep printing while the stage runs (each stage in turn, without STAGE)");
+  logs_cmd->add_option("--db", logs_o.db, "Store to read (default: <output>/troupe.db)");
+  logs_cmd->add_option("-o,--output", logs_o.output, "Folder whose troupe.db is read")
+    ->capture_default_str();
+  logs_cmd->add_option("--server", logs_o.server,
+                       "Read through this coordinator's API (also $TROUPE_SERVER, or server: in "
+                       "~/.config/troupe/config.yaml)");
+  logs_cmd->add_option("--token", logs_o.token, "The API's bearer token (also $TROUPE_TOKEN)");
   troupe::schedule_options so;
   auto* sched_cmd = app.add_subcommand("schedule", "Schedules on a coordinator: add, list, show, "
                                                    "enable, disable, delete.");
@@ -288,7 +302,7 @@ int main(int argc, char** argv) {
   if (*cancel_cmd)
     return troupe::cancel_command(cancel_o, cancel_id);
   if (*logs_cmd)
-    return troupe::logs_command(logs_o);
+    return troupe::logs_command(logs_o, !troupe::configured_server(logs_o).empty());
   if (*sched_cmd) {
     for (auto* sub : sched_cmd->get_subcommands())
       so.action = sub->get_name();

@@ -146,6 +146,8 @@ caf::expected<run_row> find_run(store& db, const std::string& id) {
                                               "a run folder; see `troupe runs`)");
 }
 
+} // namespace
+
 // The store and the run that `o.run_id` names, for show and events.
 caf::expected<std::pair<std::unique_ptr<store>, run_row>>
 open_run(const store_command_options& o) {
@@ -157,8 +159,6 @@ open_run(const store_command_options& o) {
     return std::move(run.error());
   return std::make_pair(std::move(*db), std::move(*run));
 }
-
-} // namespace
 
 int runs_command(const store_command_options& o) {
   run_filter f;

@@ -3,7 +3,10 @@
 // `troupe recover`: reconciles the unfinished runs whose owner is lost.
 #pragma once
 
+#include "adapters/store/store.hpp"
 #include "messages/store.hpp"
+
+#include <memory>
 
 #include <string>
 #include <vector>
@@ -21,8 +24,18 @@ struct store_command_options {
   bool json = false;
   std::string server;  // --server: read through a coordinator's API instead
   std::string token;   // --token
-  bool follow = false; // events: keep printing until the run ends (API only)
+  bool follow = false; // events, logs: keep printing until the run (logs: the stage) ends
+  // logs
+  std::string stage;           // "": every stage that ran, in order, each under a header
+  std::string stream = "stdout";
+  int attempt = 0;             // 0: the latest
+  int tail = -1;               // the last N lines only (-1: all)
 };
+
+/// The store `o` names (-o, --db), opened to read, and the run `o.run_id`
+/// names in it (an id, a unique prefix, a run folder).
+caf::expected<std::pair<std::unique_ptr<store>, run_row>>
+open_run(const store_command_options& o);
 
 int runs_command(const store_command_options& opts);
 int show_command(const store_command_options& opts);

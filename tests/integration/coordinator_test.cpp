@@ -738,6 +738,47 @@ TEST_F(CoordinatorTest, PipelinesListTheirParamsStagesApiEnvAndSchedules) {
     << cli.out;
 }
 
+// troupe logs: one stage or every stage, --tail, --stderr, --follow; the
+// same output from the local store (-o) and through the API (--server).
+TEST_F(CoordinatorTest, LogsReadTheSameLocallyAndRemotelyOneStageOrAllAndFollow) {
+  pipe("two", "  - name: one\n    shell: \"echo a1; echo a2; echo a3; echo err1 >&2\"\n"
+              "  - name: two\n    shell: \"for i in 1 2 3; do echo b$i; sleep 0.3; done\"\n");
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto id = launch(*c, {{"pipeline", "two"}})["id"].get<std::string>();
+  wait_ended(*c, id);
+  const std::string all = "==> one (attempt 1, stdout) <==\na1\na2\na3\n\n"
+                          "==> two (attempt 1, stdout) <==\nb1\nb2\nb3\n";
+  for (std::vector<std::string> where : {std::vector<std::string>{"--server", co.url()},
+                                         std::vector<std::string>{"-o", out()}}) {
+    SCOPED_TRACE(where[0]);
+    auto with = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), "logs");
+      args.insert(args.end(), where.begin(), where.end());
+      return run_troupe(args, tmp.path());
+    };
+    auto every = with({id});
+    EXPECT_EQ(every.exit_code, 0) << every.err;
+    EXPECT_EQ(every.out, all);
+    EXPECT_EQ(with({id.substr(0, 20), "one", "--tail", "2"}).out, "a2\na3\n");
+    EXPECT_EQ(with({id, "one", "--stream", "stderr"}).out, "err1\n");
+    EXPECT_EQ(with({id, "one", "--stderr"}).out, "err1\n");
+    auto nope = with({id, "nope"});
+    EXPECT_EQ(nope.exit_code, 2);
+    EXPECT_NE(nope.err.find("has no stage 'nope' (stages: one, two)"), std::string::npos) << nope.err;
+    // --follow on a running stage ends at its end, with all of it.
+    auto running = launch(*c, {{"pipeline", "two"}})["id"].get<std::string>();
+    auto t0 = std::chrono::steady_clock::now();
+    auto followed = with({running, "two", "--follow"});
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(followed.exit_code, 0) << followed.err;
+    EXPECT_EQ(followed.out, "b1\nb2\nb3\n");
+    EXPECT_GE(took, 500ms) << "it waited for the stage";
+    EXPECT_EQ(body_json(c->Get(("/api/runs/" + running).c_str()))["jobs"][1]["status"],
+              "succeeded");
+  }
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
