@@ -1,5 +1,6 @@
 #include "runtime/api_server.hpp"
 
+#include "adapters/artifacts/run_folder.hpp"
 #include "adapters/http_server/http_server.hpp"
 
 #include "actors/running_order.hpp"
@@ -785,18 +786,7 @@ struct api_server::impl {
     auto path = run->run_dir + "/" + rel;
     res.set_header("X-Troupe-Attempt", std::to_string(attempt));
     if (follow == 0) {
-      std::string data;
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        char buf[65536];
-        ssize_t n;
-        off_t at = static_cast<off_t>(offset);
-        while ((n = ::pread(fd, buf, sizeof buf, at)) > 0) {
-          data.append(buf, static_cast<size_t>(n));
-          at += n;
-        }
-        ::close(fd);
-      }
+      auto data = read_from(path, offset);
       res.set_header("X-Troupe-Next-Offset", std::to_string(offset + static_cast<int64_t>(data.size())));
       res.set_content(data, "text/plain; charset=utf-8");
       return;

@@ -1,5 +1,7 @@
 #include "adapters/artifacts/run_folder.hpp"
 
+#include <fcntl.h>
+
 #include "adapters/artifacts/atomic_file.hpp"
 #include "messages/errors.hpp"
 
@@ -79,6 +81,22 @@ caf::expected<std::string> create_run_folder(const std::string& output_dir,
                                                + "': " + std::strerror(errno));
   }
   return caf::make_error(errc::os_error, "no free run folder name under '" + base + "'");
+}
+
+std::string read_from(const std::string& path, int64_t offset) {
+  std::string data;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return data;
+  char buf[65536];
+  ssize_t n;
+  auto at = static_cast<off_t>(offset);
+  while ((n = ::pread(fd, buf, sizeof buf, at)) > 0) {
+    data.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  ::close(fd);
+  return data;
 }
 
 } // namespace troupe

@@ -4,6 +4,7 @@
 #include <caf/expected.hpp>
 #include <caf/timestamp.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace troupe {
@@ -16,5 +17,9 @@ caf::expected<std::string> create_run_folder(const std::string& output_dir,
 
 /// mkdir -p; errc::os_error names the part that failed.
 caf::error make_directories(const std::string& path);
+
+/// The bytes of the file at `path` from `offset` to its end ("" when it does
+/// not exist or is shorter): a log read while its stage may still write it.
+std::string read_from(const std::string& path, int64_t offset);
 
 } // namespace troupe

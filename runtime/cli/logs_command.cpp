@@ -1,14 +1,12 @@
 #include "runtime/cli/logs_command.hpp"
 
 #include "actors/running_order.hpp"
+#include "adapters/artifacts/run_folder.hpp"
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/api_client.hpp"
 
 #include <nlohmann/json.hpp>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -71,19 +69,7 @@ public:
     auto path = run_.run_dir + "/"
                 + running_order::attempt_log(stage, attempt,
                                              stream == "stderr" ? "stderr.log" : "stdout.log");
-    std::string data;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return data;
-    char buf[65536];
-    ssize_t n;
-    off_t at = static_cast<off_t>(offset);
-    while ((n = ::pread(fd, buf, sizeof buf, at)) > 0) {
-      data.append(buf, static_cast<size_t>(n));
-      at += n;
-    }
-    ::close(fd);
-    return data;
+    return read_from(path, offset);
   }
 
 private:
