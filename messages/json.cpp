@@ -373,7 +373,9 @@ void to_json(json& j, const stage_record& x) {
 }
 
 void to_json(json& j, const run_row& x) {
-  j = json{{"run_id", x.run_id},
+  // docs/glossary.md: a run is `id`; `run_id` stays as its alias.
+  j = json{{"id", x.run_id},
+           {"run_id", x.run_id},
            {"pipeline", x.pipeline},
            {"pipeline_file", x.pipeline_file},
            {"run_dir", x.run_dir},
@@ -440,7 +442,9 @@ void to_json(json& j, const schedule_event_row& x) {
 }
 
 void to_json(json& j, const job_row& x) {
-  j = json{{"job", x.job},
+  // docs/glossary.md: a stage is `name`; `job` stays as its alias.
+  j = json{{"name", x.job},
+           {"job", x.job},
            {"position", x.position},
            {"status", to_string(x.status)},
            {"attempts", x.attempts},
@@ -460,7 +464,8 @@ json parsed_object(const std::string& text) {
 } // namespace
 
 void to_json(json& j, const attempt_row& x) {
-  j = json{{"job", x.job},
+  j = json{{"stage", x.job},
+           {"job", x.job},
            {"attempt", x.attempt},
            {"status", to_string(x.status)},
            {"strategy", x.strategy},
@@ -481,6 +486,7 @@ void to_json(json& j, const event_row& x) {
   j = json{{"id", x.id},
            {"ts", iso8601(x.ts)},
            {"run_id", x.run_id},
+           {"stage", x.job.empty() ? json(nullptr) : json(x.job)},
            {"job", x.job.empty() ? json(nullptr) : json(x.job)},
            {"attempt", x.attempt == 0 ? json(nullptr) : json(x.attempt)},
            {"level", to_string(x.level)},
@@ -696,6 +702,8 @@ std::string show_document(const run_row& run, const std::vector<job_row>& jobs,
     s["attempts"] = list;
     stages.push_back(s);
   }
+  // docs/glossary.md: the run's `stages`; `jobs` stays as their alias.
+  j["stages"] = stages;
   j["jobs"] = stages;
   return dump(j, 2) + "\n";
 }

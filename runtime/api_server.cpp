@@ -532,12 +532,13 @@ struct api_server::impl {
         for (auto& st : meta["stages"])
           if (st.is_object() && st.contains("name"))
             stages[st["name"].get<std::string>()] = st;
-      for (auto& s : doc["jobs"]) {
+      for (auto& s : doc["stages"]) {
         s["node"] = c.id();  // the local node (the cluster names its workers here)
-        auto it = stages.find(s["job"].get<std::string>());
+        auto it = stages.find(s["name"].get<std::string>());
         s["command"] = it != stages.end() ? it->second.value("command", "") : "";
         s["max_attempts"] = it != stages.end() ? it->second.value("max_attempts", 1) : 1;
       }
+      doc["jobs"] = doc["stages"];  // the alias (docs/glossary.md)
       send_json(res, 200, doc);
     });
     svr.add("POST", R"(/api/runs/([^/]+)/cancel)",

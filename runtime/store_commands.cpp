@@ -289,7 +289,7 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
   // One line per stage (ELAPSED: first start to end, retry waits included;
   // CPU summed and MAXRSS the highest over its attempts), then one per
   // attempt with its own figures, as sacct shows a job and its steps.
-  table t{{"#", "STAGE", "STATUS", "TRY", "STRATEGY", "ELAPSED", "CPU", "MAXRSS", "EXIT", "HTTP",
+  table t{{"#", "STAGE", "STATUS", "ATTEMPT", "STRATEGY", "ELAPSED", "CPU", "MAXRSS", "EXIT", "HTTP",
            "CODE", "ERROR"}};
   auto exit_text = [](const attempt_row& a) {
     return a.exit_code ? std::to_string(*a.exit_code)

@@ -779,6 +779,35 @@ TEST_F(CoordinatorTest, LogsReadTheSameLocallyAndRemotelyOneStageOrAllAndFollow)
   }
 }
 
+// docs/glossary.md's keys, in the API's JSON: a run is `id`, its stages
+// `stages[].name` with `attempts[].attempt`; events name `stage`.
+TEST_F(CoordinatorTest, TheApiSpeaksTheGlossary) {
+  auto glossary = read_file(std::string(TROUPE_SOURCE_DIR) + "/docs/glossary.md");
+  for (auto word : {"`id`", "`stages[]`", "`name`", "`attempt`", "`stage`", "`run_id`"})
+    EXPECT_NE(glossary.find(word), std::string::npos) << word;
+  coordinator_process co(base_args(), tmp.path());
+  auto c = co.client();
+  auto made = launch(*c, {{"pipeline", "quick"}});
+  auto id = made["id"].get<std::string>();
+  EXPECT_EQ(made["run"]["id"], id) << made.dump();
+  wait_ended(*c, id);
+  auto run = body_json(c->Get(("/api/runs/" + id).c_str()));
+  EXPECT_EQ(run["id"], id);
+  EXPECT_EQ(run["run_id"], id) << "the documented alias";
+  ASSERT_EQ(run["stages"].size(), 1u) << run.dump();
+  EXPECT_EQ(run["stages"][0]["name"], "hello");
+  EXPECT_EQ(run["stages"][0]["attempts"][0]["attempt"], 1);
+  EXPECT_EQ(run["stages"][0]["attempts"][0]["stage"], "hello");
+  auto listed = body_json(c->Get("/api/runs"))["runs"];
+  ASSERT_FALSE(listed.empty());
+  EXPECT_EQ(listed[0]["id"], id);
+  auto events = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
+  bool staged = false;
+  for (auto& e : events)
+    staged = staged || e["stage"] == "hello";
+  EXPECT_TRUE(staged) << events.dump();
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
