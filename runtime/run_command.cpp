@@ -100,8 +100,22 @@ std::string start_problem(const stage_def& s, const pipeline_def& p) {
   return {};
 }
 
-// The plan; false when a stage that would run could not start now.
-bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
+// A job's command as the run would start it, templates filled in.
+std::string command_of(const job_spec& j) {
+  if (j.strategy != "exec")
+    return j.strategy + " " + j.http.method + " " + j.http.url;
+  std::string argv;
+  for (auto& a : j.argv) {
+    bool plain = !a.empty() && a.find_first_of(" \t\"'$") == std::string::npos;
+    argv += (argv.empty() ? "" : " ") + (plain ? a : "'" + a + "'");
+  }
+  return argv;
+}
+
+// The plan as the run would have it (templates substituted with the given
+// params, matrix instances expanded, probes in their order); false when a
+// stage that would run could not start now.
+bool print_plan(const pipeline_def& p, const run_plan& plan, const std::set<std::string>& enabled) {
   auto waves = stage_waves(p);
   auto parallel = p.max_parallel > 0
                     ? std::to_string(p.max_parallel)
@@ -119,6 +133,12 @@ bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
       names += (names.empty() ? "" : ", ") + p.stages[i].name;
     std::printf("  wave %zu: %s\n", w + 1, names.c_str());
   }
+  if (!plan.probes.empty()) {
+    std::printf("  probes, in this order, before the first stage and after the last:\n");
+    for (size_t k = 0; k < plan.probes.size(); ++k)
+      std::printf("    %zu. %-16s %s\n", k + 1, plan.probes[k].name.c_str(),
+                  command_of(plan.probes[k]).c_str());
+  }
   bool ok = true;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const auto& s = p.stages[i];
@@ -131,14 +151,13 @@ bool print_plan(const pipeline_def& p, const std::set<std::string>& enabled) {
                                   : ("cannot start: " + problem).c_str());
     if (!runs)
       continue;
-    std::string argv;
-    for (auto& a : s.argv(p.dir))
-      argv += (argv.empty() ? "" : " ") + a;
+    const auto& job = plan.jobs.at(i);
     std::string deps;
     for (auto& d : s.depends_on)
       deps += (deps.empty() ? "" : ", ") + d;
-    std::printf("      %s\n      cwd %s, timeout %s, after %s\n", argv.c_str(), s.cwd.c_str(),
-                format_duration(s.timeout).c_str(), deps.empty() ? "nothing" : deps.c_str());
+    std::printf("      %s\n      cwd %s, timeout %s, after %s\n", command_of(job).c_str(),
+                job.cwd.c_str(), format_duration(s.timeout).c_str(),
+                deps.empty() ? "nothing" : deps.c_str());
   }
   return ok;
 }
@@ -317,7 +336,15 @@ int run_command(const run_command_options& given_opts) {
   if (opts.dry_run || env_flag("DRY_RUN")) {
     for (auto& [k, v] : *params)
       std::printf("param %s = %s\n", k.c_str(), v.c_str());
-    if (print_plan(p, enabled))
+    // The plan a run would get; its folder is not made (${run.dir} shows where).
+    run_start start;
+    start.run_id = "(dry-run)";
+    start.run_dir = opts.output + "/<run folder>";
+    start.started_at = caf::make_timestamp();
+    start.enabled = enabled;
+    start.environment = inherited;
+    start.params = *params;
+    if (print_plan(p, make_run_plan(p, start), enabled))
       return exit_code::ok;
     std::fprintf(stderr, "troupe: dry run: a stage that would run cannot start as things "
                          "stand (see above)\n");

@@ -122,6 +122,41 @@ TEST_F(Graph, DryRunPrintsTheWaves) {
   EXPECT_FALSE(exists(out()));
 }
 
+// The dry run shows the real plan: params substituted, matrix instances
+// expanded, probes in their order; nothing is created.
+TEST_F(Graph, DryRunShowsParamsMatrixAndProbesSubstituted) {
+  auto file = pipeline(R"(name: dr
+params:
+  date: { default: today }
+probes:
+  - name: disk
+    shell: "df -h ."
+  - name: listing
+    run: [ls, "${run.dir}"]
+stages:
+  - name: fetch
+    run: [echo, "${params.date}"]
+  - name: shard
+    matrix: { n: [1, 2] }
+    shell: "echo shard ${matrix.n} of ${params.date}"
+)");
+  auto r = run_troupe({"run", file, "--dry-run", "--param", "date=2026-12-01", "--output", out()},
+                      tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("param date = 2026-12-01\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  wave 2: shard[n=1], shard[n=2]\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  probes, in this order, before the first stage and after the last:\n"
+                       "    1. probes/disk      /bin/sh -c 'df -h .'\n"
+                       "    2. probes/listing   ls '" + out() + "/<run folder>'\n"),
+            std::string::npos)
+    << r.out;
+  EXPECT_NE(r.out.find("      echo 2026-12-01\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      /bin/sh -c 'echo shard 1 of 2026-12-01'\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      /bin/sh -c 'echo shard 2 of 2026-12-01'\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("${"), std::string::npos) << "no template left: " << r.out;
+  EXPECT_FALSE(exists(out()));
+}
+
 // a -> (b fails, c sleeps) ; d needs b and c ; e needs c only.
 std::string failing(const std::string& on_failure) {
   return "name: f\nmax_parallel: 4\non_failure: " + on_failure + R"(
