@@ -52,6 +52,7 @@ running_order::running_order(run_record record, std::vector<retry_policy> retry,
     if (s.status == stage_status::pending && !s.attempts.empty()) {
       base_[i] = static_cast<int32_t>(s.attempts.size());
       s.max_attempts += base_[i];
+      s.earlier_attempts = base_[i];
       s.started_at = caf::none;
       s.finished_at = caf::none;
     }
@@ -357,9 +358,13 @@ const attempt_record& running_order::attempt_started(size_t i, caf::timestamp no
   journal_job(i, now);
   journal_attempt(i, now);
   const auto& cur = s.attempts.back();
-  event(now, i, cur.attempt, event_level::info,
-        "attempt " + std::to_string(cur.attempt) + " of " + std::to_string(s.max_attempts)
-          + " started (" + cur.strategy + ")",
+  // A rerun's attempts count within the rerun's own budget, and say so.
+  auto which = base_[i] == 0 ? "attempt " + std::to_string(cur.attempt) + " of "
+                                 + std::to_string(s.max_attempts)
+                             : "rerun attempt " + std::to_string(cur.attempt - base_[i]) + " of "
+                                 + std::to_string(s.max_attempts - base_[i]) + ", attempt "
+                                 + std::to_string(cur.attempt) + " overall,";
+  event(now, i, cur.attempt, event_level::info, which + " started (" + cur.strategy + ")",
         meta().add("strategy", cur.strategy).add("command", s.command).str());
   return cur;
 }

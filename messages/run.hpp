@@ -171,6 +171,7 @@ struct stage_record {
   std::string strategy = "exec";  // as configured: exec | auto | http | browser
   int64_t memory_limit = 0;       // limits.memory in bytes; 0: none
   int32_t max_attempts = 1;
+  int32_t earlier_attempts = 0;  // attempts of earlier tries (a rerun or a resume numbers on)
   std::vector<attempt_record> attempts;
   uint32_t revision = 0;  // bumped at every change: lets the writer re-render only what changed
 };
@@ -181,7 +182,8 @@ typename Inspector::result_type inspect(Inspector& f, stage_record& x) {
            x.command, x.optional, x.enabled, x.depends_on, x.matrix, x.timeout, x.status, x.failure,
            x.started_at, x.finished_at, x.duration, x.exit_code, x.signal,
            x.error, x.pid, x.leftovers_killed, x.stdout_log, x.stderr_log,
-           x.resources, x.strategy, x.memory_limit, x.max_attempts, x.attempts, x.revision);
+           x.resources, x.strategy, x.memory_limit, x.max_attempts, x.earlier_attempts, x.attempts,
+           x.revision);
 }
 
 struct run_record {

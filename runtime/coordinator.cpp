@@ -583,7 +583,7 @@ api_result<run_row> coordinator::rerun(const std::string& ref, const rerun_reque
     std::filesystem::copy_file(row.run_dir + "/metadata.json", keep, ec);
     break;
   }
-  log_("warn", "run " + run_id + ": " + choice->event.message);
+  log_("info", "run " + run_id + ": " + choice->event.message);
   dispatch(std::move(*prep), 0);
   return row;
 }

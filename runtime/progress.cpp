@@ -99,8 +99,12 @@ void progress_display::on_event(const progress_event& ev) {
       auto text = tag + " " + pad(s.name, 18) + " " + pad(to_string(s.status), 9) + " "
                   + pad(format_duration(own), 8);
       if (s.attempts.size() > 1 || s.status == stage_status::retrying) {
-        text += " attempt " + std::to_string(s.attempts.size()) + "/"
-                + std::to_string(s.max_attempts);
+        auto n = static_cast<int32_t>(s.attempts.size());
+        text += s.earlier_attempts == 0
+                  ? " attempt " + std::to_string(n) + "/" + std::to_string(s.max_attempts)
+                  : " rerun attempt " + std::to_string(n - s.earlier_attempts) + "/"
+                      + std::to_string(s.max_attempts - s.earlier_attempts) + ", attempt "
+                      + std::to_string(n) + " overall";
         if (s.status != stage_status::retrying)
           text += ", stage " + format_duration(s.duration) + " in all";
         else if (!s.attempts.empty() && s.attempts.back().retry_delay.count() > 0)

@@ -79,7 +79,7 @@ caf::expected<rerun_choice> choose_rerun(const pipeline_def& p, const run_row& r
   for (auto& s : out.stages)
     list += (list.empty() ? "" : ", ") + s;
   out.event.run_id = run.run_id;
-  out.event.level = event_level::warn;
+  out.event.level = event_level::info;  // asked for: news, not a warning
   out.event.message = "rerun (" + mode + ") by " + (req.by.empty() ? "?" : req.by) + ": " + list
                       + (req.reason.empty() ? "" : "; reason: " + req.reason);
   out.event.meta = meta()

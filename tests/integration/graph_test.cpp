@@ -547,8 +547,15 @@ stages:
   EXPECT_EQ(read_file(dir + "/logs/b.attempt-2.stdout.log"), "try-2\n");
   EXPECT_EQ(read_json(dir + "/metadata.rerun-1.json")["status"], "failed")
     << "the record before the rerun is kept";
+  // Its attempts count within the rerun's own budget, and say so.
+  EXPECT_NE(again.out.find("rerun attempt 1/1, attempt 2 overall"), std::string::npos) << again.out;
+  EXPECT_EQ(again.out.find("attempt 2/2"), std::string::npos) << again.out;
   auto events = run_troupe({"events", id, "-o", out()}, tmp.path()).out;
   EXPECT_NE(events.find("rerun (--failed) by "), std::string::npos) << events;
+  EXPECT_NE(events.find("rerun attempt 1 of 1, attempt 2 overall, started"), std::string::npos)
+    << events;
+  EXPECT_NE(events.find("info   run                    rerun (--failed)"), std::string::npos)
+    << "a rerun is news, not a warning:\n" << events;
   EXPECT_NE(events.find(": b, c; reason: input fixed"), std::string::npos) << events;
 
   // --from a: a and everything after it (b, c, d), a third time for b.
