@@ -624,10 +624,22 @@ struct api_server::impl {
       auto s = find_schedule(**db, req.matches[1]);
       if (fail(res, s))
         return;
+      // Its events (claims, launches, skips, ...), a page at a time:
+      // ?after=ID&limit=N (default 100, at most 1000); next_after pages on.
+      int64_t after = 0, limit = 100;
+      if (auto err = query_int(req, "after", after, 0, INT64_MAX))
+        return send_error(res, *err);
+      if (auto err = query_int(req, "limit", limit, 1, 1000))
+        return send_error(res, *err);
       json j = *s;
-      auto events = (*db)->schedule_events(s->id, 0, 1000);
-      if (events)
-        j["events"] = *events;
+      auto events = (*db)->schedule_events(s->id, after, static_cast<int32_t>(limit) + 1);
+      if (!events)
+        return send_error(res, store_down(events.error()));
+      bool more = events->size() > static_cast<size_t>(limit);
+      if (more)
+        events->resize(static_cast<size_t>(limit));
+      j["events"] = *events;
+      j["next_after"] = more ? json(events->back().id) : json(nullptr);
       send_json(res, 200, j);
     });
     svr.add("PATCH", R"(/api/schedules/([^/]+))",

@@ -563,6 +563,56 @@ void print_schedules(const json& list) {
 
 } // namespace
 
+// troupe schedule show ID [--last N] [--json]: the schedule, readable, and
+// its last N events.
+int show_schedule(api_client& api, const schedule_options& o) {
+  auto r = api.get("/api/schedules/" + o.id + "?limit=1000");
+  if (r.status != 200)
+    return fail(r, api.settings());
+  if (o.json) {
+    std::fputs(r.body.c_str(), stdout);
+    return 0;
+  }
+  auto j = body_of(r);
+  if (!j)
+    return fail(r, api.settings());
+  auto& sc = *j;
+  // The newest events: page on to the end.
+  auto events = sc["events"];
+  for (auto next = sc["next_after"]; next.is_number();) {
+    auto more = body_of(api.get("/api/schedules/" + o.id + "?limit=1000&after="
+                                + std::to_string(next.get<int64_t>())));
+    if (!more)
+      break;
+    for (auto& e : (*more)["events"])
+      events.push_back(e);
+    next = (*more)["next_after"];
+  }
+  auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : std::string("-"); };
+  std::string when = sc["kind"] == "once"       ? "once at " + text(sc["at"])
+                     : sc["kind"] == "interval" ? "every " + text(sc["every"])
+                                                : "cron " + text(sc["cron"]);
+  std::printf("schedule  %s\npipeline  %s\nwhen      %s\nenabled   %s\noverlap   %s\n"
+              "catch_up  %s\npriority  %d\nnext run  %s\nlast run  %s\n",
+              text(sc["id"]).c_str(), text(sc["pipeline"]).c_str(), when.c_str(),
+              sc["enabled"].get<bool>() ? "yes" : "no (paused)", text(sc["overlap"]).c_str(),
+              text(sc["catch_up"]).c_str(), sc["priority"].get<int>(),
+              text(sc["next_run_at"]).c_str(), text(sc["last_run_id"]).c_str());
+  if (!sc["env"].empty())
+    std::printf("env       %s\n", sc["env"].dump().c_str());
+  size_t from = events.size() > static_cast<size_t>(std::max(0, o.last))
+                  ? events.size() - static_cast<size_t>(std::max(0, o.last))
+                  : 0;
+  std::printf("\nlast %zu of %zu event(s) (--last N for more, --json for all):\n",
+              events.size() - from, events.size());
+  for (size_t i = from; i < events.size(); ++i) {
+    auto& e = events[i];
+    std::printf("  %s  %-10s %s\n", text(e["ts"]).c_str(), text(e["kind"]).c_str(),
+                text(e["message"]).c_str());
+  }
+  return 0;
+}
+
 int schedule_command(const schedule_options& o) {
   auto conn = connect(o);
   if (!conn)
@@ -581,19 +631,66 @@ int schedule_command(const schedule_options& o) {
     print_schedules(j ? (*j)["schedules"] : json::array());
     return 0;
   }
-  if (o.action == "show") {
-    auto r = api.get("/api/schedules/" + o.id);
+  if (o.action == "show")
+    return show_schedule(api, o);
+  // One timing: --every, --cron or --at (each names the others when mixed).
+  std::vector<std::string> kinds;
+  if (!o.every.empty())
+    kinds.push_back("--every");
+  if (!o.cron.empty())
+    kinds.push_back("--cron");
+  if (!o.at.empty())
+    kinds.push_back("--at");
+  if (kinds.size() > 1) {
+    std::fprintf(stderr, "troupe: schedule %s: %s and %s cannot be given together: a schedule "
+                         "has one timing\n",
+                 o.action.c_str(), kinds[0].c_str(), kinds[1].c_str());
+    return exit_code::usage;
+  }
+  if (o.action == "add" && kinds.empty()) {
+    std::fprintf(stderr, "troupe: schedule add: give its timing: --every, --cron or --at\n");
+    return exit_code::usage;
+  }
+  if (o.action == "edit") {
+    json body = json::object();
+    if (!o.every.empty())
+      body["every"] = o.every;
+    if (!o.cron.empty())
+      body["cron"] = o.cron;
+    if (!o.at.empty())
+      body["at"] = o.at;
+    if (!o.overlap.empty())
+      body["overlap"] = o.overlap;
+    if (!o.catch_up.empty())
+      body["catch_up"] = o.catch_up;
+    if (o.priority != 0)
+      body["priority"] = o.priority;
+    if (!o.enable.empty() || !o.env.empty() || !o.params.empty())
+      if (!add_run_options(body, 0, o.enable, o.env, o.params))
+        return exit_code::usage;
+    body.erase("priority");
+    if (o.priority != 0)
+      body["priority"] = o.priority;
+    if (body.empty()) {
+      std::fprintf(stderr, "troupe: schedule edit: nothing to change (give --every, --cron, "
+                           "--at, --overlap, --catch-up, --priority, --enable, --env or "
+                           "--param)\n");
+      return exit_code::usage;
+    }
+    auto r = api.patch("/api/schedules/" + o.id, body.dump());
     if (r.status != 200)
       return fail(r, s);
-    std::fputs(r.body.c_str(), stdout);
+    if (o.json) {
+      std::fputs(r.body.c_str(), stdout);
+      return 0;
+    }
+    auto j = body_of(r);
+    auto next = j && (*j)["next_run_at"].is_string() ? (*j)["next_run_at"].get<std::string>()
+                                                      : "none";
+    std::printf("schedule %s changed; next run at %s\n", o.id.c_str(), next.c_str());
     return 0;
   }
   if (o.action == "add") {
-    int kinds = (o.every.empty() ? 0 : 1) + (o.cron.empty() ? 0 : 1) + (o.at.empty() ? 0 : 1);
-    if (kinds != 1) {
-      std::fprintf(stderr, "troupe: schedule add: give one of --every, --cron, --at\n");
-      return exit_code::usage;
-    }
     json body{{"pipeline", o.pipeline}};
     if (!o.every.empty()) {
       body["kind"] = "interval";
@@ -627,12 +724,22 @@ int schedule_command(const schedule_options& o) {
                  (*j)["id"].get<std::string>().c_str(), o.pipeline.c_str(), next.c_str());
     return 0;
   }
-  if (o.action == "enable" || o.action == "disable") {
-    json body{{"enabled", o.action == "enable"}};
+  if (o.action == "enable" || o.action == "disable" || o.action == "resume"
+      || o.action == "pause") {
+    bool on = o.action == "enable" || o.action == "resume";
+    json body{{"enabled", on}};
     auto r = api.patch("/api/schedules/" + o.id, body.dump());
     if (r.status != 200)
       return fail(r, s);
-    std::printf("schedule %s %sd\n", o.id.c_str(), o.action.c_str());
+    auto j = body_of(r);
+    auto next = j && (*j)["next_run_at"].is_string() ? (*j)["next_run_at"].get<std::string>()
+                                                      : "none";
+    if (on)
+      std::printf("schedule %s resumed; next run at %s (ticks missed while paused are not "
+                  "caught up)\n", o.id.c_str(), next.c_str());
+    else
+      std::printf("schedule %s paused; no run is launched until `troupe schedule resume %s`\n",
+                  o.id.c_str(), o.id.c_str());
     return 0;
   }
   if (o.action == "delete") {

@@ -30,7 +30,7 @@ struct launch_options : client_options {
 };
 
 struct schedule_options : client_options {
-  std::string action;  // add | list | show | enable | disable | delete
+  std::string action;  // add | list | show | edit | enable (resume) | disable (pause) | delete
   std::string pipeline;
   std::string id;
   std::string every, cron, at;
@@ -40,6 +40,7 @@ struct schedule_options : client_options {
   std::vector<std::string> enable;
   std::vector<std::string> env;
   std::vector<std::string> params;
+  int last = 10;  // show: the last N events (--json: the API's page)
 };
 
 struct rerun_options : client_options {

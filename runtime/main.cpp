@@ -231,14 +231,14 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--token", logs_o.token, "The API's bearer token (also $TROUPE_TOKEN)");
   troupe::schedule_options so;
   auto* sched_cmd = app.add_subcommand("schedule", "Schedules on a coordinator: add, list, show, "
-                                                   "enable, disable, delete.");
+                                                   "edit, pause, resume, delete.");
   sched_cmd->require_subcommand(1);
   auto* sadd = sched_cmd->add_subcommand("add", "Add a schedule; prints its id.");
   add_client(sadd, so);
   sadd->add_option("pipeline", so.pipeline, "Pipeline name")->required();
   sadd->add_option("--every", so.every, "Interval (e.g. 30s, 5m, 1h), from now");
   sadd->add_option("--cron", so.cron, "Cron line, UTC (5 fields, or @hourly/@daily/...)");
-  sadd->add_option("--at", so.at, "Once, at this ISO-8601 time (e.g. 2026-11-24T09:30:00Z)");
+  sadd->add_option("--at", so.at, "Once, at this RFC 3339 time (e.g. 2026-11-24T09:30:00Z)");
   sadd->add_option("--overlap", so.overlap, "allow (default), forbid or replace");
   sadd->add_option("--catch-up", so.catch_up, "none, one (default) or all: missed ticks");
   sadd->add_flag("--disabled", so.disabled, "Create it disabled");
@@ -250,10 +250,35 @@ int main(int argc, char** argv) {
   auto* slist = sched_cmd->add_subcommand("list", "List the schedules.");
   add_client(slist, so);
   slist->add_flag("--json", so.json, "Print the API's answer");
-  for (const char* action : {"show", "enable", "disable", "delete"}) {
-    auto* sub = sched_cmd->add_subcommand(action, std::string("Schedule ") + action + ".");
+  const std::pair<const char*, const char*> actions[] = {
+    {"show", "Show a schedule and its last events (--last N, --json for all)."},
+    {"edit", "Change a schedule's timing (--every, --cron, --at), overlap, catch-up, priority "
+             "or its runs' --enable/--env/--param."},
+    {"pause", "Pause a schedule: no run is launched until it is resumed."},
+    {"resume", "Resume a paused schedule from now (missed ticks are not caught up)."},
+    {"enable", "Same as resume."},
+    {"disable", "Same as pause."},
+    {"delete", "Delete a schedule (its runs stay)."}};
+  for (auto [action, help] : actions) {
+    auto* sub = sched_cmd->add_subcommand(action, help);
     add_client(sub, so);
-    sub->add_option("id", so.id, "Schedule id")->required();
+    sub->add_option("id", so.id, "Schedule id (see troupe schedule list)")->required();
+    if (std::string(action) == "show") {
+      sub->add_option("--last", so.last, "The last N events")->capture_default_str();
+      sub->add_flag("--json", so.json, "Print the API's answer (the first 1000 events)");
+    }
+    if (std::string(action) == "edit") {
+      sub->add_option("--every", so.every, "Interval (e.g. 30s, 5m, 1h), from now");
+      sub->add_option("--cron", so.cron, "Cron line, UTC (5 fields, or @hourly/@daily/...)");
+      sub->add_option("--at", so.at, "Once, at this RFC 3339 time (e.g. 2026-11-24T09:30:00Z)");
+      sub->add_option("--overlap", so.overlap, "allow, forbid or replace");
+      sub->add_option("--catch-up", so.catch_up, "none, one or all: missed ticks");
+      sub->add_option("--priority", so.priority, "Its runs' priority");
+      sub->add_option("-e,--enable", so.enable, "Enable an optional stage in its runs");
+      sub->add_option("--env", so.env, "KEY=VALUE for its runs' stages (the pipeline's api_env)");
+      sub->add_option("-p,--param", so.params, "A parameter's value for its runs, NAME=VALUE");
+      sub->add_flag("--json", so.json, "Print the API's answer");
+    }
   }
 
   // A first word that is not a command: say so (CLI11 would only say that a

@@ -808,6 +808,67 @@ TEST_F(CoordinatorTest, TheApiSpeaksTheGlossary) {
   EXPECT_TRUE(staged) << events.dump();
 }
 
+// Each schedule command: add (conflicting timings named), show (readable,
+// the last N events; --json), edit, pause, resume, delete; the API pages
+// a schedule's events.
+TEST_F(CoordinatorTest, ScheduleCommandsAddShowEditPauseResumeDelete) {
+  coordinator_process co(base_args(), tmp.path());
+  std::vector<std::string> env{"TROUPE_SERVER=" + co.url()};
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "schedule");
+    return run_troupe(args, tmp.path(), env);
+  };
+  auto both = cli({"add", "quick", "--every", "1h", "--cron", "@daily"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("--every and --cron cannot be given together"), std::string::npos)
+    << both.err;
+  auto none = cli({"add", "quick"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("give its timing: --every, --cron or --at"), std::string::npos)
+    << none.err;
+  auto added = cli({"add", "quick", "--cron", "0 3 * * *", "--overlap", "forbid"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  auto sid = added.out.substr(0, added.out.find('\n'));
+  auto shown = cli({"show", sid});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("schedule  " + sid + "\npipeline  quick\nwhen      cron 0 3 * * *\n"
+                           "enabled   yes\noverlap   forbid\n"),
+            std::string::npos)
+    << shown.out;
+  EXPECT_NE(shown.out.find("T03:00:00.000Z"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("created    created; first tick"), std::string::npos) << shown.out;
+  auto edited = cli({"edit", sid, "--cron", "30 4 * * *", "--overlap", "replace"});
+  EXPECT_EQ(edited.exit_code, 0) << edited.err;
+  EXPECT_NE(edited.out.find("T04:30:00.000Z"), std::string::npos) << edited.out;
+  auto wrong = cli({"edit", sid, "--every", "5m"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("every: does not apply to a 'cron' schedule"), std::string::npos)
+    << wrong.err;
+  EXPECT_EQ(cli({"edit", sid}).exit_code, 2) << "nothing to change";
+  auto paused = cli({"pause", sid});
+  EXPECT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_NE(paused.out.find("paused"), std::string::npos);
+  EXPECT_NE(cli({"show", sid}).out.find("enabled   no (paused)"), std::string::npos);
+  EXPECT_NE(cli({"resume", sid}).out.find("resumed; next run at"), std::string::npos);
+  auto last = cli({"show", sid, "--last", "1"});
+  EXPECT_NE(last.out.find("last 1 of "), std::string::npos) << last.out;
+  auto as_json = json::parse(cli({"show", sid, "--json"}).out);
+  EXPECT_EQ(as_json["overlap"], "replace");
+  EXPECT_GE(as_json["events"].size(), 4u) << as_json.dump();
+  // The API pages the events.
+  auto c = co.client();
+  auto page = body_json(c->Get(("/api/schedules/" + sid + "?limit=2").c_str()));
+  ASSERT_EQ(page["events"].size(), 2u);
+  ASSERT_TRUE(page["next_after"].is_number()) << page.dump();
+  auto rest = body_json(c->Get(("/api/schedules/" + sid + "?limit=1000&after="
+                                + std::to_string(page["next_after"].get<int64_t>()))
+                                 .c_str()));
+  EXPECT_EQ(rest["events"].size() + 2, as_json["events"].size());
+  EXPECT_TRUE(rest["next_after"].is_null());
+  EXPECT_EQ(cli({"delete", sid}).exit_code, 0);
+  EXPECT_EQ(cli({"show", sid}).exit_code, 2);
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
