@@ -471,21 +471,34 @@ int cancel_command(const client_options& o, const std::string& run_id) {
   return 0;
 }
 
+namespace {
+
+// GET `path` as a document. With `raw` (--json) the answer is printed as it
+// came and there is none (rc 0); an error is said (rc its exit code).
+std::optional<json> fetch_document(api_client& api, const std::string& path, bool raw, int& rc) {
+  auto r = api.get(path);
+  rc = 0;
+  if (r.status == 200 && raw) {
+    std::fputs(r.body.c_str(), stdout);
+    return std::nullopt;
+  }
+  auto j = r.status == 200 ? body_of(r) : std::nullopt;
+  if (!j)
+    rc = fail(r, api.settings());
+  return j;
+}
+
+} // namespace
+
 int pipelines_command(const client_options& o) {
   auto conn = connect(o);
   if (!conn)
     return exit_code::usage;
   auto& api = *conn;
-  auto r = api.get("/api/pipelines");
-  if (r.status != 200)
-    return fail(r, api.settings());
-  if (o.json) {
-    std::fputs(r.body.c_str(), stdout);
-    return 0;
-  }
-  auto j = body_of(r);
+  int rc = 0;
+  auto j = fetch_document(api, "/api/pipelines", o.json, rc);
   if (!j)
-    return fail(r, api.settings());
+    return rc;
   for (auto& p : (*j)["pipelines"]) {
     std::string stages;
     for (auto& st : p["stages"])
@@ -566,16 +579,10 @@ void print_schedules(const json& list) {
 // troupe schedule show ID [--last N] [--json]: the schedule, readable, and
 // its last N events.
 int show_schedule(api_client& api, const schedule_options& o) {
-  auto r = api.get("/api/schedules/" + o.id + "?limit=1000");
-  if (r.status != 200)
-    return fail(r, api.settings());
-  if (o.json) {
-    std::fputs(r.body.c_str(), stdout);
-    return 0;
-  }
-  auto j = body_of(r);
+  int rc = 0;
+  auto j = fetch_document(api, "/api/schedules/" + o.id + "?limit=1000", o.json, rc);
   if (!j)
-    return fail(r, api.settings());
+    return rc;
   auto& sc = *j;
   // The newest events: page on to the end.
   auto events = sc["events"];
