@@ -127,8 +127,8 @@ int main(int argc, char** argv) {
   events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
     ->capture_default_str();
   events_cmd->add_flag("-f,--follow", q.follow,
-                       "Keep printing events as they happen until the run ends (through the "
-                       "coordinator's API)");
+                       "Keep printing events as they happen until the run ends (from the store, "
+                       "or through the coordinator's API when a server is configured)");
 
   auto* recover_cmd = app.add_subcommand(
     "recover", "Reconcile runs whose owner is lost (its troupe process died, is a zombie, or "
@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
   }
   // runs, show and events read the store, or a coordinator's API when one
   // is configured (--server, $TROUPE_SERVER, the config file).
-  bool api = !troupe::configured_server(q).empty() || q.follow;
+  bool api = !troupe::configured_server(q).empty();
   if (*runs_cmd)
     return api ? troupe::api_runs_command(q) : troupe::runs_command(q);
   if (*show_cmd)

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <set>
 
 namespace troupe {
@@ -344,6 +345,31 @@ int events_command(const store_command_options& o) {
   if (!opened)
     return fail(opened.error());
   auto& [db, run] = *opened;
+  if (o.follow && !o.json) {
+    // The store, looked at every 250 ms until the run has ended (the same
+    // lines as through the API's stream).
+    int64_t after = 0;
+    for (;;) {
+      auto now = db->runs_by_prefix(run.run_id, 1);
+      bool ended = now && !now->empty() && now->front().status != run_status::queued
+                   && now->front().status != run_status::running;
+      auto batch = db->events_after(run.run_id, after, 1000);
+      if (!batch)
+        return fail(batch.error());
+      std::vector<event_row> shown;
+      for (auto& e : *batch) {
+        after = std::max(after, e.id);
+        if (e.level >= *level)
+          shown.push_back(e);
+      }
+      print_events(shown, false);
+      std::fflush(stdout);
+      if (ended && batch->empty())
+        return 0;
+      if (batch->empty())
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
   auto events = db->events(run.run_id, *level);
   if (!events)
     return fail(events.error());

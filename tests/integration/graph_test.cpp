@@ -122,6 +122,30 @@ TEST_F(Graph, DryRunPrintsTheWaves) {
   EXPECT_FALSE(exists(out()));
 }
 
+// events --follow on a local store: the run's events as they come, ending
+// with the run (no coordinator involved: -o is read).
+TEST_F(Graph, EventsFollowReadsALocalStoreUntilTheRunEnds) {
+  auto file = pipeline("name: slowish\nstages:\n  - name: a\n    shell: \"sleep 1\"\n"
+                       "  - name: b\n    shell: \"true\"\n");
+  troupe_process p({"run", file, "--output", out()}, tmp.path());
+  std::string id;
+  ASSERT_TRUE(p.wait_until(
+    [&] {
+      auto r = run_troupe({"runs", "-o", out(), "--json"}, tmp.path());
+      auto j = json::parse(r.out, nullptr, false);
+      if (!j.is_object() || j["runs"].empty())
+        return false;
+      id = j["runs"][0]["run_id"].get<std::string>();
+      return true;
+    },
+    20s));
+  auto followed = run_troupe({"events", id, "-o", out(), "--follow"}, tmp.path());
+  EXPECT_EQ(followed.exit_code, 0) << followed.err;
+  EXPECT_NE(followed.out.find("b#1"), std::string::npos) << followed.out;
+  EXPECT_NE(followed.out.find("run succeeded"), std::string::npos) << followed.out;
+  EXPECT_EQ(p.wait().exit_code, 0);
+}
+
 // The dry run shows the real plan: params substituted, matrix instances
 // expanded, probes in their order; nothing is created.
 TEST_F(Graph, DryRunShowsParamsMatrixAndProbesSubstituted) {
