@@ -490,6 +490,35 @@ std::optional<json> fetch_document(api_client& api, const std::string& path, boo
 
 } // namespace
 
+int status_command(const store_command_options& o) {
+  client_settings s;
+  if (!make_client(o.server, o.token, false, s))
+    return exit_code::usage;
+  bool configured = !s.server.empty();
+  auto local = o.db.empty() ? o.output + "/troupe.db" : o.db;
+  bool local_exists = local.rfind("postgres", 0) == 0 || ::access(local.c_str(), F_OK) == 0;
+  if (!configured) {
+    s.server = default_server;
+    s.from = "the default";
+  }
+  api_client api{s};
+  auto health = api.get("/health");
+  auto j = health.status == 200 ? body_of(health) : std::nullopt;
+  std::printf("server       %s (from %s)%s\n", s.server.c_str(), s.from.c_str(),
+              j ? (": coordinator " + (*j).value("coordinator", std::string("?")) + " answers")
+                    .c_str()
+                : (": no answer (" + (health.error.empty() ? reply_error(health, s.server)
+                                                           : health.error)
+                   + ")").c_str());
+  std::printf("local store  %s%s\n", local.c_str(), local_exists ? "" : " (not there)");
+  std::printf("runs, show, events, logs read: %s\n",
+              configured ? ("the server (" + s.from + ")").c_str()
+                         : ("the local store (no server configured: give --server, "
+                            "$TROUPE_SERVER or server: in ~/.config/troupe/config.yaml)"));
+  std::printf("launch, cancel, schedule, pipelines ask: the server\n");
+  return j ? 0 : exit_code::internal;
+}
+
 int pipelines_command(const client_options& o) {
   auto conn = connect(o);
   if (!conn)

@@ -54,6 +54,9 @@ int launch_command(const launch_options& o);
 /// troupe rerun through a coordinator's API (POST /api/runs/{id}/rerun).
 int api_rerun_command(const rerun_options& o);
 int cancel_command(const client_options& o, const std::string& run_id);
+/// troupe status: where the reading commands (runs, show, events, logs) and
+/// the client commands would go, and whether a coordinator answers there.
+int status_command(const store_command_options& o);
 /// troupe pipelines: what a coordinator can launch, with params and schedules.
 int pipelines_command(const client_options& o);
 int schedule_command(const schedule_options& o);

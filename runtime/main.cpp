@@ -199,6 +199,17 @@ int main(int argc, char** argv) {
   launch_cmd->add_flag("--json", lo.json, "Print the API's answer");
   troupe::client_options cancel_o;
   std::string cancel_id;
+  troupe::store_command_options status_o;
+  auto* status_cmd = app.add_subcommand(
+    "status", "Say where runs/show/events/logs read (a server, or the local store) and where "
+              "launch, cancel and schedule go, and whether a coordinator answers there (exit 0 "
+              "when one does, 4 when none).");
+  status_cmd->add_option("--server", status_o.server, "Coordinator URL (else $TROUPE_SERVER, "
+                                                      "the config file, the default)");
+  status_cmd->add_option("--token", status_o.token, "Bearer token");
+  status_cmd->add_option("--db", status_o.db, "Local store (default: <output>/troupe.db)");
+  status_cmd->add_option("-o,--output", status_o.output, "Folder whose troupe.db is the local store")
+    ->capture_default_str();
   troupe::client_options pipes_o;
   auto* pipes_cmd = app.add_subcommand(
     "pipelines", "List the pipelines a coordinator can launch: stages ([optional]), params "
@@ -324,6 +335,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*pipes_cmd)
     return troupe::pipelines_command(pipes_o);
+  if (*status_cmd)
+    return troupe::status_command(status_o);
   if (*cancel_cmd)
     return troupe::cancel_command(cancel_o, cancel_id);
   if (*logs_cmd)

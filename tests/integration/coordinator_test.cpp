@@ -869,6 +869,38 @@ TEST_F(CoordinatorTest, ScheduleCommandsAddShowEditPauseResumeDelete) {
   EXPECT_EQ(cli({"show", sid}).exit_code, 2);
 }
 
+// troupe status says which way the reading commands go, by each rule.
+TEST_F(CoordinatorTest, StatusSaysWhereCommandsGoByEachRule) {
+  coordinator_process co(base_args(), tmp.path());
+  // No config file but the test's own.
+  std::vector<std::string> home{"HOME=" + tmp.path(), "XDG_CONFIG_HOME=" + tmp.path() + "/.config"};
+  auto flag = run_troupe({"status", "--server", co.url(), "-o", out()}, tmp.path(), home);
+  EXPECT_EQ(flag.exit_code, 0) << flag.err;
+  EXPECT_NE(flag.out.find("server       " + co.url() + " (from --server): coordinator "),
+            std::string::npos)
+    << flag.out;
+  EXPECT_NE(flag.out.find("runs, show, events, logs read: the server (--server)"),
+            std::string::npos)
+    << flag.out;
+  auto env = home;
+  env.push_back("TROUPE_SERVER=" + co.url());
+  auto by_env = run_troupe({"status"}, tmp.path(), env);
+  EXPECT_NE(by_env.out.find("(from $TROUPE_SERVER)"), std::string::npos) << by_env.out;
+  ::mkdir((tmp.path() + "/.config").c_str(), 0755);
+  ::mkdir((tmp.path() + "/.config/troupe").c_str(), 0755);
+  std::ofstream(tmp.path() + "/.config/troupe/config.yaml") << "server: " << co.url() << "\n";
+  auto by_file = run_troupe({"status"}, tmp.path(), home);
+  EXPECT_NE(by_file.out.find("(from " + tmp.path() + "/.config/troupe/config.yaml): coordinator "),
+            std::string::npos)
+    << by_file.out;
+  EXPECT_NE(by_file.out.find("read: the server"), std::string::npos) << by_file.out;
+  std::remove((tmp.path() + "/.config/troupe/config.yaml").c_str());
+  auto none = run_troupe({"status", "-o", out()}, tmp.path(), home);
+  EXPECT_NE(none.out.find("read: the local store (no server configured"), std::string::npos)
+    << none.out;
+  EXPECT_NE(none.out.find("local store  " + out() + "/troupe.db\n"), std::string::npos) << none.out;
+}
+
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
