@@ -9,6 +9,7 @@
 #include "runtime/coordinator.hpp"
 #include "runtime/coordinator/launch_check.hpp"
 #include "runtime/host_env.hpp"
+#include "runtime/run_ref.hpp"
 #include "runtime/duration.hpp"
 
 #include <nlohmann/json.hpp>
@@ -508,7 +509,19 @@ struct api_server::impl {
         runs->resize(static_cast<size_t>(limit));
         next = runs->back().run_id;
       }
-      send_json(res, 200, {{"runs", *runs}, {"next_cursor", next}});
+      // With ?short_ids=1, each with the shortest prefix that names it now
+      // (what people type; a store lookup or a few per run, so on request).
+      int64_t short_ids = 0;
+      if (auto err = query_int(req, "short_ids", short_ids, 0, 1))
+        return send_error(res, *err);
+      json list = json::array();
+      for (auto& r : *runs) {
+        json one = r;
+        if (short_ids == 1)
+          one["short_id"] = shortest_unique(**db, r.run_id);
+        list.push_back(std::move(one));
+      }
+      send_json(res, 200, {{"runs", list}, {"next_cursor", next}});
     });
     svr.add("GET", R"(/api/runs/([^/]+))", [this](const server_request& req, server_response& res) {
       auto db = c.reader();

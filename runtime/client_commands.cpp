@@ -802,7 +802,7 @@ int api_runs_command(const store_command_options& o) {
     return exit_code::usage;
   auto& api = *conn;
   const auto& s = api.settings();
-  std::string q = "?limit=" + std::to_string(o.limit);
+  std::string q = "?limit=" + std::to_string(o.limit) + (o.json ? "" : "&short_ids=1");
   if (!o.status.empty())
     q += "&status=" + o.status;
   if (!o.pipeline.empty())
@@ -812,9 +812,12 @@ int api_runs_command(const store_command_options& o) {
     return fail(r, s);
   auto j = body_of(r);
   std::vector<run_row> runs;
-  for (auto& x : (*j)["runs"])
+  std::vector<std::string> shown;
+  for (auto& x : (*j)["runs"]) {
     runs.push_back(x.get<run_row>());
-  print_runs(runs, o.json, s.server);
+    shown.push_back(x.value("short_id", runs.back().run_id));
+  }
+  print_runs(runs, o.json, s.server, shown);
   return 0;
 }
 

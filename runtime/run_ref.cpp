@@ -63,6 +63,17 @@ run_lookup resolve_run(store& db, const std::string& text, bool paths) {
   return out;
 }
 
+std::string shortest_unique(store& db, const std::string& id, size_t min) {
+  for (size_t n = std::min(min, id.size()); n < id.size(); ++n) {
+    auto found = db.runs_by_prefix(id.substr(0, n), 2);
+    if (found && found->size() == 1)
+      return id.substr(0, n);
+    if (!found)
+      break;
+  }
+  return id;
+}
+
 std::string ambiguity_text(const std::string& text, const run_lookup& l) {
   std::string list;
   for (auto& r : l.matches)

@@ -24,6 +24,10 @@ struct run_lookup {
 /// its own store; the API takes only a folder's name).
 run_lookup resolve_run(store& db, const std::string& text, bool paths = true);
 
+/// The shortest prefix of `id` (at least `min` characters) that names only
+/// it in `db` now: what `troupe runs` shows, and what anyone may type.
+std::string shortest_unique(store& db, const std::string& id, size_t min = 8);
+
 /// "run id prefix X is ambiguous; it matches:\n  ID  PIPELINE  STATUS  FOLDER ...\ngive more characters"
 std::string ambiguity_text(const std::string& text, const run_lookup& l);
 

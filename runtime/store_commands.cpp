@@ -182,19 +182,27 @@ int runs_command(const store_command_options& o) {
   auto runs = (*db)->runs(f);
   if (!runs)
     return fail(runs.error());
-  print_runs(*runs, o.json, (*db)->location());
+  std::vector<std::string> shown;
+  if (!o.json)
+    for (auto& r : *runs)
+      shown.push_back(shortest_unique(**db, r.run_id));
+  print_runs(*runs, o.json, (*db)->location(), shown);
   return 0;
 }
 
-void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where) {
+void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where,
+                const std::vector<std::string>& shown) {
   if (json) {
     std::fputs(runs_document(runs).c_str(), stdout);
     return;
   }
-  table t{{"RUN", "PIPELINE", "STATUS", "STARTED", "ELAPSED", "REASON"}};
-  for (auto& r : runs)
-    t.add({r.run_id, r.pipeline, status_text(r), short_ts(r.created_at),
-           seconds(r.started_at, r.finished_at), r.reason});
+  table t{{"RUN", "PIPELINE", "STATUS", "STARTED", "ELAPSED", "BY", "REASON"}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    auto& r = runs[i];
+    t.add({i < shown.size() ? shown[i] : r.run_id, r.pipeline, status_text(r),
+           short_ts(r.created_at), seconds(r.started_at, r.finished_at),
+           r.schedule_id.empty() ? "-" : r.schedule_id, r.reason});
+  }
   t.print(stdout);
   if (runs.empty())
     std::printf("(no runs in %s)\n", where.c_str());

@@ -44,7 +44,10 @@ int recover_command(const store_command_options& opts);
 
 /// The tables (or --json documents) of runs, show and events, whatever the
 /// rows came from (the store, or a coordinator's API).
-void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where);
+/// The runs as a table (RUN: `shown[i]`, the shortest unique form of each
+/// id, when given; else the ids) or as JSON.
+void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where,
+                const std::vector<std::string>& shown = {});
 void print_show(const run_row& run, const std::vector<job_row>& jobs,
                 const std::vector<attempt_row>& attempts, bool json);
 void print_events(const std::vector<event_row>& events, bool json);

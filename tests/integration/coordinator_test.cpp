@@ -700,6 +700,30 @@ TEST_F(CoordinatorTest, RunsAreFoundByUniquePrefixOrFolderNameAndAmbiguityListsT
   auto shown = run_troupe({"show", unique, "--server", co.url()}, tmp.path());
   EXPECT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_NE(shown.out.find(ids[0]), std::string::npos) << shown.out;
+  // `troupe runs` shows each id in its shortest unique form (at least 8
+  // characters), locally and through the API alike; each one resolves.
+  for (std::vector<std::string> where : {std::vector<std::string>{"--server", co.url()},
+                                         std::vector<std::string>{"-o", out()}}) {
+    auto args = std::vector<std::string>{"runs"};
+    args.insert(args.end(), where.begin(), where.end());
+    auto table = run_troupe(args, tmp.path()).out;
+    std::istringstream lines(table);
+    std::string line;
+    std::getline(lines, line);  // the header
+    EXPECT_NE(line.find("BY"), std::string::npos) << line;
+    int rows = 0;
+    while (std::getline(lines, line)) {
+      auto shortest = line.substr(0, line.find(' '));
+      if (shortest.empty())
+        continue;
+      ++rows;
+      EXPECT_GE(shortest.size(), 8u);
+      EXPECT_LT(shortest.size(), ids[0].size()) << table;
+      auto found = body_json(c->Get(("/api/runs/" + shortest).c_str()));
+      EXPECT_EQ(found["id"].get<std::string>().rfind(shortest, 0), 0u) << shortest;
+    }
+    EXPECT_EQ(rows, 3) << table;
+  }
 }
 
 // A client learns what a pipeline needs before launching it.
