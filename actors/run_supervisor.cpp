@@ -540,9 +540,10 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
           },
           [=](caf::error&) { go(); });
     },
-    [=](cancel_atom) {
+    [=](cancel_atom) { self->send(self, cancel_atom_v, std::string{}); },
+    [=](cancel_atom, const std::string& reason) {
       auto& st = self->state;
-      st.order->cancel(caf::make_timestamp());  // stages waiting to retry end cancelled
+      st.order->cancel(caf::make_timestamp(), reason);  // stages waiting to retry end cancelled
       st.waiting.clear();
       if (!st.started) {
         finish(self);

@@ -534,11 +534,13 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
   return {attempt_decision::retry, delay, strategy};
 }
 
-void running_order::cancel(caf::timestamp now) {
+void running_order::cancel(caf::timestamp now, const std::string& reason) {
   if (cancelled_)
     return;
   cancelled_ = true;
-  run_event(now, event_level::warn, "cancel requested");
+  if (!reason.empty() && record_.reason.empty())
+    record_.reason = reason;
+  run_event(now, event_level::warn, reason.empty() ? "cancel requested" : reason);
   for (size_t i = 0; i < record_.stages.size(); ++i) {
     auto& s = record_.stages[i];
     if (s.status == stage_status::retrying) {

@@ -100,7 +100,9 @@ public:
 
   /// Asks the run to stop: no further attempt starts; a stage waiting for
   /// its retry is cancelled.
-  void cancel(caf::timestamp now);
+  /// Stops the run: `reason` (e.g. "cancelled by schedule sch-1 (overlap:
+  /// replace)") becomes the run's reason; "" says only "cancelled".
+  void cancel(caf::timestamp now, const std::string& reason = "");
   bool cancelled() const {
     return cancelled_;
   }

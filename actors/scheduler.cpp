@@ -30,7 +30,8 @@ run_row row_of(const run_record& rec, run_status status) {
 
 // One run_supervisor for `plan`, monitored; started (cancelled first when
 // `cancelled`: it then ends the run at once, all stages skipped).
-void supervise(self_ptr self, run_plan plan, bool cancelled = false) {
+void supervise(self_ptr self, run_plan plan, bool cancelled = false,
+               const std::string& reason = "") {
   auto& st = self->state;
   auto run_id = plan.record.run_id;
   st.records[run_id] = plan.record;
@@ -44,8 +45,31 @@ void supervise(self_ptr self, run_plan plan, bool cancelled = false) {
   st.supervisors[sup.address()] = run_id;
   self->monitor(sup);
   if (cancelled)
-    self->send(sup, cancel_atom_v);
+    self->send(sup, cancel_atom_v, reason);
   self->send(sup, start_atom_v);
+}
+
+// Cancels run `run_id` if it is queued or running here; `reason` (may be
+// "") becomes the run's reason.
+bool cancel_run(self_ptr self, const std::string& run_id, const std::string& reason) {
+  auto& st = self->state;
+  auto queued = st.waiting.find(run_id);
+  if (queued != st.waiting.end()) {
+    // Never started: its supervisor records it cancelled, stages skipped.
+    st.queue.remove(run_id);
+    auto plan = std::move(*queued->second.plan);
+    st.waiting.erase(queued);
+    supervise(self, std::move(plan), true, reason);
+    return true;
+  }
+  for (auto& [addr, id] : st.supervisors) {
+    if (id != run_id)
+      continue;
+    if (auto sup = caf::actor_cast<run_supervisor_actor>(addr))
+      self->send(sup, cancel_atom_v, reason);
+    return true;
+  }
+  return false;
 }
 
 // Starts every run the queue admits now.
@@ -117,24 +141,10 @@ scheduler_actor::behavior_type scheduler(self_ptr self, scheduler_deps deps) {
       return id;
     },
     [=](cancel_atom, const std::string& run_id) -> bool {
-      auto& st = self->state;
-      auto queued = st.waiting.find(run_id);
-      if (queued != st.waiting.end()) {
-        // Never started: its supervisor records it cancelled, stages skipped.
-        st.queue.remove(run_id);
-        auto plan = std::move(*queued->second.plan);
-        st.waiting.erase(queued);
-        supervise(self, std::move(plan), true);
-        return true;
-      }
-      for (auto& [addr, id] : st.supervisors) {
-        if (id != run_id)
-          continue;
-        if (auto sup = caf::actor_cast<run_supervisor_actor>(addr))
-          self->send(sup, cancel_atom_v);
-        return true;
-      }
-      return false;
+      return cancel_run(self, run_id, "");
+    },
+    [=](cancel_atom, const std::string& run_id, const std::string& reason) -> bool {
+      return cancel_run(self, run_id, reason);
     },
     [=](limit_atom, const std::string& pipeline, int32_t max_running) {
       self->state.queue.set_pipeline_limit(pipeline, max_running);

@@ -31,6 +31,8 @@ struct launch_plan {
 ///                                                     // at once if the limits allow
 ///   (cancel_atom, std::string run_id) -> bool         // false: not queued or running here;
 ///                                                     // a queued run ends cancelled at once
+///   (cancel_atom, std::string run_id, std::string reason) -> bool  // the same, and the
+///                                                     // run's reason says why (who asked)
 ///   (stats_atom) -> (int32_t queued, int32_t running)
 ///   (limit_atom, std::string pipeline, int32_t max_running) -> void  // 0: none
 ///   (progress_event) -> void                          // from its run_supervisors
@@ -38,6 +40,7 @@ struct launch_plan {
 using scheduler_actor = caf::typed_actor<
   caf::replies_to<launch_atom, launch_plan>::with<std::string>,
   caf::replies_to<cancel_atom, std::string>::with<bool>,
+  caf::replies_to<cancel_atom, std::string, std::string>::with<bool>,
   caf::replies_to<stats_atom>::with<int32_t, int32_t>,
   caf::reacts_to<limit_atom, std::string, int32_t>,
   caf::reacts_to<progress_event>>;

@@ -588,7 +588,7 @@ api_result<run_row> coordinator::rerun(const std::string& ref, const rerun_reque
   return row;
 }
 
-api_result<run_row> coordinator::cancel(const std::string& ref) {
+api_result<run_row> coordinator::cancel(const std::string& ref, const std::string& reason) {
   auto db = pool_.borrow();
   if (!db)
     return api_error{503, "store_unavailable", describe(db.error())};
@@ -602,7 +602,7 @@ api_result<run_row> coordinator::cancel(const std::string& ref) {
                                         + "); there is nothing to cancel"};
   caf::scoped_actor self{actors_->sys};
   bool here = false;
-  self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, run_id)
+  self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, run_id, reason)
     .receive([&](bool b) { here = b; }, [](caf::error&) {});
   if (!here) {
     // Another coordinator holds it: the request goes through the store,
@@ -768,7 +768,9 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
         continue;
       }
       for (auto& r : active) {
-        auto cancelled = cancel(r.run_id);
+        auto cancelled = cancel(r.run_id, "cancelled by schedule " + s.id
+                                            + " (overlap: replace): its tick of " + iso8601(tick)
+                                            + " launched a new run");
         event("replaced", tick, r.run_id,
               cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
                         : "overlap: replace: run " + r.run_id

@@ -224,7 +224,8 @@ public:
   api_result<run_row> launch(const launch_request& req);
   /// 202-worthy when true; the errors are 404 (unknown run) and 409 (ended,
   /// or run by another coordinator).
-  api_result<run_row> cancel(const std::string& run_id);
+  /// `reason` ("" for a plain request) becomes the run's reason.
+  api_result<run_row> cancel(const std::string& run_id, const std::string& reason = "");
   /// troupe rerun through the API: 404 unknown run or pipeline, 409 the run
   /// has not ended, its pipeline changed (without allow_changed) or nothing
   /// failed, 400 a bad `from`. The run, running again.

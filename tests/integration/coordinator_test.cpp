@@ -565,8 +565,16 @@ TEST_F(CoordinatorTest, OverlapForbidSkipsReplaceCancelsAllowOverlaps) {
   auto& replace = by[ids["replace"]];
   ASSERT_GE(replace.size(), 2u);
   int cancelled = 0;
-  for (auto& r : replace)
-    cancelled += r["status"] == "cancelled" ? 1 : 0;
+  for (auto& r : replace) {
+    if (r["status"] != "cancelled")
+      continue;
+    ++cancelled;
+    // The reason names the schedule and its policy, once.
+    auto why = r["reason"].get<std::string>();
+    EXPECT_EQ(why.rfind("cancelled by schedule " + ids["replace"] + " (overlap: replace): its tick "
+                        "of ", 0), 0u) << why;
+    EXPECT_EQ(why.find("cancelled: cancelled"), std::string::npos) << why;
+  }
   EXPECT_GE(cancelled, static_cast<int>(replace.size()) - 1);
   EXPECT_GE(count(events_of(ids["replace"]), "replaced"), static_cast<int>(replace.size()) - 1);
   // allow: every tick a run, overlapping, all succeeded.
