@@ -556,7 +556,8 @@ struct api_server::impl {
     });
     svr.add("POST", R"(/api/runs/([^/]+)/cancel)",
              [this](const server_request& req, server_response& res) {
-               auto run = c.cancel(req.matches[1]);
+               auto run = c.cancel(req.matches[1], "cancelled through the API (from "
+                                                      + req.remote_addr + ")");
                if (fail(res, run))
                  return;
                send_json(res, 202, {{"id", run->run_id},

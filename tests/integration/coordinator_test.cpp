@@ -667,6 +667,7 @@ TEST_F(CoordinatorTest, CtrlCOnAFollowDetachesOrCancelsAsAsked) {
   EXPECT_NE(rc.err.find("cancelled run " + second), std::string::npos) << rc.err;
   auto ended = wait_ended(*c, second, 20s);
   EXPECT_EQ(ended["status"], "cancelled") << ended.dump();
+  EXPECT_EQ(ended["reason"], "cancelled through the API (from 127.0.0.1)") << ended.dump();
 }
 
 // What a person types for a run through the API: a unique prefix, its
