@@ -167,10 +167,6 @@ std::optional<api_error> query_int(const server_request& req, const char* key, i
   return parse_int(key, req.get_param_value(key), out, lo, hi);
 }
 
-// The run a client names: troupe::find_run (an id, a unique prefix, a folder's name).
-api_result<run_row> find_run_in(store& db, const std::string& id) {
-  return find_run(db, id);
-}
 
 using steady = std::chrono::steady_clock;
 
@@ -220,7 +216,7 @@ public:
       return false;
     // The status first: once it is terminal, every event of the run is
     // committed (the last ones are in the same transaction).
-    auto run = find_run_in(**db, run_id_);
+    auto run = troupe::find_run(**db, run_id_);
     if (!run)
       return false;
     bool ended = is_terminal(run->status);
@@ -274,7 +270,7 @@ bool attempt_ended(coordinator& c, const std::string& run_id, const std::string&
   auto db = c.reader();
   if (!db)
     return true;
-  auto run = find_run_in(**db, run_id);
+  auto run = troupe::find_run(**db, run_id);
   if (!run || is_terminal(run->status))
     return true;
   auto jobs = (*db)->jobs(run_id);
@@ -395,7 +391,7 @@ struct api_server::impl {
   }
 
   api_result<run_row> find_run(store& db, const std::string& id) {
-    return find_run_in(db, id);
+    return troupe::find_run(db, id);
   }
 
   void routes() {

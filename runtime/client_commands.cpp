@@ -699,14 +699,8 @@ int schedule_command(const schedule_options& o) {
       body["overlap"] = o.overlap;
     if (!o.catch_up.empty())
       body["catch_up"] = o.catch_up;
-    if (o.priority != 0)
-      body["priority"] = o.priority;
-    if (!o.enable.empty() || !o.env.empty() || !o.params.empty())
-      if (!add_run_options(body, 0, o.enable, o.env, o.params))
-        return exit_code::usage;
-    body.erase("priority");
-    if (o.priority != 0)
-      body["priority"] = o.priority;
+    if (!add_run_options(body, o.priority, o.enable, o.env, o.params))  // (only what was given)
+      return exit_code::usage;
     if (body.empty()) {
       std::fprintf(stderr, "troupe: schedule edit: nothing to change (give --every, --cron, "
                            "--at, --overlap, --catch-up, --priority, --enable, --env or "

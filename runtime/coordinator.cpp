@@ -407,7 +407,8 @@ api_result<coordinator::prepared>
 coordinator::prepare(const pipeline_def& p, const launch_request& req, const std::string& run_id,
                      const std::string& run_dir, int64_t epoch, caf::timestamp created,
                      bool resumed) {
-  auto checked = check_launch(p, req, inheritance());
+  auto environment = inheritance();  // once: the check and the plan see the same
+  auto checked = check_launch(p, req, environment);
   if (!checked)
     return checked.error;
   run_start start;
@@ -422,7 +423,7 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
   start.enabled = checked->enabled;
   start.sample_interval = cfg_.sample_interval;
   start.grace = cfg_.grace;
-  start.environment = inheritance();
+  start.environment = std::move(environment);
   start.epoch = epoch;
   start.resumed = resumed;
   auto plan = std::make_shared<run_plan>(make_run_plan(p, start));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 
 extern char** environ;
@@ -59,11 +60,8 @@ std::vector<std::string> store_url_secrets(const std::string& url) {
       out.push_back(url.substr(colon + 1, at - colon - 1));
   }
   // key=value form, or ?password= in a URL's query
-  for (auto key : {"password="}) {
-    auto pos = url.find(key);
-    if (pos == std::string::npos)
-      continue;
-    pos += std::string(key).size();
+  if (auto pos = url.find("password="); pos != std::string::npos) {
+    pos += std::strlen("password=");
     auto end = url.find_first_of(" &", pos);
     auto value = url.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
     if (!value.empty())

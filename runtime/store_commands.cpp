@@ -359,8 +359,7 @@ int events_command(const store_command_options& o) {
     int64_t after = 0;
     for (;;) {
       auto now = db->runs_by_prefix(run.run_id, 1);
-      bool ended = now && !now->empty() && now->front().status != run_status::queued
-                   && now->front().status != run_status::running;
+      bool ended = now && !now->empty() && is_terminal(now->front().status);
       auto batch = db->events_after(run.run_id, after, 1000);
       if (!batch)
         return fail(batch.error());

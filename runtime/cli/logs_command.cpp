@@ -35,11 +35,6 @@ public:
   int failure = exit_code::usage;  // the exit code after a false
 };
 
-bool terminal(stage_status s) {
-  return s != stage_status::pending && s != stage_status::running
-         && s != stage_status::retrying;
-}
-
 class store_source : public log_source {
 public:
   store_source(std::unique_ptr<store> db, run_row run) : db_(std::move(db)), run_(std::move(run)) {
@@ -57,11 +52,10 @@ public:
                    run_.run_id.c_str());
       return false;
     }
-    run_ended = !again->empty() && again->front().status != run_status::queued
-                && again->front().status != run_status::running;
+    run_ended = !again->empty() && is_terminal(again->front().status);
     out.clear();
     for (auto& j : *jobs)
-      out.push_back({j.job, j.attempts, run_ended || terminal(j.status)});
+      out.push_back({j.job, j.attempts, run_ended || is_terminal(j.status)});
     return true;
   }
   std::string read(const std::string& stage, int32_t attempt, const std::string& stream,
@@ -90,15 +84,15 @@ public:
       return false;
     }
     ref_ = j.value("run_id", ref_);  // (a prefix or a folder's name named it)
-    auto st = j.value("status", "");
-    run_ended = st != "queued" && st != "running";
+    auto st = parse_run_status(j.value("status", ""));
+    run_ended = !st || is_terminal(*st);
     out.clear();
     for (auto& job : j["jobs"]) {
       auto status = parse_stage_status(job.value("status", "pending"));
       auto& tries = job["attempts"];  // the attempts themselves, or their count
       auto started = tries.is_array() ? static_cast<int32_t>(tries.size())
                                       : tries.is_number() ? tries.get<int32_t>() : 0;
-      out.push_back({job.value("job", ""), started, run_ended || (status && terminal(*status))});
+      out.push_back({job.value("job", ""), started, run_ended || (status && is_terminal(*status))});
     }
     return true;
   }
