@@ -87,6 +87,7 @@ run_row run_row_of(const run_record& rec, caf::timestamp now) {
   r.updated_at = now;
   r.params = params_json(rec.params);
   r.pipeline_sha256 = rec.options.pipeline_sha256;
+  r.launched_by = rec.options.launched_by;
   if (!rec.probes.empty())
     r.state = probe_state_json(rec.probes);
   return r;
@@ -451,8 +452,20 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
     return {};
   }
   m.add("failure", to_string(a.failure));
-  auto text = "attempt " + std::to_string(a.attempt) + " " + to_string(a.status) + ": "
-              + to_string(a.failure) + (a.error.empty() ? "" : ": " + a.error);
+  // "attempt 2 failed: exit_nonzero: exit code 3"; a word said once
+  // ("attempt 1 cancelled; leader ended by signal 15", not "cancelled:
+  // cancelled: cancelled; ...").
+  auto status = to_string(a.status), failure = to_string(a.failure);
+  auto detail = a.error;
+  if (detail.rfind(failure, 0) == 0 && detail.size() > failure.size()
+      && (detail[failure.size()] == ';' || detail[failure.size()] == ':'))
+    detail = detail.substr(failure.size());
+  else if (detail == failure)
+    detail.clear();
+  else if (!detail.empty())
+    detail = ": " + detail;
+  auto text = "attempt " + std::to_string(a.attempt) + " " + status
+              + (failure == status ? "" : ": " + failure) + detail;
   const auto& policy = retry_[i];
   // The stage failed for good. Fail-fast stops the run: no new stage starts
   // (those running finish). Under on_failure: continue only its dependents

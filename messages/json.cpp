@@ -206,7 +206,8 @@ void to_json(json& j, const run_options& x) {
            {"grace_s", seconds_of(x.grace)},
            {"max_parallel", x.max_parallel},
            {"on_failure", x.continue_on_failure ? "continue" : "stop"},
-           {"pipeline_sha256", x.pipeline_sha256}};
+           {"pipeline_sha256", x.pipeline_sha256},
+           {"launched_by", x.launched_by}};
 }
 
 namespace {
@@ -394,6 +395,7 @@ void to_json(json& j, const run_row& x) {
            {"schedule_id", x.schedule_id.empty() ? json(nullptr) : json(x.schedule_id)},
            {"scheduled_for", opt_ts(x.scheduled_for)},
            {"pipeline_sha256", x.pipeline_sha256},
+           {"launched_by", x.launched_by.empty() ? json(nullptr) : json(x.launched_by)},
            {"params", json::parse(x.params.empty() ? "{}" : x.params, nullptr, false).is_object()
                         ? json::parse(x.params)
                         : json::object()}};
@@ -551,6 +553,7 @@ void from_json(const json& j, run_row& x) {
   x.scheduled_for = opt_ts_at(j, "scheduled_for");
   x.params = object_text(j, "params");
   x.pipeline_sha256 = str_at(j, "pipeline_sha256");
+  x.launched_by = str_at(j, "launched_by");
   json state = json::object();
   for (auto key : {"state_before", "state_after", "delta", "probes"})
     if (j.contains(key))

@@ -49,13 +49,14 @@ struct run_options {
   int32_t max_parallel = 1;          // stages of the run at once
   bool continue_on_failure = false;  // on_failure: continue (else stop: fail-fast)
   std::string pipeline_sha256;       // the pipeline file's hash when the run was made
+  std::string launched_by;           // manual (troupe run), api, schedule or trigger
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.pipeline_file,
            x.output_dir, x.enabled, x.sample_interval, x.grace, x.max_parallel,
-           x.continue_on_failure, x.pipeline_sha256);
+           x.continue_on_failure, x.pipeline_sha256, x.launched_by);
 }
 
 struct stage_resources {

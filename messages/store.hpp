@@ -47,6 +47,7 @@ struct run_row {
   std::string params = "{}";  // the parameter values it was given, a JSON object (set once)
   std::string state = "{}";   // its state probes (probe_state_json), "{}" when none
   std::string pipeline_sha256;  // the pipeline file's hash when it was made (set once)
+  std::string launched_by;  // manual (troupe run), api, schedule or trigger; "" before v9 (set once)
 };
 
 template <class Inspector>
@@ -54,7 +55,7 @@ typename Inspector::result_type inspect(Inspector& f, run_row& x) {
   return f(caf::meta::type_name("troupe::run_row"), x.run_id, x.pipeline, x.pipeline_file,
            x.run_dir, x.status, x.failure, x.reason, x.host, x.pid, x.created_at,
            x.started_at, x.finished_at, x.updated_at, x.owner, x.heartbeat_at, x.epoch,
-           x.schedule_id, x.scheduled_for, x.params, x.state, x.pipeline_sha256);
+           x.schedule_id, x.scheduled_for, x.params, x.state, x.pipeline_sha256, x.launched_by);
 }
 
 /// One job (a stage of a run). Keyed by (run_id, job).

@@ -7,18 +7,49 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 namespace troupe {
 
-std::optional<std::string> resolve_client_settings(const std::string& flag_server,
-                                                   const std::string& flag_token,
-                                                   client_settings& out) {
-  std::string file_server, file_token, file;
+std::string client_config_file() {
   if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0')
-    file = std::string(xdg) + "/troupe/config.yaml";
-  else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    file = std::string(home) + "/.config/troupe/config.yaml";
+    return std::string(xdg) + "/troupe/config.yaml";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    return std::string(home) + "/.config/troupe/config.yaml";
+  return {};
+}
+
+namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// A token file's first line; an error names the file and `where` it was named.
+std::optional<std::string> read_token_file(const std::string& path, const std::string& where,
+                                           std::string& token) {
+  std::ifstream in(path);
+  if (!in)
+    return where + " " + path + ": " + std::strerror(errno);
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+    token.pop_back();
+  if (token.empty())
+    return where + " " + path + ": is empty";
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> resolve_client_settings(const client_flags& flags,
+                                                   client_settings& out) {
+  std::string file_server, file_token, file_token_file;
+  auto file = client_config_file();
   struct stat st{};
   if (!file.empty() && ::stat(file.c_str(), &st) == 0) {
     try {
@@ -31,29 +62,44 @@ std::optional<std::string> resolve_client_settings(const std::string& flag_serve
           file_server = it->second.as<std::string>();
         else if (key == "token")
           file_token = it->second.as<std::string>();
+        else if (key == "token_file")
+          file_token_file = it->second.as<std::string>();
         else
           return file + ":" + std::to_string(it->first.Mark().line + 1) + ": " + key
-                 + ": unknown setting (settings: server, token)";
+                 + ": unknown setting (settings: server, token, token_file)";
       }
     } catch (const YAML::Exception& e) {
       return file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg;
     }
   }
-  const char* env_server = std::getenv("TROUPE_SERVER");
-  const char* env_token = std::getenv("TROUPE_TOKEN");
-  if (!flag_server.empty()) {
-    out.server = flag_server;
+  auto env_server = env_or_empty("TROUPE_SERVER");
+  if (!flags.server.empty()) {
+    out.server = flags.server;
     out.from = "--server";
-  } else if (env_server != nullptr && *env_server != '\0') {
+  } else if (!env_server.empty()) {
     out.server = env_server;
     out.from = "$TROUPE_SERVER";
   } else if (!file_server.empty()) {
     out.server = file_server;
     out.from = file;
   }
-  out.token = !flag_token.empty()                        ? flag_token
-              : env_token != nullptr && *env_token != '\0' ? std::string(env_token)
-                                                           : file_token;
+  // The token: the first of these that is given, a file read when named.
+  const std::pair<std::string, std::string> tokens[] = {
+    {flags.token, ""},
+    {flags.token_file, "--token-file"},
+    {env_or_empty("TROUPE_TOKEN"), ""},
+    {env_or_empty("TROUPE_TOKEN_FILE"), "$TROUPE_TOKEN_FILE"},
+    {file_token, ""},
+    {file_token_file, file + ": token_file:"}};
+  for (auto& [value, file_from] : tokens) {
+    if (value.empty())
+      continue;
+    if (file_from.empty())
+      out.token = value;
+    else if (auto err = read_token_file(value, file_from, out.token))
+      return err;
+    break;
+  }
   while (!out.server.empty() && out.server.back() == '/')
     out.server.pop_back();
   if (!out.server.empty() && out.server.find("://") == std::string::npos)
@@ -106,7 +152,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 http_reply api_client::call(const std::string& method, const std::string& path,
                             const std::string* body,
                             const std::map<std::string, std::string>& headers,
-                            const std::function<bool(const std::string&)>* on_data) {
+                            const std::function<bool(const std::string&)>* on_data,
+                            long timeout_ms) {
   static const bool ready = curl_global_init(CURL_GLOBAL_DEFAULT) == 0;
   http_reply out;
   CURL* curl = ready ? curl_easy_init() : nullptr;
@@ -133,9 +180,14 @@ http_reply api_client::call(const std::string& method, const std::string& path,
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-  if (on_data == nullptr)
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  if (timeout_ms > 0) {
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    if (on_data == nullptr)
+      curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  }
   if (body != nullptr) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
@@ -153,6 +205,13 @@ http_reply api_client::call(const std::string& method, const std::string& path,
   curl_slist_free_all(list);
   curl_easy_cleanup(curl);
   return out;
+}
+
+bool api_client::answers(long timeout_ms, std::string* why) {
+  auto r = call("GET", "/health", nullptr, {}, nullptr, timeout_ms);
+  if (r.status == 0 && why != nullptr)
+    *why = r.error;
+  return r.status != 0;
 }
 
 http_reply api_client::get(const std::string& path) {

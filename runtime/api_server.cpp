@@ -652,6 +652,28 @@ struct api_server::impl {
       j["next_after"] = more ? json(events->back().id) : json(nullptr);
       send_json(res, 200, j);
     });
+    svr.add("POST", R"(/api/schedules/([^/]+)/trigger)",
+            [this](const server_request& req, server_response& res) {
+              json body = json::object();  // (an empty body is fine)
+              if (!req.body.empty())
+                if (auto err = parse_body(req, {"by"}, body))
+                  return send_error(res, *err);
+              std::string by;
+              if (auto err = get_string(body, "by", by, false))
+                return send_error(res, *err);
+              auto run = c.trigger(req.matches[1], (by.empty() ? "the API" : by) + " (from "
+                                                     + req.remote_addr + ")");
+              if (fail(res, run))
+                return;
+              json j = *run;
+              res.set_header("Location", "/api/runs/" + run->run_id);
+              send_json(res, 201, {{"id", run->run_id},
+                                   {"status", to_string(run->status)},
+                                   {"pipeline", run->pipeline},
+                                   {"schedule_id", run->schedule_id},
+                                   {"created_at", iso8601(run->created_at)},
+                                   {"run", j}});
+            });
     svr.add("PATCH", R"(/api/schedules/([^/]+))",
               [this](const server_request& req, server_response& res) {
                 patch_schedule(req, res);

@@ -6,6 +6,7 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/api_client.hpp"
+#include "runtime/cli/source.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/system.hpp"
 
@@ -30,13 +31,10 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-constexpr const char* default_server = "http://127.0.0.1:8420";
-
 // The client for commands that need a coordinator (one at the default
 // address when none is configured); false with a message on a bad config.
-bool make_client(const std::string& server, const std::string& token, bool need,
-                 client_settings& out) {
-  if (auto err = resolve_client_settings(server, token, out)) {
+bool make_client(const client_flags& flags, bool need, client_settings& out) {
+  if (auto err = resolve_client_settings(flags, out)) {
     std::fprintf(stderr, "troupe: %s\n", err->c_str());
     return false;
   }
@@ -51,7 +49,7 @@ bool make_client(const std::string& server, const std::string& token, bool need,
 template <class Options>
 std::optional<api_client> connect(const Options& o) {
   client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  if (!make_client(o, true, s))
     return std::nullopt;
   return api_client{s};
 }
@@ -402,7 +400,7 @@ int launch_command(const launch_options& o) {
   if (!o.follow && !o.wait)
     unblock_stop_signals();
   client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  if (!make_client(o, true, s))
     return exit_code::usage;
   json body{{"pipeline", o.pipeline}};
   if (!add_run_options(body, o.priority, o.enable, o.env, o.params))
@@ -491,31 +489,38 @@ std::optional<json> fetch_document(api_client& api, const std::string& path, boo
 } // namespace
 
 int status_command(const store_command_options& o) {
-  client_settings s;
-  if (!make_client(o.server, o.token, false, s))
+  source_choice where;
+  if (auto err = choose_source(o, where)) {
+    std::fprintf(stderr, "troupe: %s\n", err->c_str());
     return exit_code::usage;
-  bool configured = !s.server.empty();
-  auto local = o.db.empty() ? o.output + "/troupe.db" : o.db;
-  bool local_exists = local.rfind("postgres", 0) == 0 || ::access(local.c_str(), F_OK) == 0;
-  if (!configured) {
-    s.server = default_server;
-    s.from = "the default";
   }
+  // The server launch, cancel, schedule and pipelines ask: the configured
+  // one, else the default; whether it answers.
+  client_settings s;
+  if (!make_client(o, true, s))
+    return exit_code::usage;
   api_client api{s};
   auto health = api.get("/health");
   auto j = health.status == 200 ? body_of(health) : std::nullopt;
-  std::printf("server       %s (from %s)%s\n", s.server.c_str(), s.from.c_str(),
-              j ? (": coordinator " + (*j).value("coordinator", std::string("?")) + " answers")
-                    .c_str()
-                : (": no answer (" + (health.error.empty() ? reply_error(health, s.server)
-                                                           : health.error)
-                   + ")").c_str());
-  std::printf("local store  %s%s\n", local.c_str(), local_exists ? "" : " (not there)");
-  std::printf("runs, show, events, logs read: %s\n",
-              configured ? ("the server (" + s.from + ")").c_str()
-                         : ("the local store (no server configured: give --server, "
-                            "$TROUPE_SERVER or server: in ~/.config/troupe/config.yaml)"));
-  std::printf("launch, cancel, schedule, pipelines ask: the server\n");
+  std::string answer =
+    j ? ": coordinator " + (*j).value("coordinator", std::string("?")) + " answers"
+      : ": no answer (" + (health.error.empty() ? reply_error(health, s.server) : health.error)
+          + ")";
+  bool local_exists =
+    where.store.rfind("postgres", 0) == 0 || ::access(where.store.c_str(), F_OK) == 0;
+  std::printf("server       %s (from %s)%s\n", s.server.c_str(), s.from.c_str(), answer.c_str());
+  std::printf("token        %s\n", s.token.empty() ? "none" : "given");
+  std::printf("local store  %s%s\n", where.store.c_str(), local_exists ? "" : " (not there)");
+  std::printf("runs, show, events, logs, rerun read: %s (%s)\n",
+              where.use_server ? ("the server " + where.server.server).c_str()
+                               : ("the local store " + where.store).c_str(),
+              where.rule.c_str());
+  std::printf("launch, cancel, schedule, pipelines ask: the server %s\n", s.server.c_str());
+  std::printf("(order: --server, -o/--db, $TROUPE_SERVER, server: in %s, %s; a configured "
+              "server that does not answer falls back to the local store)\n",
+              client_config_file().empty() ? "~/.config/troupe/config.yaml"
+                                           : client_config_file().c_str(),
+              default_server);
   return j ? 0 : exit_code::internal;
 }
 
@@ -649,6 +654,24 @@ int show_schedule(api_client& api, const schedule_options& o) {
   return 0;
 }
 
+// troupe schedule trigger ID: a run of the schedule now (POST .../trigger).
+int trigger_schedule(api_client& api, const schedule_options& o) {
+  auto r = api.post("/api/schedules/" + o.id + "/trigger", "{}");
+  if (r.status != 201)
+    return fail(r, api.settings());
+  if (o.json) {
+    std::fputs(r.body.c_str(), stdout);
+    return 0;
+  }
+  auto j = body_of(r);
+  auto id = j ? (*j)["id"].get<std::string>() : std::string{};
+  std::printf("%s\n", id.c_str());
+  std::fprintf(stderr, "schedule %s triggered: run %s (its next tick is unchanged; follow it "
+                       "with troupe events %s --follow)\n",
+               o.id.c_str(), id.c_str(), id.c_str());
+  return 0;
+}
+
 int schedule_command(const schedule_options& o) {
   auto conn = connect(o);
   if (!conn)
@@ -669,6 +692,8 @@ int schedule_command(const schedule_options& o) {
   }
   if (o.action == "show")
     return show_schedule(api, o);
+  if (o.action == "trigger")
+    return trigger_schedule(api, o);
   // One timing: --every, --cron or --at (each names the others when mixed).
   std::vector<std::string> kinds;
   if (!o.every.empty())
@@ -783,13 +808,6 @@ int schedule_command(const schedule_options& o) {
   return exit_code::usage;
 }
 
-std::string configured_server(const store_command_options& o) {
-  client_settings s;
-  if (resolve_client_settings(o.server, o.token, s))
-    return o.server;
-  return s.server;
-}
-
 int api_runs_command(const store_command_options& o) {
   auto conn = connect(o);
   if (!conn)
@@ -831,7 +849,7 @@ int api_show_command(const store_command_options& o) {
 
 int api_events_command(const store_command_options& o) {
   client_settings s;
-  if (!make_client(o.server, o.token, true, s))
+  if (!make_client(o, true, s))
     return exit_code::usage;
   auto level = parse_event_level(o.level);
   if (!level) {
@@ -845,7 +863,10 @@ int api_events_command(const store_command_options& o) {
     if (r.status != 200)
       return fail(r, s);
     std::vector<event_row> events;
-    for (auto& x : (*body_of(r))["events"]) {
+    auto body = body_of(r);  // (held: a temporary's insides would dangle in the loop)
+    if (!body || !body->contains("events"))
+      return fail(r, s);
+    for (auto& x : (*body)["events"]) {
       auto e = x.get<event_row>();
       if (shown(e))
         events.push_back(std::move(e));

@@ -5,6 +5,7 @@
 // and `troupe runs|show|events` when a server is given (store_commands.hpp).
 #pragma once
 
+#include "runtime/api_client.hpp"
 #include "runtime/store_commands.hpp"
 
 #include <string>
@@ -12,9 +13,7 @@
 
 namespace troupe {
 
-struct client_options {
-  std::string server;  // --server
-  std::string token;   // --token
+struct client_options : client_flags {
   bool json = false;
 };
 
@@ -30,7 +29,7 @@ struct launch_options : client_options {
 };
 
 struct schedule_options : client_options {
-  std::string action;  // add | list | show | edit | enable (resume) | disable (pause) | delete
+  std::string action;  // add | list | show | edit | enable (resume) | disable (pause) | trigger | delete
   std::string pipeline;
   std::string id;
   std::string every, cron, at;
@@ -61,9 +60,6 @@ int status_command(const store_command_options& o);
 int pipelines_command(const client_options& o);
 int schedule_command(const schedule_options& o);
 
-/// The server that `o` names (flag, $TROUPE_SERVER, config file), or ""
-/// when none is configured: then runs/show/events read the store.
-std::string configured_server(const store_command_options& o);
 int api_runs_command(const store_command_options& o);
 int api_show_command(const store_command_options& o);
 int api_events_command(const store_command_options& o);

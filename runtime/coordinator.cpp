@@ -426,6 +426,7 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
   start.environment = std::move(environment);
   start.epoch = epoch;
   start.resumed = resumed;
+  start.launched_by = req.launched_by;
   auto plan = std::make_shared<run_plan>(make_run_plan(p, start));
   for (auto& job : plan->jobs)
     for (auto& [k, v] : req.env)
@@ -566,7 +567,7 @@ api_result<run_row> coordinator::rerun(const std::string& ref, const rerun_reque
   if (!again || !jobs_now || !attempts)
     return api_error{503, "store_unavailable", "cannot read run " + run_id + " back"};
   row = *again;
-  launch_request lr{row.pipeline, 0, {}, {}, params_of(row)};
+  launch_request lr{row.pipeline, 0, {}, {}, params_of(row), row.launched_by};
   for (auto& j : *jobs_now)
     for (auto& s : p->stages)
       if (s.name == j.job && s.optional && j.attempts > 0)
@@ -617,6 +618,90 @@ api_result<run_row> coordinator::cancel(const std::string& ref, const std::strin
     return row;
   }
   log_("info", "run " + run_id + ": cancel requested");
+  return row;
+}
+
+api_result<run_row> coordinator::trigger(const std::string& id, const std::string& who) {
+  auto db = pool_.borrow();
+  if (!db)
+    return api_error{503, "store_unavailable", describe(db.error())};
+  auto found = (*db)->find_schedule(id);
+  if (!found)
+    return api_error{503, "store_unavailable", describe(found.error())};
+  if (!*found)
+    return api_error{404, "not_found", "no schedule " + id};
+  const auto& s = **found;
+  auto p = find_pipeline(s.pipeline);
+  if (!p)
+    return api_error{404, "not_found", "schedule " + s.id + ": pipeline '" + s.pipeline
+                                         + "' is not registered here"};
+  if (!p->artifacts_in_store)
+    if (auto full = output_full(); !full.empty())
+      return api_error{503, "output_full", full};
+  auto now = caf::make_timestamp();
+  std::vector<run_row> active;
+  if (s.overlap != "allow") {
+    auto busy = (*db)->active_runs_of(s.id);
+    if (!busy)
+      return api_error{503, "store_unavailable", describe(busy.error())};
+    active = std::move(*busy);
+  }
+  if (s.overlap == "forbid" && !active.empty())
+    return api_error{409, "conflict", "schedule " + s.id + " (overlap: forbid): its run "
+                                        + active.front().run_id + " has not ended"};
+  std::vector<schedule_event_row> events;
+  auto event = [&](const std::string& kind, const std::string& run_id, const std::string& msg) {
+    schedule_event_row e;
+    e.ts = caf::make_timestamp();
+    e.schedule_id = s.id;
+    e.coordinator = id_;
+    e.kind = kind;
+    e.scheduled_for = now;
+    e.run_id = run_id;
+    e.message = msg;
+    events.push_back(std::move(e));
+  };
+  for (auto& r : active) {
+    auto cancelled = cancel(r.run_id, "cancelled by schedule " + s.id
+                                        + " (overlap: replace): triggered by " + who
+                                        + ", it launched a new run");
+    event("replaced", r.run_id,
+          cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
+                    : "overlap: replace: run " + r.run_id
+                        + " could not be cancelled: " + cancelled.error.message);
+  }
+  auto run_dir = new_run_folder(*p, now);
+  if (!run_dir) {
+    log_("error", "trigger of " + s.id + ": --output " + cfg_.output + ": "
+                    + describe(run_dir.error()));
+    return api_error{500, "internal", "cannot create the run's folder (the coordinator's log "
+                                      "says why)"};
+  }
+  auto req = launch_request_of(s);
+  req.launched_by = "trigger";
+  auto prep = prepare(*p, req, make_run_id(now), *run_dir, 1, now);
+  if (!prep) {
+    remove_run_folder(*run_dir);
+    return prep.error;
+  }
+  prep->row.schedule_id = s.id;
+  prep->row.scheduled_for = now;
+  // The row goes in first, with its schedule (the scheduler's writes
+  // leave schedule_id as it is), then its event, then the run starts.
+  store_batch first;
+  first.runs.push_back(prep->row);
+  if (auto put = (*db)->apply(first); !put) {
+    remove_run_folder(*run_dir);
+    return api_error{503, "store_unavailable", describe(put.error())};
+  }
+  event("triggered", prep->row.run_id, "triggered by " + who + ": launched run "
+                                          + prep->row.run_id);
+  if (auto err = (*db)->add_schedule_events(events))
+    log_("warn", "schedule " + s.id + ": " + describe(err));
+  auto row = prep->row;
+  ++metrics_.schedule_launches;
+  log_("info", "schedule " + s.id + ": triggered by " + who + ": launched run " + row.run_id);
+  dispatch(std::move(*prep), s.priority);
   return row;
 }
 
@@ -850,9 +935,11 @@ void coordinator::cancel_step() {
   for (auto& id : *asked) {
     if (!cancels_sent_.insert(id).second)
       continue;  // sent; the run is on its way out
-    self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, id)
+    self->request(actors_->scheduler, std::chrono::seconds(10), cancel_atom_v, id,
+                  std::string("cancelled through the store (asked of coordinator ") + id_
+                    + " by another coordinator or troupe cancel)")
       .receive([](bool) {}, [](caf::error&) {});
-    log_("info", "run " + id + ": cancelled at another coordinator's request");
+    log_("info", "run " + id + ": cancelled at a request through the store");
   }
 }
 
@@ -884,7 +971,8 @@ void coordinator::reconcile_step() {
       continue;
     if (!r.run_dir.empty())
       make_directories(r.run_dir + "/logs");
-    auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}, params_of(r)}, r.run_id,
+    auto prep = prepare(*p, launch_request{r.pipeline, 0, {}, {}, params_of(r), r.launched_by},
+                        r.run_id,
                         r.run_dir, r.epoch + 1, r.created_at);
     if (!prep)
       continue;
@@ -913,7 +1001,9 @@ void coordinator::reconcile_step() {
     auto p = find_pipeline(r.run.pipeline);
     if (!p)
       continue;
-    auto prep = prepare(*p, launch_request{r.run.pipeline, 0, {}, {}, params_of(r.run)},
+    auto prep = prepare(*p,
+                        launch_request{r.run.pipeline, 0, {}, {}, params_of(r.run),
+                                       r.run.launched_by},
                         r.run.run_id, r.run.run_dir, r.run.epoch, r.run.created_at, true);
     if (!prep)
       continue;

@@ -95,6 +95,7 @@ struct launch_request {
   std::vector<std::string> enable;
   std::map<std::string, std::string> env;
   std::map<std::string, std::string> params;  // the pipeline's params: (resolve_params)
+  std::string launched_by = "api";  // api, schedule, trigger (a run taken up again: its own)
 };
 
 
@@ -226,6 +227,12 @@ public:
   /// or run by another coordinator).
   /// `reason` ("" for a plain request) becomes the run's reason.
   api_result<run_row> cancel(const std::string& run_id, const std::string& reason = "");
+  /// Launches a run of schedule `id` now, as its tick would (its options,
+  /// its overlap policy; forbid: 409 while one of its runs has not ended),
+  /// without moving its next tick; a paused schedule can be triggered.
+  /// The run's launched_by is `trigger`; the schedule's events say `triggered`
+  /// and by `who`.
+  api_result<run_row> trigger(const std::string& id, const std::string& who);
   /// troupe rerun through the API: 404 unknown run or pipeline, 409 the run
   /// has not ended, its pipeline changed (without allow_changed) or nothing
   /// failed, 400 a bad `from`. The run, running again.

@@ -1,6 +1,7 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
 #include "runtime/cli/logs_command.hpp"
+#include "runtime/cli/source.hpp"
 #include "runtime/client_commands.hpp"
 #include "runtime/coordinator_command.hpp"
 #include "runtime/run_command.hpp"
@@ -14,6 +15,37 @@
 #include <cstring>
 
 namespace {
+
+// Where the reading commands go (runtime/cli/source.hpp), for their --help.
+constexpr const char* reading_rule =
+  "Reads through a coordinator's API or a local store, whichever comes first of: --server; "
+  "-o/--db; $TROUPE_SERVER, server: in ~/.config/troupe/config.yaml or http://127.0.0.1:8420 "
+  "when it answers; the local store (troupe status says which).";
+
+// The flags every client of a coordinator's API takes.
+void add_server_flags(CLI::App* c, troupe::client_flags& o, const char* server_help) {
+  c->add_option("--server", o.server, server_help);
+  c->add_option("--token", o.token, "The API's bearer token (else --token-file, $TROUPE_TOKEN, "
+                                    "$TROUPE_TOKEN_FILE, token: or token_file: in the config "
+                                    "file)");
+  c->add_option("--token-file", o.token_file, "A file whose first line is the token");
+}
+
+// The choice of a server or the store for `o`, said when it fell back;
+// false (said) on a bad config. A server chosen goes into o.server.
+bool choose(troupe::store_command_options& o, const CLI::App* sub) {
+  o.store_given = sub->count("--db") + sub->count("--output") > 0;
+  troupe::source_choice where;
+  if (auto err = troupe::choose_source(o, where)) {
+    std::fprintf(stderr, "troupe: %s\n", err->c_str());
+    return false;
+  }
+  if (!where.note.empty())
+    std::fprintf(stderr, "troupe: %s\n", where.note.c_str());
+  o.server = where.use_server ? where.server.server : "";
+  o.use_server = where.use_server;
+  return true;
+}
 
 sigset_t stop_signals() {
   return troupe::stop_signal_set();
@@ -94,23 +126,22 @@ int main(int argc, char** argv) {
   rerun_cmd->add_option("--grace", rerun.grace, "Time between SIGTERM and SIGKILL")
     ->capture_default_str();
   troupe::rerun_options rerun_api;
-  rerun_cmd->add_option("--server", rerun_api.server,
-                        "Ask this coordinator's API instead of running here (also "
-                        "$TROUPE_SERVER, or server: in ~/.config/troupe/config.yaml)");
-  rerun_cmd->add_option("--token", rerun_api.token, "The API's bearer token (also $TROUPE_TOKEN)");
+  add_server_flags(rerun_cmd, rerun_api,
+                   "Ask this coordinator's API instead of running here (the run goes to the "
+                   "server or stays local by the rule of troupe status)");
 
   troupe::store_command_options q;
-  auto add_db = [&](CLI::App* c) {
+  auto add_db = [&](CLI::App* c, bool server = true) {
     c->add_option("--db", q.db, "Store to read (default: <output>/troupe.db)");
     c->add_option("-o,--output", q.output, "Folder whose troupe.db is read")
       ->capture_default_str();
     c->add_flag("--json", q.json, "Print JSON instead of a table");
-    c->add_option("--server", q.server,
-                  "Read through this coordinator's API instead of the store (also "
-                  "$TROUPE_SERVER, or server: in ~/.config/troupe/config.yaml)");
-    c->add_option("--token", q.token, "The API's bearer token (also $TROUPE_TOKEN)");
+    if (server)
+      add_server_flags(c, q, "Read through this coordinator's API");
   };
-  auto* runs_cmd = app.add_subcommand("runs", "List runs from the store, newest first.");
+  auto* runs_cmd = app.add_subcommand(
+    "runs", std::string("List runs, newest first: id (its shortest unique prefix), pipeline, "
+                        "status, what launched it (BY).\n") + reading_rule);
   add_db(runs_cmd);
   runs_cmd->add_option("--status", q.status,
                        "Only runs in this status (queued, running, succeeded, failed, "
@@ -118,10 +149,12 @@ int main(int argc, char** argv) {
   runs_cmd->add_option("--pipeline", q.pipeline, "Only runs of this pipeline (its name)");
   runs_cmd->add_option("-n,--limit", q.limit, "At most this many runs")->capture_default_str();
   auto* show_cmd =
-    app.add_subcommand("show", "Show one run: its stages and every attempt of each.");
+    app.add_subcommand("show", std::string("Show one run: its stages and every attempt of each.\n")
+                                 + reading_rule);
   add_db(show_cmd);
   show_cmd->add_option("run_id", q.run_id, "Run id, or a unique prefix of one")->required();
-  auto* events_cmd = app.add_subcommand("events", "Show a run's events in the order written.");
+  auto* events_cmd = app.add_subcommand(
+    "events", std::string("Show a run's events in the order written.\n") + reading_rule);
   add_db(events_cmd);
   events_cmd->add_option("run_id", q.run_id, "Run id, or a unique prefix of one")->required();
   events_cmd->add_option("--level", q.level, "Lowest level shown: info, warn or error")
@@ -135,7 +168,7 @@ int main(int argc, char** argv) {
                "sent no heartbeat for 20 s): fail them as interrupted, kill what is left of "
                "their stages, and bring metadata.json in line. `troupe run` does this before "
                "it starts; this does it now.");
-  add_db(recover_cmd);
+  add_db(recover_cmd, false);
 
   troupe::coordinator_command_options co;
   auto* coord_cmd = app.add_subcommand(
@@ -171,11 +204,8 @@ int main(int argc, char** argv) {
 
   // The client of a coordinator's API.
   auto add_client = [](CLI::App* c, troupe::client_options& o) {
-    c->add_option("--server", o.server,
-                  "Coordinator URL (default: $TROUPE_SERVER, server: in "
-                  "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
-    c->add_option("--token", o.token, "Bearer token (default: $TROUPE_TOKEN, token: in the "
-                                      "config file)");
+    add_server_flags(c, o, "Coordinator URL (default: $TROUPE_SERVER, server: in "
+                           "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
   };
   troupe::launch_options lo;
   auto* launch_cmd = app.add_subcommand(
@@ -197,16 +227,14 @@ int main(int argc, char** argv) {
   launch_cmd->add_flag("--follow", lo.follow, "Show progress lines until the run ends")
     ->excludes(wait_flag);
   launch_cmd->add_flag("--json", lo.json, "Print the API's answer");
-  troupe::client_options cancel_o;
-  std::string cancel_id;
+  troupe::store_command_options cancel_o;
   troupe::store_command_options status_o;
   auto* status_cmd = app.add_subcommand(
     "status", "Say where runs/show/events/logs read (a server, or the local store) and where "
               "launch, cancel and schedule go, and whether a coordinator answers there (exit 0 "
               "when one does, 4 when none).");
-  status_cmd->add_option("--server", status_o.server, "Coordinator URL (else $TROUPE_SERVER, "
-                                                      "the config file, the default)");
-  status_cmd->add_option("--token", status_o.token, "Bearer token");
+  add_server_flags(status_cmd, status_o,
+                   "Coordinator URL (else $TROUPE_SERVER, the config file, the default)");
   status_cmd->add_option("--db", status_o.db, "Local store (default: <output>/troupe.db)");
   status_cmd->add_option("-o,--output", status_o.output, "Folder whose troupe.db is the local store")
     ->capture_default_str();
@@ -216,13 +244,22 @@ int main(int argc, char** argv) {
                  "(required, default, description), api_env and schedules.");
   add_client(pipes_cmd, pipes_o);
   pipes_cmd->add_flag("--json", pipes_o.json, "Print the API's answer");
-  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a queued or running run on a coordinator.");
-  add_client(cancel_cmd, cancel_o);
-  cancel_cmd->add_option("run_id", cancel_id, "Run id")->required();
+  auto* cancel_cmd = app.add_subcommand(
+    "cancel", "Cancel a queued or running run: through a coordinator's API, or in a local store "
+              "(a `troupe run` on this host is sent SIGTERM, as Ctrl-C would; another owner "
+              "gets a cancel request through the store). The server or store is chosen as for "
+              "troupe runs (troupe status says which).");
+  add_server_flags(cancel_cmd, cancel_o, "Cancel through this coordinator's API");
+  cancel_cmd->add_option("run_id", cancel_o.run_id, "Run id, a unique prefix of one, or the "
+                                                    "run's folder")->required();
+  cancel_cmd->add_option("--db", cancel_o.db, "The store that holds the run");
+  cancel_cmd->add_option("-o,--output", cancel_o.output, "Folder whose troupe.db holds the run")
+    ->capture_default_str();
   troupe::store_command_options logs_o;
   auto* logs_cmd = app.add_subcommand(
-    "logs", "Print a stage's log, or every stage's in order under a header each, from the "
-            "local store's run folder or (with a server configured) a coordinator.");
+    "logs", std::string("Print a stage's log, or every stage's in order under a header each, "
+                        "from the local store's run folder or a coordinator.\n")
+              + reading_rule);
   logs_cmd->add_option("run_id", logs_o.run_id,
                        "Run id, a unique prefix of one, or the run's folder")->required();
   logs_cmd->add_option("stage", logs_o.stage, "Stage name (default: every stage that ran)");
@@ -236,13 +273,10 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--db", logs_o.db, "Store to read (default: <output>/troupe.db)");
   logs_cmd->add_option("-o,--output", logs_o.output, "Folder whose troupe.db is read")
     ->capture_default_str();
-  logs_cmd->add_option("--server", logs_o.server,
-                       "Read through this coordinator's API (also $TROUPE_SERVER, or server: in "
-                       "~/.config/troupe/config.yaml)");
-  logs_cmd->add_option("--token", logs_o.token, "The API's bearer token (also $TROUPE_TOKEN)");
+  add_server_flags(logs_cmd, logs_o, "Read through this coordinator's API");
   troupe::schedule_options so;
   auto* sched_cmd = app.add_subcommand("schedule", "Schedules on a coordinator: add, list, show, "
-                                                   "edit, pause, resume, delete.");
+                                                   "edit, pause, resume, trigger, delete.");
   sched_cmd->require_subcommand(1);
   auto* sadd = sched_cmd->add_subcommand("add", "Add a schedule; prints its id.");
   add_client(sadd, so);
@@ -267,6 +301,9 @@ int main(int argc, char** argv) {
              "or its runs' --enable/--env/--param."},
     {"pause", "Pause a schedule: no run is launched until it is resumed."},
     {"resume", "Resume a paused schedule from now (missed ticks are not caught up)."},
+    {"trigger", "Launch a run of the schedule now, with its options and overlap policy (forbid: "
+                "refused while one of its runs has not ended); its next tick stays. Prints the "
+                "run's id."},
     {"enable", "Same as resume."},
     {"disable", "Same as pause."},
     {"delete", "Delete a schedule (its runs stay)."}};
@@ -274,6 +311,8 @@ int main(int argc, char** argv) {
     auto* sub = sched_cmd->add_subcommand(action, help);
     add_client(sub, so);
     sub->add_option("id", so.id, "Schedule id (see troupe schedule list)")->required();
+    if (std::string(action) == "trigger")
+      sub->add_flag("--json", so.json, "Print the API's answer");
     if (std::string(action) == "show") {
       sub->add_option("--last", so.last, "The last N events")->capture_default_str();
       sub->add_flag("--json", so.json, "Print the API's answer (the first 1000 events)");
@@ -318,10 +357,14 @@ int main(int argc, char** argv) {
     return troupe::run_command(run);
   if (*rerun_cmd) {
     troupe::store_command_options where;
-    where.server = rerun_api.server;
-    where.token = rerun_api.token;
-    if (troupe::configured_server(where).empty())
+    static_cast<troupe::client_flags&>(where) = rerun_api;
+    where.output = rerun.output;
+    where.db = rerun.db;
+    if (!choose(where, rerun_cmd))
+      return 2;
+    if (!where.use_server)
       return troupe::run_command(rerun);
+    rerun_api.server = where.server;
     rerun_api.run_id = rerun.rerun;
     rerun_api.from = rerun.rerun_from;
     rerun_api.reason = rerun.reason;
@@ -335,20 +378,32 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*pipes_cmd)
     return troupe::pipelines_command(pipes_o);
-  if (*status_cmd)
+  if (*status_cmd) {
+    status_o.store_given = status_cmd->count("--db") + status_cmd->count("--output") > 0;
     return troupe::status_command(status_o);
-  if (*cancel_cmd)
-    return troupe::cancel_command(cancel_o, cancel_id);
+  }
+  if (*cancel_cmd) {
+    if (!choose(cancel_o, cancel_cmd))
+      return 2;
+    if (!cancel_o.use_server)
+      return troupe::cancel_local_command(cancel_o);
+    troupe::client_options api;
+    static_cast<troupe::client_flags&>(api) = cancel_o;
+    return troupe::cancel_command(api, cancel_o.run_id);
+  }
   if (*logs_cmd)
-    return troupe::logs_command(logs_o, !troupe::configured_server(logs_o).empty());
+    return choose(logs_o, logs_cmd) ? troupe::logs_command(logs_o, logs_o.use_server) : 2;
   if (*sched_cmd) {
     for (auto* sub : sched_cmd->get_subcommands())
       so.action = sub->get_name();
     return troupe::schedule_command(so);
   }
-  // runs, show and events read the store, or a coordinator's API when one
-  // is configured (--server, $TROUPE_SERVER, the config file).
-  bool api = !troupe::configured_server(q).empty();
+  // runs, show and events read the store or a coordinator's API, by the
+  // rule of runtime/cli/source.hpp; recover is the store's alone.
+  for (auto* sub : {runs_cmd, show_cmd, events_cmd})
+    if (*sub && !choose(q, sub))
+      return 2;
+  bool api = q.use_server;
   if (*runs_cmd)
     return api ? troupe::api_runs_command(q) : troupe::runs_command(q);
   if (*show_cmd)

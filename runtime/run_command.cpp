@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -162,6 +163,23 @@ bool print_plan(const pipeline_def& p, const run_plan& plan, const std::set<std:
   return ok;
 }
 
+// Who sent a stop signal, for the run's reason: "SIGINT (Ctrl-C)",
+// "SIGTERM from process 123 (kill)", or `troupe cancel`'s own words (it
+// queues the signal with local_cancel_cookie, runtime/run_command.hpp).
+std::string stop_reason(const signalfd_siginfo& info) {
+  int sig = static_cast<int>(info.ssi_signo);
+  std::string name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+  auto pid = static_cast<pid_t>(info.ssi_pid);
+  if (info.ssi_code == SI_QUEUE && info.ssi_int == local_cancel_cookie)
+    return "troupe cancel (process " + std::to_string(pid) + ")";
+  if (info.ssi_code == SI_KERNEL || pid == 0)
+    return name + (sig == SIGINT ? " (Ctrl-C)" : sig == SIGHUP ? " (the terminal closed)" : "");
+  std::string comm;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::getline(in, comm);
+  return name + " from process " + std::to_string(pid) + (comm.empty() ? "" : " (" + comm + ")");
+}
+
 // SIGINT/SIGTERM/SIGHUP arrive here (blocked everywhere else) and become a cancel.
 class signal_forwarder {
 public:
@@ -190,13 +208,12 @@ public:
         signalfd_siginfo info{};
         if (::read(signals_, &info, sizeof info) != static_cast<ssize_t>(sizeof info))
           continue;
-        int sig = static_cast<int>(info.ssi_signo);
+        auto why = stop_reason(info);
         if (seen++ == 0)
-          std::fprintf(stderr, "\ntroupe: %s received, stopping the running stage\n",
-                       ::strsignal(sig));
+          std::fprintf(stderr, "\ntroupe: %s: stopping the running stage\n", why.c_str());
         else
           std::fprintf(stderr, "\ntroupe: already stopping (SIGKILL follows the grace period)\n");
-        caf::anon_send(target, cancel_atom_v);
+        caf::anon_send(target, cancel_atom_v, "cancelled by " + why);
       }
     });
   }

@@ -36,4 +36,8 @@ parse_param_args(const std::vector<std::string>& items);
 
 int run_command(const run_command_options& opts);
 
+/// The value `troupe cancel` queues with its SIGTERM to a local `troupe run`
+/// (sigqueue), so that the run's reason names it rather than a bare signal.
+inline constexpr int local_cancel_cookie = 0x7470636e;  // "tpcn"
+
 } // namespace troupe

@@ -113,6 +113,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
                                : std::max(1, static_cast<int32_t>(std::thread::hardware_concurrency()));
   rec.options.continue_on_failure = p.continue_on_failure;
   rec.options.pipeline_sha256 = p.sha256;
+  rec.options.launched_by = start.launched_by;
   plan.sample_interval = start.sample_interval;
   plan.supervision = p.supervision;
   rec.params = start.params;

@@ -29,6 +29,7 @@ struct run_start {
   bool resumed = false;          // the run exists already (status running)
   int64_t epoch = 1;             // the store epoch it writes at (a resumed run: the taken-over one)
   std::map<std::string, std::string> params;  // resolved (resolve_params): every declared one
+  std::string launched_by = "manual";  // manual (troupe run), api, schedule, trigger
 };
 
 /// The plan: the record with every stage pending, and one job_spec per

@@ -9,10 +9,16 @@
 #include "runtime/duration.hpp"
 #include "runtime/liveness.hpp"
 #include "runtime/recovery.hpp"
+#include "runtime/run_command.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
 
 #include <algorithm>
 #include <cstdio>
@@ -38,7 +44,9 @@ caf::expected<std::unique_ptr<store>> open_for_reading(const store_command_optio
   auto path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
   if (!pg && !std::filesystem::exists(path))
     return caf::make_error(errc::bad_input,
-                           "no store at " + path + " (run `troupe run` first, or give --db)");
+                           "no store at " + path
+                             + " (run `troupe run` first, give --db or -o, or --server "
+                               "for a coordinator; troupe status says where commands read)");
   return open_store(url);
 }
 
@@ -190,6 +198,14 @@ int runs_command(const store_command_options& o) {
   return 0;
 }
 
+// What launched a run, for BY: manual, api, a schedule's id ("sch-… (trigger)"
+// when triggered by hand), "-" for rows written before stores said.
+static std::string launched_text(const run_row& r) {
+  if (!r.schedule_id.empty())
+    return r.schedule_id + (r.launched_by == "trigger" ? " (trigger)" : "");
+  return r.launched_by.empty() ? "-" : r.launched_by;
+}
+
 void print_runs(const std::vector<run_row>& runs, bool json, const std::string& where,
                 const std::vector<std::string>& shown) {
   if (json) {
@@ -201,7 +217,7 @@ void print_runs(const std::vector<run_row>& runs, bool json, const std::string& 
     auto& r = runs[i];
     t.add({i < shown.size() ? shown[i] : r.run_id, r.pipeline, status_text(r),
            short_ts(r.created_at), seconds(r.started_at, r.finished_at),
-           r.schedule_id.empty() ? "-" : r.schedule_id, r.reason});
+           launched_text(r), r.reason});
   }
   t.print(stdout);
   if (runs.empty())
@@ -280,11 +296,12 @@ void print_show(const run_row& shown, const std::vector<job_row>& jobs_list,
     std::fputs(show_document(*run, *jobs, *attempts).c_str(), stdout);
     return;
   }
-  std::printf("run       %s\npipeline  %s (%s)\nstatus    %s%s\nhost      %s (pid %d)\n"
-              "started   %s\nfinished  %s\nelapsed   %s\nfolder    %s\n\n",
+  std::printf("run       %s\npipeline  %s (%s)\nstatus    %s%s\nby        %s\n"
+              "host      %s (pid %d)\nstarted   %s\nfinished  %s\nelapsed   %s\nfolder    %s\n\n",
               run->run_id.c_str(), run->pipeline.c_str(), run->pipeline_file.c_str(),
               status_text(*run).c_str(),
-              run->reason.empty() ? "" : ("  (" + run->reason + ")").c_str(), run->host.c_str(),
+              run->reason.empty() ? "" : ("  (" + run->reason + ")").c_str(),
+              launched_text(*run).c_str(), run->host.c_str(),
               run->pid, short_ts(run->started_at).c_str(), short_ts(run->finished_at).c_str(),
               seconds(run->started_at, run->finished_at).c_str(),
               run->run_dir.empty() ? "(none: artifacts: store)" : run->run_dir.c_str());
@@ -430,6 +447,71 @@ int recover_command(const store_command_options& o) {
     std::printf("recovered %zu run(s); killed %d leftover process(es)\n", report->settled.size(),
                 report->processes_killed);
   return code;
+}
+
+} // namespace troupe
+
+namespace troupe {
+
+namespace {
+
+// The words of process `pid`'s command line ("" when unreadable).
+std::vector<std::string> cmdline_of(int32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> words;
+  for (std::string w; std::getline(in, w, '\0');)
+    words.push_back(w);
+  return words;
+}
+
+} // namespace
+
+int cancel_local_command(const store_command_options& o) {
+  auto opened = open_run(o);
+  if (!opened)
+    return fail(opened.error());
+  auto& [db, r] = *opened;
+  if (is_terminal(r.status)) {
+    std::fprintf(stderr, "troupe: run %s has ended (%s); there is nothing to cancel\n",
+                 r.run_id.c_str(), to_string(r.status).c_str());
+    return exit_code::usage;
+  }
+  auto host = this_host();
+  auto owner = owner_liveness(r, host, caf::make_timestamp());
+  if (owner.lost) {
+    std::fprintf(stderr, "troupe: run %s: its owner is lost (%s); `troupe recover` ends it\n",
+                 r.run_id.c_str(), owner.why.c_str());
+    return exit_code::usage;
+  }
+  // A `troupe run` (or rerun) on this host is told with a signal, as Ctrl-C
+  // would; anything else (a coordinator, another host) through the store,
+  // whose owner looks for cancel requests every second.
+  auto words = r.host == host ? cmdline_of(r.pid) : std::vector<std::string>{};
+  bool local_run = words.size() > 1 && (words[1] == "run" || words[1] == "rerun");
+  if (local_run) {
+    sigval cookie{};
+    cookie.sival_int = local_cancel_cookie;
+    if (::sigqueue(r.pid, SIGTERM, cookie) != 0) {
+      std::fprintf(stderr, "troupe: run %s: cannot signal its troupe process %d: %s\n",
+                   r.run_id.c_str(), r.pid, std::strerror(errno));
+      return exit_code::internal;
+    }
+    std::printf("cancel requested for run %s (its troupe run, process %d, stops it)\n",
+                r.run_id.c_str(), r.pid);
+    return 0;
+  }
+  auto asked = db->request_cancel(r.run_id, caf::make_timestamp());
+  if (!asked)
+    return fail(asked.error());
+  if (!*asked) {
+    std::fprintf(stderr, "troupe: run %s has ended; there is nothing to cancel\n",
+                 r.run_id.c_str());
+    return exit_code::usage;
+  }
+  std::printf("cancel requested for run %s through the store (its owner %s stops it within "
+              "a few seconds)\n",
+              r.run_id.c_str(), r.owner.empty() ? r.host.c_str() : r.owner.c_str());
+  return 0;
 }
 
 } // namespace troupe

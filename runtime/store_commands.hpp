@@ -4,6 +4,7 @@
 #pragma once
 
 #include "adapters/store/store.hpp"
+#include "runtime/api_client.hpp"
 #include "messages/store.hpp"
 
 #include <memory>
@@ -13,17 +14,19 @@
 
 namespace troupe {
 
-struct store_command_options {
+/// The options of the reading commands; the server fields (client_flags)
+/// are for runtime/cli/source.hpp's choice between a server and the store.
+struct store_command_options : client_flags {
   std::string db;          // store URL; empty: <output>/troupe.db
   std::string output = "output/running_order";
+  bool store_given = false;  // -o or --db was on the command line
+  bool use_server = false;   // the choice made (runtime/cli/source.hpp): server or store
   std::string status;      // runs: only this status
   std::string pipeline;    // runs: only this pipeline
   int limit = 20;          // runs
   std::string run_id;      // show, events: an id or a unique prefix
   std::string level = "info";  // events: the lowest level shown
   bool json = false;
-  std::string server;  // --server: read through a coordinator's API instead
-  std::string token;   // --token
   bool follow = false; // events, logs: keep printing until the run (logs: the stage) ends
   // logs
   std::string stage;           // "": every stage that ran, in order, each under a header
@@ -41,6 +44,11 @@ int runs_command(const store_command_options& opts);
 int show_command(const store_command_options& opts);
 int events_command(const store_command_options& opts);
 int recover_command(const store_command_options& opts);
+/// troupe cancel against a local store: a `troupe run` on this host gets
+/// SIGTERM (queued with local_cancel_cookie, so its reason names troupe
+/// cancel); a run of a coordinator or another host, a cancel request in
+/// the store, which its owner takes up.
+int cancel_local_command(const store_command_options& opts);
 
 /// The tables (or --json documents) of runs, show and events, whatever the
 /// rows came from (the store, or a coordinator's API).

@@ -157,6 +157,11 @@ std::vector<migration> schema_migrations(dialect d) {
        "ALTER TABLE runs ADD COLUMN state TEXT NOT NULL DEFAULT '{}'",
        "ALTER TABLE runs ADD COLUMN pipeline_sha256 TEXT NOT NULL DEFAULT ''",
      }},
+    {9,
+     "what launched a run: manual (troupe run), api, schedule or trigger",
+     {
+       "ALTER TABLE runs ADD COLUMN launched_by TEXT NOT NULL DEFAULT ''",
+     }},
   };
 }
 

@@ -77,7 +77,7 @@ failure_code code_of(const row& r, size_t i) {
 constexpr const char* run_columns =
   "run_id, pipeline, pipeline_file, run_dir, status, failure, reason, host, pid, "
   "created_at, started_at, finished_at, updated_at, owner, heartbeat_at, epoch, schedule_id, "
-  "scheduled_for, params, state, pipeline_sha256";
+  "scheduled_for, params, state, pipeline_sha256, launched_by";
 
 // The same, read from `runs`: an unfinished run's heartbeat_at is the later
 // of its own and its owner's (the owners table, one row per live owner).
@@ -90,7 +90,7 @@ constexpr const char* run_select =
   "created_at, started_at, finished_at, updated_at, owner, "
   "CASE WHEN " TROUPE_OWNER_BEAT " IS NOT NULL AND (heartbeat_at IS NULL OR " TROUPE_OWNER_BEAT
   " > heartbeat_at) THEN " TROUPE_OWNER_BEAT " ELSE heartbeat_at END, "
-  "epoch, schedule_id, scheduled_for, params, state, pipeline_sha256";
+  "epoch, schedule_id, scheduled_for, params, state, pipeline_sha256, launched_by";
 #undef TROUPE_OWNER_BEAT
 
 run_row run_of(const row& r) {
@@ -116,6 +116,7 @@ run_row run_of(const row& r) {
   x.params = str(r, 18);
   x.state = str(r, 19);
   x.pipeline_sha256 = str(r, 20);
+  x.launched_by = str(r, 21);
   return x;
 }
 
@@ -329,14 +330,14 @@ void sql_store::write_run(const run_row& r, apply_result& out, caf::timestamp no
   if (cur.empty()) {
     exec(std::string("INSERT INTO runs (") + run_columns
            + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-             "$17, $18, $19, $20, $21)",
+             "$17, $18, $19, $20, $21, $22)",
          {text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
           text(to_string(r.status)), code(r.failure), text(r.reason), text(r.host), num(r.pid),
           ts(r.created_at), opt_ts(r.started_at), opt_ts(r.finished_at), ts(now), text(r.owner),
           is_terminal(r.status) ? value{} : ts(now), num(r.epoch),
           r.schedule_id.empty() ? value{} : text(r.schedule_id), opt_ts(r.scheduled_for),
           text(r.params.empty() ? "{}" : r.params), text(r.state.empty() ? "{}" : r.state),
-          text(r.pipeline_sha256)});
+          text(r.pipeline_sha256), text(r.launched_by)});
     ++out.written;
     return;
   }
@@ -683,7 +684,7 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
       for (auto& id : run_order)
         run_list.push_back(run_writes[id]);
       write_rows(
-        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 21,
+        std::string("INSERT INTO runs (") + run_columns + ")", run_list, 22,
         [&](const run_write& w) {
           const auto& r = w.row;
           return params{text(r.run_id), text(r.pipeline), text(r.pipeline_file), text(r.run_dir),
@@ -692,7 +693,8 @@ caf::expected<apply_result> sql_store::apply(const store_batch& batch) {
                         ts(now), text(r.owner), w.beat ? ts(now) : value{}, num(r.epoch),
                         r.schedule_id.empty() ? value{} : text(r.schedule_id),
                         opt_ts(r.scheduled_for), text(r.params.empty() ? "{}" : r.params),
-                        text(r.state.empty() ? "{}" : r.state), text(r.pipeline_sha256)};
+                        text(r.state.empty() ? "{}" : r.state), text(r.pipeline_sha256),
+                        text(r.launched_by)};
         },
         " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
         "failure = excluded.failure, reason = excluded.reason, host = excluded.host, "

@@ -210,7 +210,7 @@ int logs_command(const store_command_options& o, bool through_api) {
   }
   if (through_api) {
     client_settings s;
-    if (auto err = resolve_client_settings(o.server, o.token, s)) {
+    if (auto err = resolve_client_settings(o, s)) {
       std::fprintf(stderr, "troupe: %s\n", err->c_str());
       return exit_code::usage;
     }

@@ -71,6 +71,7 @@ launch_request launch_request_of(const schedule_row& s) {
   launch_request req;
   req.pipeline = s.pipeline;
   req.priority = s.priority;
+  req.launched_by = "schedule";
   auto options = nlohmann::json::parse(s.options.empty() ? "{}" : s.options, nullptr, false);
   if (!options.is_object())
     return req;

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -816,7 +819,8 @@ TEST_F(CoordinatorTest, LogsReadTheSameLocallyAndRemotelyOneStageOrAllAndFollow)
 // `stages[].name` with `attempts[].attempt`; events name `stage`.
 TEST_F(CoordinatorTest, TheApiSpeaksTheGlossary) {
   auto glossary = read_file(std::string(TROUPE_SOURCE_DIR) + "/docs/glossary.md");
-  for (auto word : {"`id`", "`stages[]`", "`name`", "`attempt`", "`stage`", "`run_id`"})
+  for (auto word : {"`id`", "`stages[]`", "`name`", "`attempt`", "`stage`", "`run_id`",
+                    "`launched_by`"})
     EXPECT_NE(glossary.find(word), std::string::npos) << word;
   coordinator_process co(base_args(), tmp.path());
   auto c = co.client();
@@ -827,6 +831,7 @@ TEST_F(CoordinatorTest, TheApiSpeaksTheGlossary) {
   auto run = body_json(c->Get(("/api/runs/" + id).c_str()));
   EXPECT_EQ(run["id"], id);
   EXPECT_EQ(run["run_id"], id) << "the documented alias";
+  EXPECT_EQ(run["launched_by"], "api");
   ASSERT_EQ(run["stages"].size(), 1u) << run.dump();
   EXPECT_EQ(run["stages"][0]["name"], "hello");
   EXPECT_EQ(run["stages"][0]["attempts"][0]["attempt"], 1);
@@ -844,7 +849,7 @@ TEST_F(CoordinatorTest, TheApiSpeaksTheGlossary) {
 // Each schedule command: add (conflicting timings named), show (readable,
 // the last N events; --json), edit, pause, resume, delete; the API pages
 // a schedule's events.
-TEST_F(CoordinatorTest, ScheduleCommandsAddShowEditPauseResumeDelete) {
+TEST_F(CoordinatorTest, ScheduleCommandsAddShowEditPauseResumeTriggerDelete) {
   coordinator_process co(base_args(), tmp.path());
   std::vector<std::string> env{"TROUPE_SERVER=" + co.url()};
   auto cli = [&](std::vector<std::string> args) {
@@ -898,40 +903,210 @@ TEST_F(CoordinatorTest, ScheduleCommandsAddShowEditPauseResumeDelete) {
                                  .c_str()));
   EXPECT_EQ(rest["events"].size() + 2, as_json["events"].size());
   EXPECT_TRUE(rest["next_after"].is_null());
+  // trigger: a run now, as a tick would, said in runs' BY and the events.
+  auto triggered = cli({"trigger", sid});
+  ASSERT_EQ(triggered.exit_code, 0) << triggered.err;
+  auto tid = triggered.out.substr(0, triggered.out.find('\n'));
+  auto tick = wait_ended(*c, tid);
+  EXPECT_EQ(tick["status"], "succeeded");
+  EXPECT_EQ(tick["schedule_id"], sid);
+  EXPECT_EQ(tick["launched_by"], "trigger");
+  auto by = run_troupe({"runs"}, tmp.path(), env);
+  EXPECT_NE(by.out.find(sid + " (trigger)"), std::string::npos) << by.out;
+  EXPECT_NE(cli({"show", sid}).out.find("triggered  triggered by the API (from 127.0.0.1): "
+                                        "launched run " + tid),
+            std::string::npos);
+  EXPECT_NE(cli({"show", sid}).out.find("T04:30:00.000Z"), std::string::npos)
+    << "the next tick stays where it was";
+  EXPECT_EQ(cli({"trigger", "sch-nope"}).exit_code, 2);
+  // forbid: refused while one of its runs has not ended; replace: cancels it.
+  auto slow = cli({"add", "slow", "--every", "1h", "--overlap", "forbid"});
+  auto slow_id = slow.out.substr(0, slow.out.find('\n'));
+  auto first = cli({"trigger", slow_id});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto first_id = first.out.substr(0, first.out.find('\n'));
+  auto refused = cli({"trigger", slow_id});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("(overlap: forbid): its run " + first_id + " has not ended"),
+            std::string::npos)
+    << refused.err;
+  ASSERT_EQ(cli({"edit", slow_id, "--overlap", "replace"}).exit_code, 0);
+  auto second = cli({"trigger", slow_id});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  auto replaced = wait_ended(*c, first_id, 20s);
+  EXPECT_EQ(replaced["status"], "cancelled");
+  EXPECT_EQ(replaced["reason"].get<std::string>().rfind("cancelled by schedule " + slow_id
+                                                        + " (overlap: replace): triggered by "
+                                                          "the API",
+                                                        0),
+            0u)
+    << replaced.dump();
+  EXPECT_EQ(run_troupe({"cancel", second.out.substr(0, second.out.find('\n'))}, tmp.path(), env)
+              .exit_code,
+            0);
   EXPECT_EQ(cli({"delete", sid}).exit_code, 0);
   EXPECT_EQ(cli({"show", sid}).exit_code, 2);
 }
 
-// troupe status says which way the reading commands go, by each rule.
-TEST_F(CoordinatorTest, StatusSaysWhereCommandsGoByEachRule) {
+// One resolver for every reading command (and rerun, cancel, status):
+// --server, then -o/--db, then $TROUPE_SERVER, the config file, the default
+// server when it answers, else the local store; a configured server that
+// does not answer falls back to the store with a note. Tokens come from
+// --token, --token-file, $TROUPE_TOKEN, $TROUPE_TOKEN_FILE or the config.
+TEST_F(CoordinatorTest, EveryReadingCommandGoesWhereTheResolverSaysByEachRule) {
+  std::ofstream(tmp.path() + "/token") << "s3cret-token\n";
+  auto args = base_args();
+  args.insert(args.end(), {"--token-file", tmp.path() + "/token"});
+  coordinator_process co(args, tmp.path());
+  auto c = co.client("s3cret-token");
+  auto remote = launch(*c, {{"pipeline", "quick"}})["id"].get<std::string>();
+  wait_ended(*c, remote);
+  // A local run, in the default store of the folder the commands run in.
+  std::string here = tmp.path() + "/here";
+  ::mkdir(here.c_str(), 0755);
+  std::ofstream(here + "/local.yaml") << "name: local\nstages:\n  - name: hello\n"
+                                         "    shell: \"echo local hello\"\n";
+  // No config file but the test's own; no server or token from outside.
+  std::vector<std::string> clean{"HOME=" + tmp.path(), "XDG_CONFIG_HOME=" + tmp.path() + "/cfg",
+                                 "TROUPE_SERVER=", "TROUPE_TOKEN=", "TROUPE_TOKEN_FILE="};
+  ASSERT_EQ(run_troupe({"run", "local.yaml"}, here, clean).exit_code, 0);
+  auto local_runs = json::parse(run_troupe({"runs", "--json", "-o", here + "/output/running_order"},
+                                           here, clean).out);
+  ASSERT_EQ(local_runs["runs"].size(), 1u);
+  auto local = local_runs["runs"][0]["id"].get<std::string>();
+  EXPECT_EQ(local_runs["runs"][0]["launched_by"], "manual");
+
+  auto with = [&](std::vector<std::string> env) {
+    env.insert(env.begin(), clean.begin(), clean.end());
+    return env;
+  };
+  // Each command reads one run's facts where it was sent; `id` must be there.
+  auto reads_from = [&](const std::vector<std::string>& extra, const std::vector<std::string>& env,
+                        const std::string& id, const std::string& said) {
+    SCOPED_TRACE(said);
+    auto cmd = [&](std::vector<std::string> a) {
+      a.insert(a.end(), extra.begin(), extra.end());
+      return run_troupe(a, here, env);
+    };
+    auto runs = cmd({"runs"});
+    EXPECT_EQ(runs.exit_code, 0) << runs.err;
+    EXPECT_NE(runs.out.find(id.substr(0, 8)), std::string::npos) << runs.out;
+    auto shown = cmd({"show", id, "--json"});
+    EXPECT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_NE(shown.out.find(id), std::string::npos);
+    auto events = cmd({"events", id});
+    EXPECT_EQ(events.exit_code, 0) << events.err;
+    EXPECT_NE(events.out.find("run succeeded"), std::string::npos) << events.out;
+    auto followed = cmd({"events", id, "--follow"});
+    EXPECT_EQ(followed.exit_code, 0) << followed.err;
+    EXPECT_NE(followed.out.find("run succeeded"), std::string::npos) << followed.out;
+    auto logs = cmd({"logs", id, "hello"});
+    EXPECT_EQ(logs.exit_code, 0) << logs.err;
+    auto status = cmd({"status"});
+    EXPECT_NE(status.out.find(said), std::string::npos) << status.out;
+    return runs.err;
+  };
+  const std::string token_file = tmp.path() + "/token";
+  // 1. --server (with --token, then --token-file).
+  reads_from({"--server", co.url(), "--token", "s3cret-token"}, with({}), remote,
+             "read: the server " + co.url() + " (--server)");
+  reads_from({"--server", co.url(), "--token-file", token_file}, with({}), remote,
+             "read: the server " + co.url() + " (--server)");
+  auto wrong = run_troupe({"runs", "--server", co.url(), "--token", "nope"}, here, with({}));
+  EXPECT_EQ(wrong.exit_code, 2) << "a wrong token is the caller's to fix: " << wrong.err;
+  auto gone = run_troupe({"runs", "--server", "http://127.0.0.1:1"}, here, with({}));
+  EXPECT_EQ(gone.exit_code, 4) << "an asked-for server is not fallen back from";
+  // 2. -o/--db beat $TROUPE_SERVER.
+  auto server_env = with({"TROUPE_SERVER=" + co.url(), "TROUPE_TOKEN=s3cret-token"});
+  reads_from({"-o", here + "/output/running_order"}, server_env, local,
+             "read: the local store " + here + "/output/running_order/troupe.db "
+             "(-o/--output was given)");
+  reads_from({"--db", here + "/output/running_order/troupe.db"}, server_env, local,
+             "(--db was given)");
+  // 3. $TROUPE_SERVER (with $TROUPE_TOKEN, then $TROUPE_TOKEN_FILE).
+  reads_from({}, server_env, remote, "read: the server " + co.url() + " ($TROUPE_SERVER)");
+  reads_from({}, with({"TROUPE_SERVER=" + co.url(), "TROUPE_TOKEN_FILE=" + token_file}), remote,
+             "($TROUPE_SERVER)");
+  // ... and when it does not answer: the local store, said on stderr.
+  auto note = reads_from({}, with({"TROUPE_SERVER=http://127.0.0.1:1"}), local,
+                         "read: the local store output/running_order/troupe.db (no coordinator "
+                         "answers at http://127.0.0.1:1 (from $TROUPE_SERVER))");
+  EXPECT_NE(note.find("no coordinator answers at http://127.0.0.1:1 (from $TROUPE_SERVER"),
+            std::string::npos)
+    << note;
+  EXPECT_NE(note.find("reading the local store output/running_order/troupe.db"),
+            std::string::npos);
+  // 4. The config file (server: and token_file:).
+  ::mkdir((tmp.path() + "/cfg").c_str(), 0755);
+  ::mkdir((tmp.path() + "/cfg/troupe").c_str(), 0755);
+  std::ofstream(tmp.path() + "/cfg/troupe/config.yaml")
+    << "server: " << co.url() << "\ntoken_file: " << token_file << "\n";
+  reads_from({}, with({}), remote, "read: the server " + co.url() + " (" + tmp.path()
+                                     + "/cfg/troupe/config.yaml)");
+  std::ofstream(tmp.path() + "/cfg/troupe/config.yaml") << "server: " << co.url()
+                                                        << "\ntoken_file: /nonexistent\n";
+  auto bad = run_troupe({"runs"}, here, with({}));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("config.yaml: token_file: /nonexistent: No such file"), std::string::npos)
+    << bad.err;
+  std::remove((tmp.path() + "/cfg/troupe/config.yaml").c_str());
+  // 5./6. Nothing configured: the default server when it answers (a
+  // developer's own coordinator may), else the local store.
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(8420);
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool default_taken = ::connect(probe, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0;
+  ::close(probe);
+  if (!default_taken)
+    reads_from({}, with({}), local, "(no server is configured and none answers at "
+                                    "http://127.0.0.1:8420)");
+}
+
+// troupe cancel: through the API, or locally: a `troupe run` on this host
+// gets SIGTERM and its reason names troupe cancel.
+TEST_F(CoordinatorTest, CancelStopsALocalRunOrOneOnTheServerByTheSameRule) {
+  std::vector<std::string> clean{"TROUPE_SERVER=", "TROUPE_TOKEN=", "TROUPE_TOKEN_FILE=",
+                                 "HOME=" + tmp.path(), "XDG_CONFIG_HOME=" + tmp.path() + "/cfg"};
+  std::ofstream(tmp.path() + "/slow.yaml") << "name: slowly\nstages:\n  - name: wait\n"
+                                              "    shell: \"sleep 30\"\n";
+  troupe_process run({"run", "slow.yaml", "-o", tmp.path() + "/local"}, tmp.path(), clean);
+  std::string id;
+  ASSERT_TRUE(run.wait_until(
+    [&] {
+      auto j = json::parse(run_troupe({"runs", "--json", "-o", tmp.path() + "/local"}, tmp.path(),
+                                      clean).out, nullptr, false);
+      if (!j.is_object() || j["runs"].empty() || j["runs"][0]["status"] != "running")
+        return false;
+      id = j["runs"][0]["id"];
+      return true;
+    },
+    10s));
+  auto asked = run_troupe({"cancel", id.substr(0, 13), "-o", tmp.path() + "/local"}, tmp.path(),
+                          clean);
+  EXPECT_EQ(asked.exit_code, 0) << asked.err;
+  EXPECT_NE(asked.out.find("cancel requested for run " + id), std::string::npos) << asked.out;
+  auto ended = run.wait(20s);
+  EXPECT_EQ(ended.exit_code, 130) << ended.err;
+  auto shown = json::parse(run_troupe({"show", id, "--json", "-o", tmp.path() + "/local"},
+                                      tmp.path(), clean).out);
+  EXPECT_EQ(shown["status"], "cancelled");
+  EXPECT_EQ(shown["reason"].get<std::string>().rfind("cancelled by troupe cancel (process ", 0),
+            0u)
+    << shown.dump();
+  auto again = run_troupe({"cancel", id, "-o", tmp.path() + "/local"}, tmp.path(), clean);
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("has ended (cancelled); there is nothing to cancel"), std::string::npos)
+    << again.err;
+  // The same command, through a coordinator.
   coordinator_process co(base_args(), tmp.path());
-  // No config file but the test's own.
-  std::vector<std::string> home{"HOME=" + tmp.path(), "XDG_CONFIG_HOME=" + tmp.path() + "/.config"};
-  auto flag = run_troupe({"status", "--server", co.url(), "-o", out()}, tmp.path(), home);
-  EXPECT_EQ(flag.exit_code, 0) << flag.err;
-  EXPECT_NE(flag.out.find("server       " + co.url() + " (from --server): coordinator "),
-            std::string::npos)
-    << flag.out;
-  EXPECT_NE(flag.out.find("runs, show, events, logs read: the server (--server)"),
-            std::string::npos)
-    << flag.out;
-  auto env = home;
+  auto remote = launch(*co.client(), {{"pipeline", "slow"}})["id"].get<std::string>();
+  auto env = clean;
   env.push_back("TROUPE_SERVER=" + co.url());
-  auto by_env = run_troupe({"status"}, tmp.path(), env);
-  EXPECT_NE(by_env.out.find("(from $TROUPE_SERVER)"), std::string::npos) << by_env.out;
-  ::mkdir((tmp.path() + "/.config").c_str(), 0755);
-  ::mkdir((tmp.path() + "/.config/troupe").c_str(), 0755);
-  std::ofstream(tmp.path() + "/.config/troupe/config.yaml") << "server: " << co.url() << "\n";
-  auto by_file = run_troupe({"status"}, tmp.path(), home);
-  EXPECT_NE(by_file.out.find("(from " + tmp.path() + "/.config/troupe/config.yaml): coordinator "),
-            std::string::npos)
-    << by_file.out;
-  EXPECT_NE(by_file.out.find("read: the server"), std::string::npos) << by_file.out;
-  std::remove((tmp.path() + "/.config/troupe/config.yaml").c_str());
-  auto none = run_troupe({"status", "-o", out()}, tmp.path(), home);
-  EXPECT_NE(none.out.find("read: the local store (no server configured"), std::string::npos)
-    << none.out;
-  EXPECT_NE(none.out.find("local store  " + out() + "/troupe.db\n"), std::string::npos) << none.out;
+  auto through = run_troupe({"cancel", remote}, tmp.path(), env);
+  EXPECT_EQ(through.exit_code, 0) << through.err;
+  EXPECT_EQ(wait_ended(*co.client(), remote, 20s)["status"], "cancelled");
 }
 
 TEST_F(CoordinatorTest, SchedulesRefuseBadFieldsByName) {
@@ -1243,8 +1418,12 @@ TEST_F(CoordinatorTest, ACancelAskedOfAnotherCoordinatorReachesTheRunsOwner) {
   auto run = wait_ended(*b.client(), id, 20s);
   EXPECT_EQ(run["status"], "cancelled");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
-  EXPECT_NE(a.log().find("cancelled at another coordinator's request"), std::string::npos)
+  EXPECT_NE(a.log().find("cancelled at a request through the store"), std::string::npos)
     << a.log();
+  EXPECT_NE(run["reason"].get<std::string>().find("cancelled through the store (asked of "
+                                                  "coordinator "),
+            std::string::npos)
+    << run.dump();
 }
 
 TEST_F(CoordinatorTest, ParamsAndARerunGoThroughTheApi) {

@@ -344,6 +344,12 @@ stages:
     EXPECT_EQ(r.exit_code, 130) << r.err;
     auto m = read_json(meta_path());
     EXPECT_EQ(m["status"], "cancelled");
+    // The reason names the signal and who sent it (this test's process).
+    std::string name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+    EXPECT_EQ(m["reason"].get<std::string>().rfind(
+                "cancelled by " + name + " from process " + std::to_string(::getpid()), 0),
+              0u)
+      << m["reason"];
     EXPECT_EQ(m["stages"][0]["status"], "cancelled");
     EXPECT_EQ(m["stages"][0]["failure_code"], "cancelled");
     EXPECT_EQ(m["stages"][1]["status"], "skipped");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -55,10 +56,28 @@ troupe_process::troupe_process(const std::vector<std::string>& args, const std::
     argv.push_back(a.data());
   argv.push_back(nullptr);
   std::vector<std::string> env_s;
+  // `extra_env` replaces what it names ("NAME=" sets it empty; the last
+  // entry for a name counts).
+  auto overridden = [&](const char* e) {
+    for (auto& x : extra_env) {
+      auto eq = x.find('=');
+      if (eq != std::string::npos && std::strncmp(e, x.c_str(), eq + 1) == 0)
+        return true;
+    }
+    return false;
+  };
   for (char** e = environ; *e; ++e)
-    env_s.emplace_back(*e);
-  for (auto& e : extra_env)
-    env_s.push_back(e);
+    if (!overridden(*e))
+      env_s.emplace_back(*e);
+  for (size_t i = 0; i < extra_env.size(); ++i) {
+    // A later entry for a name wins over an earlier one.
+    auto name = extra_env[i].substr(0, extra_env[i].find('=') + 1);
+    bool later = false;
+    for (size_t k = i + 1; k < extra_env.size() && !later; ++k)
+      later = extra_env[k].compare(0, name.size(), name) == 0;
+    if (!later)
+      env_s.push_back(extra_env[i]);
+  }
   std::vector<char*> envp;
   for (auto& e : env_s)
     envp.push_back(e.data());
