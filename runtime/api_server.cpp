@@ -390,6 +390,16 @@ struct api_server::impl {
     return **s;
   }
 
+  // 201 for a run just launched (POST /api/runs, a schedule's trigger).
+  static void send_launched(server_response& res, const run_row& run) {
+    res.set_header("Location", "/api/runs/" + run.run_id);
+    send_json(res, 201, {{"id", run.run_id},
+                         {"status", to_string(run.status)},
+                         {"pipeline", run.pipeline},
+                         {"created_at", iso8601(run.created_at)},
+                         {"run", json(run)}});
+  }
+
   api_result<run_row> find_run(store& db, const std::string& id) {
     return troupe::find_run(db, id);
   }
@@ -465,13 +475,7 @@ struct api_server::impl {
       auto run = c.launch(lr);
       if (fail(res, run))
         return;
-      json j = *run;
-      res.set_header("Location", "/api/runs/" + run->run_id);
-      send_json(res, 201, {{"id", run->run_id},
-                           {"status", to_string(run->status)},
-                           {"pipeline", run->pipeline},
-                           {"created_at", iso8601(run->created_at)},
-                           {"run", j}});
+      send_launched(res, *run);
     });
     svr.add("GET", "/api/runs", [this](const server_request& req, server_response& res) {
       run_filter f;
@@ -665,14 +669,7 @@ struct api_server::impl {
                                                      + req.remote_addr + ")");
               if (fail(res, run))
                 return;
-              json j = *run;
-              res.set_header("Location", "/api/runs/" + run->run_id);
-              send_json(res, 201, {{"id", run->run_id},
-                                   {"status", to_string(run->status)},
-                                   {"pipeline", run->pipeline},
-                                   {"schedule_id", run->schedule_id},
-                                   {"created_at", iso8601(run->created_at)},
-                                   {"run", j}});
+              send_launched(res, *run);
             });
     svr.add("PATCH", R"(/api/schedules/([^/]+))",
               [this](const server_request& req, server_response& res) {

@@ -621,6 +621,35 @@ api_result<run_row> coordinator::cancel(const std::string& ref, const std::strin
   return row;
 }
 
+schedule_event_row coordinator::schedule_event(const schedule_row& s, const std::string& kind,
+                                              caf::optional<caf::timestamp> tick,
+                                              const std::string& run_id,
+                                              const std::string& message) const {
+  schedule_event_row e;
+  e.ts = caf::make_timestamp();
+  e.schedule_id = s.id;
+  e.coordinator = id_;
+  e.kind = kind;
+  e.scheduled_for = tick;
+  e.run_id = run_id;
+  e.message = message;
+  return e;
+}
+
+void coordinator::replace_runs(const schedule_row& s, const std::vector<run_row>& active,
+                               caf::timestamp tick, const std::string& why,
+                               std::vector<schedule_event_row>& events) {
+  for (auto& r : active) {
+    auto cancelled = cancel(r.run_id, "cancelled by schedule " + s.id + " (overlap: replace): "
+                                        + why);
+    events.push_back(schedule_event(
+      s, "replaced", tick, r.run_id,
+      cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
+                : "overlap: replace: run " + r.run_id
+                    + " could not be cancelled: " + cancelled.error.message));
+  }
+}
+
 api_result<run_row> coordinator::trigger(const std::string& id, const std::string& who) {
   auto db = pool_.borrow();
   if (!db)
@@ -650,26 +679,7 @@ api_result<run_row> coordinator::trigger(const std::string& id, const std::strin
     return api_error{409, "conflict", "schedule " + s.id + " (overlap: forbid): its run "
                                         + active.front().run_id + " has not ended"};
   std::vector<schedule_event_row> events;
-  auto event = [&](const std::string& kind, const std::string& run_id, const std::string& msg) {
-    schedule_event_row e;
-    e.ts = caf::make_timestamp();
-    e.schedule_id = s.id;
-    e.coordinator = id_;
-    e.kind = kind;
-    e.scheduled_for = now;
-    e.run_id = run_id;
-    e.message = msg;
-    events.push_back(std::move(e));
-  };
-  for (auto& r : active) {
-    auto cancelled = cancel(r.run_id, "cancelled by schedule " + s.id
-                                        + " (overlap: replace): triggered by " + who
-                                        + ", it launched a new run");
-    event("replaced", r.run_id,
-          cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
-                    : "overlap: replace: run " + r.run_id
-                        + " could not be cancelled: " + cancelled.error.message);
-  }
+  replace_runs(s, active, now, "triggered by " + who + ", it launched a new run", events);
   auto run_dir = new_run_folder(*p, now);
   if (!run_dir) {
     log_("error", "trigger of " + s.id + ": --output " + cfg_.output + ": "
@@ -694,8 +704,8 @@ api_result<run_row> coordinator::trigger(const std::string& id, const std::strin
     remove_run_folder(*run_dir);
     return api_error{503, "store_unavailable", describe(put.error())};
   }
-  event("triggered", prep->row.run_id, "triggered by " + who + ": launched run "
-                                          + prep->row.run_id);
+  events.push_back(schedule_event(s, "triggered", now, prep->row.run_id,
+                                  "triggered by " + who + ": launched run " + prep->row.run_id));
   if (auto err = (*db)->add_schedule_events(events))
     log_("warn", "schedule " + s.id + ": " + describe(err));
   auto row = prep->row;
@@ -788,15 +798,7 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
   std::vector<schedule_event_row> events;
   auto event = [&](const std::string& kind, caf::optional<caf::timestamp> tick,
                    const std::string& run_id, const std::string& message) {
-    schedule_event_row e;
-    e.ts = caf::make_timestamp();
-    e.schedule_id = s.id;
-    e.coordinator = id_;
-    e.kind = kind;
-    e.scheduled_for = tick;
-    e.run_id = run_id;
-    e.message = message;
-    events.push_back(std::move(e));
+    events.push_back(schedule_event(s, kind, tick, run_id, message));
   };
   auto release = [&](const caf::optional<caf::timestamp>& next) {
     auto done = db.finish_schedule_claim(s.id, id_, next, {}, events);
@@ -853,15 +855,8 @@ void coordinator::handle_claim(store& db, const claimed_schedule& c) {
         ++metrics_.schedule_skips;
         continue;
       }
-      for (auto& r : active) {
-        auto cancelled = cancel(r.run_id, "cancelled by schedule " + s.id
-                                            + " (overlap: replace): its tick of " + iso8601(tick)
-                                            + " launched a new run");
-        event("replaced", tick, r.run_id,
-              cancelled ? "overlap: replace: run " + r.run_id + " cancelled"
-                        : "overlap: replace: run " + r.run_id
-                            + " could not be cancelled: " + cancelled.error.message);
-      }
+      replace_runs(s, active, tick, "its tick of " + iso8601(tick) + " launched a new run",
+                   events);
     }
     auto created = caf::make_timestamp();
     auto run_dir = new_run_folder(*p, created);

@@ -280,6 +280,15 @@ private:
                                int64_t epoch, caf::timestamp created, bool resumed = false);
   void dispatch(prepared p, int32_t priority);
   void handle_claim(store& db, const claimed_schedule& c);
+  /// One of schedule `s`'s events, by this coordinator, now.
+  schedule_event_row schedule_event(const schedule_row& s, const std::string& kind,
+                                    caf::optional<caf::timestamp> tick,
+                                    const std::string& run_id, const std::string& message) const;
+  /// overlap: replace: cancels `active` ("cancelled by schedule S (overlap:
+  /// replace): `why`"), a `replaced` event each.
+  void replace_runs(const schedule_row& s, const std::vector<run_row>& active,
+                    caf::timestamp tick, const std::string& why,
+                    std::vector<schedule_event_row>& events);
   void load_pipelines();
   /// A run's folder, or "" for a pipeline with `artifacts: store`.
   caf::expected<std::string> new_run_folder(const pipeline_def& p, caf::timestamp now);
