@@ -493,7 +493,7 @@ void step(self_ptr self, bool wait) {
   auto& st = self->state;
   if (st.finishing)
     return;
-  auto ready = st.order->ready();
+  auto ready = st.order->ready(caf::make_timestamp());
   if (!ready.empty()) {
     start_stages(self, ready, wait);
     return;
@@ -612,7 +612,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       if (named == st.index.end() || st.running.count(named->second) == 0)
         return;
       auto i = named->second;
-      st.order->stage_spawned(i, pid, cgroup);
+      st.order->stage_spawned(i, pid, cgroup, caf::make_timestamp());
       st.running[i].cgroup = cgroup;
       persist(self);
       if (st.plan.sample_interval.count() > 0) {

@@ -237,11 +237,10 @@ void running_order::skip(size_t i, const std::string& why, caf::timestamp now) {
   event(now, i, 0, event_level::info, "skipped: " + s.error);
 }
 
-std::vector<size_t> running_order::ready() {
+std::vector<size_t> running_order::ready(caf::timestamp now) {
   std::vector<size_t> out;
   if (stopped_ || cancelled_ || record_failed_ != failure_code::none)
     return out;
-  auto now = caf::make_timestamp();
   auto& stages = record_.stages;
   // Skipping a stage can settle its dependents: go round until nothing changes.
   for (bool changed = true; changed;) {
@@ -296,10 +295,10 @@ void running_order::node_slots(int32_t slots) {
     record_.options.max_parallel = slots;
 }
 
-std::optional<size_t> running_order::next() {
+std::optional<size_t> running_order::next(caf::timestamp now) {
   auto limit = record_.options.max_parallel;
   record_.options.max_parallel = static_cast<int32_t>(in_flight()) + 1;
-  auto r = ready();
+  auto r = ready(now);
   record_.options.max_parallel = limit;
   if (r.empty())
     return std::nullopt;
@@ -370,11 +369,12 @@ const attempt_record& running_order::attempt_started(size_t i, caf::timestamp no
   return cur;
 }
 
-void running_order::stage_spawned(size_t i, int32_t pid, const std::string& cgroup) {
+void running_order::stage_spawned(size_t i, int32_t pid, const std::string& cgroup,
+                                  caf::timestamp now) {
   touch(i).pid = pid;
   current(i).pid = pid;
   current(i).cgroup = cgroup;
-  journal_attempt(i, caf::make_timestamp());
+  journal_attempt(i, now);
 }
 
 void running_order::stage_before(size_t i, snapshot snap) {
@@ -482,7 +482,8 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
       stopped_ = true;
       skip_pending(record_failed_ != failure_code::none
                      ? "not run: troupe cannot record the run"
-                     : "not run: stage '" + s.name + "' " + to_string(s.status));
+                     : "not run: stage '" + s.name + "' " + to_string(s.status),
+                   now);
     }
     return attempt_decision{attempt_decision::stop, {}, {}};
   };
@@ -590,8 +591,7 @@ void running_order::record_failed(failure_code code, const std::string& why,
   }
 }
 
-void running_order::skip_pending(const std::string& why) {
-  auto now = caf::make_timestamp();
+void running_order::skip_pending(const std::string& why, caf::timestamp now) {
   for (size_t i = 0; i < record_.stages.size(); ++i) {
     auto& s = record_.stages[i];
     if (s.status == stage_status::pending) {
@@ -619,11 +619,11 @@ void running_order::probe_recorded(probe_record p, caf::timestamp now) {
 
 void running_order::finish(caf::timestamp now) {
   if (record_failed_ != failure_code::none)
-    skip_pending("not run: troupe cannot record the run");
+    skip_pending("not run: troupe cannot record the run", now);
   else if (cancelled_)
-    skip_pending("run cancelled");
+    skip_pending("run cancelled", now);
   else
-    skip_pending("not run");
+    skip_pending("not run", now);
   record_.finished_at = now;
   auto any = [&](stage_status st) {
     return std::any_of(record_.stages.begin(), record_.stages.end(),

@@ -70,12 +70,12 @@ public:
   /// `on_failure: continue` the dependents of a stage that failed (with the
   /// reason). Empty when the run is stopping (a failure under fail-fast, a
   /// cancel, a record that cannot be written) or nothing is ready yet.
-  std::vector<size_t> ready();
+  std::vector<size_t> ready(caf::timestamp now);
   /// The node takes at most `slots` stages at once (0: no limit of its
   /// own): max_parallel is lowered to it, as metadata.json then says.
   void node_slots(int32_t slots);
   /// ready(), one stage at most.
-  std::optional<size_t> next();
+  std::optional<size_t> next(caf::timestamp now);
   /// Stages running, waiting for a retry, or handed out and not yet started.
   size_t in_flight() const;
   /// A stage handed out by ready() does not start after all (the run is
@@ -87,7 +87,7 @@ public:
   /// retry decided).
   const attempt_record& attempt_started(size_t i, caf::timestamp now);
 
-  void stage_spawned(size_t i, int32_t pid, const std::string& cgroup = {});
+  void stage_spawned(size_t i, int32_t pid, const std::string& cgroup, caf::timestamp now);
   void stage_before(size_t i, snapshot s);
   void stage_sample(size_t i, const snapshot& s);
   void stage_after(size_t i, snapshot s);
@@ -148,7 +148,7 @@ public:
                       const std::vector<attempt_row>& attempts);
 
 private:
-  void skip_pending(const std::string& why);
+  void skip_pending(const std::string& why, caf::timestamp now);
   void skip(size_t i, const std::string& why, caf::timestamp now);
   /// Stage `i`, its revision bumped: every change goes through here.
   stage_record& touch(size_t i);

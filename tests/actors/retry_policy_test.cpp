@@ -110,7 +110,7 @@ TEST(RunningOrderRetryTest, RetriesWithTheScheduleThenGivesUp) {
   spec.max_attempts = 3;
   running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, [] { return 0.0; }};
   o.start(t0());
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, t0());
   auto d1 = o.attempt_finished(i, failed(failure_code::exit_nonzero), t0() + 1s);
   EXPECT_EQ(d1.kind, attempt_decision::retry);
@@ -150,7 +150,7 @@ TEST(RunningOrderRetryTest, BlockedHttpEscalatesToBrowserNeverBack) {
   spec.on = {failure_code::blocked};
   running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   EXPECT_EQ(o.attempt_started(i, t0()).strategy, "http");
   auto d = o.attempt_finished(i, failed(failure_code::blocked, "http"), t0());
   ASSERT_EQ(d.kind, attempt_decision::retry);
@@ -165,7 +165,7 @@ TEST(RunningOrderRetryTest, CodesNotInOnAreNotRetried) {
   auto spec = issue_example();
   running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, t0());
   auto d = o.attempt_finished(i, failed(failure_code::spawn_failed), t0());
   EXPECT_EQ(d.kind, attempt_decision::stop);
@@ -182,7 +182,7 @@ TEST(RunningOrderRetryTest, TheSupervisionBudgetStopsARunThatKeepsFailing) {
   spec.backoff.initial = 1s;
   running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{2, 10min}, nullptr};
   o.start(t0());
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   auto t = t0();
   int retries = 0;
   for (;;) {
@@ -205,7 +205,7 @@ TEST(RunningOrderRetryTest, CancelWhileWaitingForARetryCancelsTheStage) {
   auto spec = issue_example();
   running_order o{one_stage(), {retry_policy{spec}}, supervision_spec{}, nullptr};
   o.start(t0());
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, t0());
   ASSERT_EQ(o.attempt_finished(i, failed(failure_code::network), t0()).kind,
             attempt_decision::retry);

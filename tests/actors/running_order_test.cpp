@@ -41,12 +41,12 @@ void run_ok(running_order& o, size_t i) {
 TEST(RunningOrderTest, RunsStagesInOrderAndSucceeds) {
   running_order o{three_stages()};
   for (size_t want = 0; want < 3; ++want) {
-    auto i = o.next();
+    auto i = o.next(caf::make_timestamp());
     ASSERT_TRUE(i);
     EXPECT_EQ(*i, want);
     run_ok(o, *i);
   }
-  EXPECT_FALSE(o.next());
+  EXPECT_FALSE(o.next(caf::make_timestamp()));
   o.finish(caf::make_timestamp());
   EXPECT_EQ(o.record().status, run_status::succeeded);
   EXPECT_EQ(o.exit_code(), exit_code::ok);
@@ -55,9 +55,9 @@ TEST(RunningOrderTest, RunsStagesInOrderAndSucceeds) {
 
 TEST(RunningOrderTest, DisabledOptionalStageIsSkippedWithAReason) {
   running_order o{three_stages(false)};
-  run_ok(o, *o.next());
-  run_ok(o, *o.next());
-  EXPECT_FALSE(o.next());
+  run_ok(o, *o.next(caf::make_timestamp()));
+  run_ok(o, *o.next(caf::make_timestamp()));
+  EXPECT_FALSE(o.next(caf::make_timestamp()));
   EXPECT_EQ(o.record().stages[2].status, stage_status::skipped);
   EXPECT_NE(o.record().stages[2].error.find("--enable c"), std::string::npos);
   o.finish(caf::make_timestamp());
@@ -66,11 +66,11 @@ TEST(RunningOrderTest, DisabledOptionalStageIsSkippedWithAReason) {
 
 TEST(RunningOrderTest, FailureStopsTheRunAndSkipsTheRest) {
   running_order o{three_stages()};
-  run_ok(o, *o.next());
-  auto i = *o.next();
+  run_ok(o, *o.next(caf::make_timestamp()));
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, caf::make_timestamp());
   o.attempt_finished(i, result("b", stage_status::failed, failure_code::exit_nonzero), caf::make_timestamp());
-  EXPECT_FALSE(o.next());
+  EXPECT_FALSE(o.next(caf::make_timestamp()));
   EXPECT_EQ(o.record().stages[2].status, stage_status::skipped);
   EXPECT_EQ(o.record().stages[2].error, "not run: stage 'b' failed");
   o.finish(caf::make_timestamp());
@@ -80,7 +80,7 @@ TEST(RunningOrderTest, FailureStopsTheRunAndSkipsTheRest) {
 
 TEST(RunningOrderTest, TimeoutGivesExitCodeThree) {
   running_order o{three_stages()};
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, caf::make_timestamp());
   o.attempt_finished(i, result("a", stage_status::timed_out, failure_code::timeout), caf::make_timestamp());
   o.finish(caf::make_timestamp());
@@ -90,9 +90,9 @@ TEST(RunningOrderTest, TimeoutGivesExitCodeThree) {
 
 TEST(RunningOrderTest, CancelBetweenStagesStartsNothingMore) {
   running_order o{three_stages()};
-  run_ok(o, *o.next());
+  run_ok(o, *o.next(caf::make_timestamp()));
   o.cancel(caf::make_timestamp());
-  EXPECT_FALSE(o.next());
+  EXPECT_FALSE(o.next(caf::make_timestamp()));
   o.finish(caf::make_timestamp());
   EXPECT_EQ(o.record().status, run_status::cancelled);
   EXPECT_EQ(o.record().stages[1].status, stage_status::skipped);
@@ -102,17 +102,17 @@ TEST(RunningOrderTest, CancelBetweenStagesStartsNothingMore) {
 
 TEST(RunningOrderTest, LateResultForAStageNotRunningIsIgnored) {
   running_order o{three_stages()};
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, caf::make_timestamp());
   o.attempt_finished(i, result("a", stage_status::succeeded), caf::make_timestamp());
   o.attempt_finished(i, result("a", stage_status::failed, failure_code::lost), caf::make_timestamp());
   EXPECT_EQ(o.record().stages[0].status, stage_status::succeeded);
-  EXPECT_TRUE(o.next());
+  EXPECT_TRUE(o.next(caf::make_timestamp()));
 }
 
 TEST(RunningOrderTest, SamplesRaiseThePeak) {
   running_order o{three_stages()};
-  auto i = *o.next();
+  auto i = *o.next(caf::make_timestamp());
   o.attempt_started(i, caf::make_timestamp());
   snapshot s;
   s.process = tree_figures{{1, 2}, 5000, 2.0};
@@ -145,7 +145,7 @@ run_record diamond(int32_t max_parallel, bool keep_going = false) {
 }
 
 std::vector<size_t> started(running_order& o) {
-  auto r = o.ready();
+  auto r = o.ready(caf::make_timestamp());
   for (auto i : r)
     o.attempt_started(i, caf::make_timestamp());
   return r;
@@ -163,11 +163,11 @@ void end(running_order& o, size_t i, stage_status st) {
 TEST(RunningOrderGraphTest, AStageStartsWhenAllItDependsOnSucceeded) {
   running_order o{diamond(8)};
   EXPECT_EQ(started(o), (std::vector<size_t>{0}));
-  EXPECT_TRUE(o.ready().empty()) << "b, c and e wait for a";
+  EXPECT_TRUE(o.ready(caf::make_timestamp()).empty()) << "b, c and e wait for a";
   end(o, 0, stage_status::succeeded);
   EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4})) << "b, c and e at once";
   end(o, 1, stage_status::succeeded);
-  EXPECT_TRUE(o.ready().empty()) << "d waits for c too";
+  EXPECT_TRUE(o.ready(caf::make_timestamp()).empty()) << "d waits for c too";
   end(o, 2, stage_status::succeeded);
   EXPECT_EQ(started(o), (std::vector<size_t>{3}));
   end(o, 3, stage_status::succeeded);
@@ -179,9 +179,9 @@ TEST(RunningOrderGraphTest, AStageStartsWhenAllItDependsOnSucceeded) {
 
 TEST(RunningOrderGraphTest, MaxParallelBoundsWhatIsInFlight) {
   running_order o{diamond(2)};
-  run_ok(o, *o.next());
+  run_ok(o, *o.next(caf::make_timestamp()));
   EXPECT_EQ(started(o), (std::vector<size_t>{1, 2}));
-  EXPECT_TRUE(o.ready().empty()) << "e waits for a free place";
+  EXPECT_TRUE(o.ready(caf::make_timestamp()).empty()) << "e waits for a free place";
   end(o, 1, stage_status::succeeded);
   EXPECT_EQ(started(o), (std::vector<size_t>{4}));
   EXPECT_EQ(o.in_flight(), 2u);
@@ -189,10 +189,10 @@ TEST(RunningOrderGraphTest, MaxParallelBoundsWhatIsInFlight) {
 
 TEST(RunningOrderGraphTest, FailFastStartsNothingNewAndSkipsWhatDidNotRun) {
   running_order o{diamond(8)};
-  run_ok(o, *o.next());
+  run_ok(o, *o.next(caf::make_timestamp()));
   EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4}));
   end(o, 1, stage_status::failed);
-  EXPECT_TRUE(o.ready().empty());
+  EXPECT_TRUE(o.ready(caf::make_timestamp()).empty());
   EXPECT_TRUE(o.stopping());
   EXPECT_EQ(o.record().stages[3].status, stage_status::skipped);
   EXPECT_EQ(o.in_flight(), 2u) << "c and e still run and finish";
@@ -206,12 +206,12 @@ TEST(RunningOrderGraphTest, FailFastStartsNothingNewAndSkipsWhatDidNotRun) {
 
 TEST(RunningOrderGraphTest, OnFailureContinueSkipsOnlyTheDependents) {
   running_order o{diamond(8, true)};
-  run_ok(o, *o.next());
+  run_ok(o, *o.next(caf::make_timestamp()));
   EXPECT_EQ(started(o), (std::vector<size_t>{1, 2, 4}));
   end(o, 1, stage_status::failed);
   EXPECT_FALSE(o.stopping());
   end(o, 2, stage_status::succeeded);
-  EXPECT_TRUE(o.ready().empty()) << "d depends on the failed b";
+  EXPECT_TRUE(o.ready(caf::make_timestamp()).empty()) << "d depends on the failed b";
   const auto& d = o.record().stages[3];
   EXPECT_EQ(d.status, stage_status::skipped);
   EXPECT_EQ(d.error, "not run: depends on 'b', which failed");
@@ -224,8 +224,8 @@ TEST(RunningOrderGraphTest, OnFailureContinueSkipsOnlyTheDependents) {
 
 TEST(RunningOrderGraphTest, AStageHandedOutButNotStartedIsSkippedWhenTheRunStops) {
   running_order o{diamond(8)};
-  run_ok(o, *o.next());
-  auto r = o.ready();
+  run_ok(o, *o.next(caf::make_timestamp()));
+  auto r = o.ready(caf::make_timestamp());
   ASSERT_EQ(r.size(), 3u);
   o.attempt_started(1, caf::make_timestamp());
   o.cancel(caf::make_timestamp());
@@ -258,7 +258,7 @@ TEST(RunningOrderGraphTest, AStageRunAgainGetsItsWholeRetryBudgetAndGoesOnNumber
   running_order o{rec, {retry_policy{spec}}};
   EXPECT_EQ(o.record().stages[0].max_attempts, 3) << "1 before + 2 for this try";
   EXPECT_FALSE(o.record().stages[0].started_at) << "this try's times";
-  auto i = o.next();
+  auto i = o.next(caf::make_timestamp());
   ASSERT_TRUE(i);
   EXPECT_EQ(o.attempt_started(*i, caf::make_timestamp()).attempt, 2);
   auto d = o.attempt_finished(*i, result("a", stage_status::failed, failure_code::exit_nonzero),
@@ -269,4 +269,33 @@ TEST(RunningOrderGraphTest, AStageRunAgainGetsItsWholeRetryBudgetAndGoesOnNumber
                          caf::make_timestamp());
   EXPECT_EQ(d.kind, attempt_decision::stop) << "two attempts in this try: the budget is spent";
   EXPECT_EQ(o.record().stages[0].attempts.size(), 3u);
+}
+
+// Time comes in as arguments: a skip decided in ready() and one at finish()
+// carry the times given, not the wall clock's.
+TEST(RunningOrderTest, EveryRecordedTimeIsTheOneGiven) {
+  running_order o{three_stages(false)};
+  const caf::timestamp t1{std::chrono::hours(1)};
+  const caf::timestamp t2{std::chrono::hours(2)};
+  o.start(t1);
+  run_ok(o, *o.next(t1));
+  o.take_journal();
+  o.cancel(t1);
+  o.finish(t2);
+  auto j = o.take_journal();
+  ASSERT_FALSE(j.events.empty());
+  for (auto& e : j.events)
+    EXPECT_TRUE(e.ts == t1 || e.ts == t2) << e.message;
+  EXPECT_EQ(o.record().finished_at, caf::optional<caf::timestamp>{t2});
+  running_order later{three_stages(false)};
+  later.start(t1);
+  later.take_journal();
+  ASSERT_TRUE(later.next(t2));  // a; c (optional, not enabled) is skipped now
+  bool seen = false;
+  for (auto& e : later.take_journal().events)
+    if (e.message.find("optional stage not enabled") != std::string::npos) {
+      seen = true;
+      EXPECT_EQ(e.ts, t2);
+    }
+  EXPECT_TRUE(seen);
 }
