@@ -522,23 +522,12 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       if (st.started || st.finishing)
         return;  // (a cancel that came first has finished the run)
       st.started = true;
-      // The node's capacity bounds the run's stages at once, with max_parallel.
-      auto go = [=] {
-        auto& st = self->state;
-        if (st.finishing)
-          return;  // (a cancel came meanwhile and ended the run)
-        st.order->start(caf::make_timestamp());
-        persist(self);
-        st.probed_before = true;
-        run_probes(self, "before", [=] { step(self, true); });
-      };
-      self->request(st.deps.node, std::chrono::seconds(10), capacity_atom_v)
-        .then(
-          [=](int32_t slots) {
-            self->state.order->node_slots(slots);
-            go();
-          },
-          [=](caf::error&) { go(); });
+      // The node's capacity is the node's: it holds back a stage that does
+      // not fit, and says so (waiting_atom).
+      st.order->start(caf::make_timestamp());
+      persist(self);
+      st.probed_before = true;
+      run_probes(self, "before", [=] { step(self, true); });
     },
     [=](cancel_atom) { self->send(self, cancel_atom_v, std::string{}); },
     [=](cancel_atom, const std::string& reason) {
@@ -605,6 +594,14 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
           self->send(st.deps.node, kill_atom_v, *slot.key,
                      "tree RSS " + std::to_string(slot.oom_rss >> 20) + " MiB over limits.memory");
       }
+    },
+    [=](waiting_atom, const std::string& stage, const std::string& why) {
+      auto& st = self->state;
+      auto named = st.index.find(stage);
+      if (named == st.index.end() || st.running.count(named->second) == 0)
+        return;
+      st.order->stage_waiting(named->second, why, caf::make_timestamp());
+      persist(self);
     },
     [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {
       auto& st = self->state;

@@ -40,6 +40,7 @@ running_order::running_order(run_record record, std::vector<retry_policy> retry,
   retry_.resize(record_.stages.size());
   next_strategy_.resize(record_.stages.size());
   handed_out_.resize(record_.stages.size());
+  held_.resize(record_.stages.size());
   for (size_t i = 0; i < record_.stages.size(); ++i)
     index_.emplace(record_.stages[i].name, i);
   base_.resize(record_.stages.size());
@@ -290,10 +291,6 @@ std::vector<size_t> running_order::ready(caf::timestamp now) {
   return out;
 }
 
-void running_order::node_slots(int32_t slots) {
-  if (slots > 0 && slots < record_.options.max_parallel)
-    record_.options.max_parallel = slots;
-}
 
 std::optional<size_t> running_order::next(caf::timestamp now) {
   auto limit = record_.options.max_parallel;
@@ -371,10 +368,24 @@ const attempt_record& running_order::attempt_started(size_t i, caf::timestamp no
 
 void running_order::stage_spawned(size_t i, int32_t pid, const std::string& cgroup,
                                   caf::timestamp now) {
-  touch(i).pid = pid;
+  auto& s = touch(i);
+  s.pid = pid;
   current(i).pid = pid;
   current(i).cgroup = cgroup;
+  if (held_.at(i)) {
+    // It waited on the node: it starts now, not when it was handed over.
+    held_[i] = false;
+    if (s.started_at && *s.started_at == current(i).started_at)
+      s.started_at = now;
+    current(i).started_at = now;
+    journal_job(i, now);
+  }
   journal_attempt(i, now);
+}
+
+void running_order::stage_waiting(size_t i, const std::string& why, caf::timestamp now) {
+  held_.at(i) = true;
+  event(now, i, current(i).attempt, event_level::info, why);
 }
 
 void running_order::stage_before(size_t i, snapshot snap) {

@@ -71,9 +71,6 @@ public:
   /// reason). Empty when the run is stopping (a failure under fail-fast, a
   /// cancel, a record that cannot be written) or nothing is ready yet.
   std::vector<size_t> ready(caf::timestamp now);
-  /// The node takes at most `slots` stages at once (0: no limit of its
-  /// own): max_parallel is lowered to it, as metadata.json then says.
-  void node_slots(int32_t slots);
   /// ready(), one stage at most.
   std::optional<size_t> next(caf::timestamp now);
   /// Stages running, waiting for a retry, or handed out and not yet started.
@@ -88,6 +85,9 @@ public:
   const attempt_record& attempt_started(size_t i, caf::timestamp now);
 
   void stage_spawned(size_t i, int32_t pid, const std::string& cgroup, caf::timestamp now);
+  /// The node holds stage `i`'s attempt until its resources fit: an event
+  /// says why ("waiting for the node: 2 of 2 CPU slots in use, it needs 1").
+  void stage_waiting(size_t i, const std::string& why, caf::timestamp now);
   void stage_before(size_t i, snapshot s);
   void stage_sample(size_t i, const snapshot& s);
   void stage_after(size_t i, snapshot s);
@@ -170,6 +170,7 @@ private:
   std::vector<std::string> next_strategy_;  // per stage: decided by a retry
   store_batch journal_;
   std::vector<bool> handed_out_;  // by ready(), not yet started
+  std::vector<bool> held_;        // its attempt waits for room on the node (stage_waiting)
   std::vector<int32_t> base_;     // attempts a stage had before this try (resumed, rerun)
   std::map<std::string, size_t> index_;  // stage name -> position
   bool stopped_ = false;  // a stage failed for good (fail-fast), or the budget ran out

@@ -67,6 +67,21 @@ typename Inspector::result_type inspect(Inspector& f, http_stats& x) {
            x.tls_ms, x.first_byte_ms, x.total_ms, x.resolved_by);
 }
 
+/// What an attempt needs of its node (a stage's `resources:`): the node
+/// starts it only when it fits beside everything else running there.
+struct resource_request {
+  int32_t cpus = 1;              // CPU slots; 0: takes none (probes)
+  int64_t memory_bytes = 0;      // 0: none asked for
+  int32_t gpus = 0;              // whole GPUs
+  int64_t gpu_memory_bytes = 0;  // a share of one GPU
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resource_request& x) {
+  return f(caf::meta::type_name("troupe::resource_request"), x.cpus, x.memory_bytes, x.gpus,
+           x.gpu_memory_bytes);
+}
+
 /// Everything a node needs to run one attempt of a stage.
 struct job_spec {
   std::string run_id;
@@ -83,13 +98,14 @@ struct job_spec {
   http_request http;              // for http, browser and auto
   std::string body_path;          // http and browser: where the body goes (absolute)
   int64_t memory_limit = 0;       // bytes; 0: none (limits.memory)
+  resource_request resources;     // what it takes of the node while it runs
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("troupe::job_spec"), x.run_id, x.name, x.argv,
            x.cwd, x.env, x.timeout, x.grace, x.stdout_path, x.stderr_path, x.attempt,
-           x.strategy, x.http, x.body_path, x.memory_limit);
+           x.strategy, x.http, x.body_path, x.memory_limit, x.resources);
 }
 
 /// What the process adapter reports when a watched leader exits.
@@ -144,9 +160,12 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
 /// interface job_listener {
 ///   (spawned_atom, std::string stage, int32_t pid, std::string cgroup) -> void
 ///        // the leader runs; cgroup: its job cgroup on the node, or ""
+///   (waiting_atom, std::string stage, std::string why) -> void
+///        // the node holds the attempt until its resources fit (once per attempt)
 /// }
 using job_listener_actor =
-  caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;
+  caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t, std::string>,
+                   caf::reacts_to<waiting_atom, std::string, std::string>>;
 
 /// interface job_worker {
 ///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying

@@ -57,6 +57,7 @@ enum class failure_code : uint8_t {
   interrupted,          // the troupe process running it died (found at the next start)
   artifact_write_failed,  // troupe could not make metadata.json, the trace or a log durable
   store_write_failed,     // troupe could not write the run's rows to its store
+  worker_lost,          // the attempt's job_worker died without a result (its tree is killed)
   unknown,              // none of the above
 };
 

@@ -30,6 +30,7 @@ struct http_request;
 struct http_stats;
 struct write_health;
 struct job_key;
+struct resource_request;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -86,4 +87,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe, read_atom, "read")
   CAF_ADD_ATOM(troupe, troupe, read_done_atom, "readdone")
   CAF_ADD_ATOM(troupe, troupe, capacity_atom, "capacity")
+  CAF_ADD_TYPE_ID(troupe, (troupe::resource_request))
+  CAF_ADD_ATOM(troupe, troupe, waiting_atom, "waiting")
 CAF_END_TYPE_ID_BLOCK(troupe)

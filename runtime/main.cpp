@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
                   "<output>/troupe.db) or postgresql://user@host/db");
   cmd->add_flag("--no-db", run.no_db, "Keep no store (metadata.json and logs only)");
   cmd->add_option("--node-slots", run.node_slots,
-                  "Stages at once the local node takes, with the pipeline's max_parallel "
-                  "(default 0: no limit of the node's own)")
+                  "CPU slots of the local node: a stage takes resources.cpus (default 1) and "
+                  "waits at the node while they are taken (default 0: no limit)")
     ->check(CLI::NonNegativeNumber);
   cmd->add_option("-p,--param", run.params,
                   "A parameter's value, NAME=VALUE (repeatable; see params: in the pipeline)");
@@ -192,8 +192,8 @@ int main(int argc, char** argv) {
     "Runs at once, over all pipelines (default 0: no limit)");
   coord_cmd->add_option_function<int>(
     "--node-slots", [&co](const int& v) { co.node_slots = v; },
-    "Stages of one run at once on the local node, with each pipeline's max_parallel "
-    "(default 0: no limit of the node's own)");
+    "CPU slots of the local node over all its runs: a stage takes resources.cpus "
+    "(default 1) and waits at the node while they are taken (default 0: no limit)");
   opt("--id", co.id, "Coordinator id (default host:pid)");
   opt("--log-format", co.log_format, "text or json (default text)");
   opt("--log-level", co.log_level, "debug, info, warn or error (default info)");

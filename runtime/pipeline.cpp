@@ -31,7 +31,8 @@ const std::set<std::string> default_keys{"timeout", "env", "cwd", "retry", "limi
 const std::set<std::string> stage_keys{"name",   "description", "run",    "shell", "noop",
                                        "http",   "strategy",    "expect", "optional",
                                        "timeout", "cwd",        "env",    "retry",
-                                       "limits", "depends_on", "matrix"};
+                                       "limits", "depends_on", "matrix", "resources",
+                                       "gpu_fallback"};
 const std::set<std::string> param_keys{"default", "required", "description"};
 const std::set<std::string> probe_keys{"name", "run", "shell", "timeout", "cwd", "env"};
 const std::set<std::string> retry_keys{"max_attempts", "backoff", "on"};
@@ -39,6 +40,7 @@ const std::set<std::string> backoff_keys{"initial", "factor", "max", "jitter"};
 const std::set<std::string> supervision_keys{"max_retries", "within"};
 const std::set<std::string> http_keys{"url", "method", "headers", "body", "timeout"};
 const std::set<std::string> limits_keys{"memory"};
+const std::set<std::string> resources_keys{"cpus", "memory", "gpus", "gpu_memory"};
 const std::set<std::string> methods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
 
 // Hostile files are expected (a pipeline may come from anyone who can write
@@ -432,25 +434,55 @@ public:
     }
   }
 
+  // A size of at least 1 MiB (limits.memory, resources.memory, gpu_memory).
+  std::optional<int64_t> size_value(const YAML::Node& v, const std::string& key) {
+    auto s = scalar(v, key);
+    if (!s)
+      return std::nullopt;
+    auto b = parse_size(*s);
+    if (!b)
+      fail(v, key, "'" + printable(*s) + "' is not a size with a unit (e.g. 512Mi, 2Gi, 500MB)");
+    else if (*b < (1 << 20))
+      fail(v, key, "'" + printable(*s) + "' is below 1 MiB; no program runs in that");
+    else
+      return *b;
+    return std::nullopt;
+  }
+
   void limits(const YAML::Node& n, const std::string& key, int64_t& memory) {
     if (!n.IsMap()) {
       fail(n, key, "must be a mapping with memory");
       return;
     }
     check_keys(n, limits_keys, key);
-    if (auto v = n["memory"]) {
-      auto s = scalar(v, key + ".memory");
-      if (!s)
-        return;
-      auto b = parse_size(*s);
-      if (!b)
-        fail(v, key + ".memory", "'" + printable(*s)
-                                   + "' is not a size with a unit (e.g. 512Mi, 2Gi, 500MB)");
-      else if (*b < (1 << 20))
-        fail(v, key + ".memory", "'" + printable(*s) + "' is below 1 MiB; no program runs in that");
-      else
+    if (auto v = n["memory"])
+      if (auto b = size_value(v, key + ".memory"))
         memory = *b;
+  }
+
+  // resources: {cpus, memory, gpus | gpu_memory}: what the node books for
+  // the stage while it runs.
+  void resources(const YAML::Node& n, const std::string& key, resource_request& out) {
+    if (!n.IsMap()) {
+      fail(n, key, "must be a mapping with cpus, memory, gpus or gpu_memory");
+      return;
     }
+    check_keys(n, resources_keys, key);
+    if (auto v = n["cpus"])
+      if (auto i = integer(v, key + ".cpus", 0, 1024))
+        out.cpus = static_cast<int32_t>(*i);
+    if (auto v = n["memory"])
+      if (auto b = size_value(v, key + ".memory"))
+        out.memory_bytes = *b;
+    if (auto v = n["gpus"])
+      if (auto i = integer(v, key + ".gpus", 0, 64))
+        out.gpus = static_cast<int32_t>(*i);
+    if (auto v = n["gpu_memory"])
+      if (auto b = size_value(v, key + ".gpu_memory"))
+        out.gpu_memory_bytes = *b;
+    if (n["gpus"] && n["gpu_memory"])
+      fail(n["gpu_memory"], key + ".gpu_memory",
+           "give gpus (whole GPUs) or gpu_memory (a share of one GPU), not both");
   }
 
   void http(const YAML::Node& n, const std::string& key, http_request& out,
@@ -1060,6 +1092,20 @@ caf::expected<pipeline_def> check_pipeline(const YAML::Node& root, pipeline_def 
         c.retry(v, where + ".retry", s.retry);
       if (auto v = n["limits"])
         c.limits(v, where + ".limits", s.memory_limit);
+      if (auto v = n["resources"])
+        c.resources(v, where + ".resources", s.resources);
+      if (auto v = n["gpu_fallback"]) {
+        if (auto f = c.scalar(v, where + ".gpu_fallback")) {
+          if (*f != "fail" && *f != "cpu" && *f != "wait")
+            c.fail(v, where + ".gpu_fallback", "'" + printable(*f)
+                                                 + "' is not one of fail, cpu, wait");
+          else if (s.resources.gpus == 0 && s.resources.gpu_memory_bytes == 0)
+            c.fail(v, where + ".gpu_fallback",
+                   "applies only to a stage with resources.gpus or resources.gpu_memory");
+          else
+            s.gpu_fallback = *f;
+        }
+      }
       auto deps = n["depends_on"];
       if (deps && !deps.IsSequence()) {
         c.fail(deps, where + ".depends_on", "must be a list of stage names ([] for none)");

@@ -44,6 +44,8 @@ struct stage_def {
   std::string strategy = "exec"; // exec; for http stages auto (default) | http | browser
   retry_spec retry;              // defaults.retry overlaid by the stage's
   int64_t memory_limit = 0;      // limits.memory in bytes; 0: none
+  resource_request resources;    // `resources:` (cpus 1 when not given): what the node books
+  std::string gpu_fallback = "fail";  // without the GPUs it asks for: fail | cpu | wait
   /// The stages this one waits for (all must succeed), resolved: without
   /// `depends_on` the stage before it (none for the first), so a list of
   /// stages keeps its running-order meaning; `depends_on: []` makes a root.

@@ -157,6 +157,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     js.strategy = s.strategy;
     js.http = s.http;
     js.memory_limit = s.memory_limit;
+    js.resources = s.resources;
     plan.jobs.push_back(std::move(js));
   }
   // State probes: run like stages (their own process group, timeout and
@@ -177,6 +178,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     js.timeout = s.timeout;
     js.grace = start.grace;
     js.strategy = "exec";
+    js.resources.cpus = 0;  // a probe never waits for a slot
     plan.probes.push_back(std::move(js));
   }
   return plan;

@@ -1494,3 +1494,36 @@ TEST_F(CoordinatorTest, ParamsAndARerunGoThroughTheApi) {
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("--from nope"), std::string::npos) << refused.err;
 }
+
+// The node's slots hold across runs: 10 runs of a `cpus: 1` stage on a
+// 2-slot node never have more than 2 stages running at once (by the
+// attempts' own times in the store), and a held-back stage says why.
+TEST_F(CoordinatorTest, TenRunsOnATwoSlotNodeNeverRunMoreThanTwoStagesAtOnce) {
+  pipe("onecpu", "  - name: work\n    shell: \"sleep 0.3\"\n    resources: {cpus: 1}\n");
+  auto args = base_args();
+  args.insert(args.end(), {"--node-slots", "2"});
+  coordinator_process co(args, tmp.path());
+  auto c = co.client();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i)
+    ids.push_back(launch(*c, {{"pipeline", "onecpu"}})["id"].get<std::string>());
+  std::vector<std::pair<int64_t, int>> edges;
+  bool told = false;
+  for (auto& id : ids) {
+    auto run = wait_ended(*c, id);
+    ASSERT_EQ(run["status"], "succeeded") << run.dump();
+    auto& a = run["stages"][0]["attempts"][0];
+    edges.emplace_back(ms_of(a["started_at"]), 1);
+    edges.emplace_back(ms_of(a["finished_at"]), -1);
+    auto events = body_json(c->Get(("/api/runs/" + id + "/events").c_str()))["events"];
+    for (auto& e : events)
+      told = told || e["message"].get<std::string>().rfind("waiting for the node: 2 of 2 CPU "
+                                                           "slots in use", 0) == 0;
+  }
+  std::sort(edges.begin(), edges.end());
+  int now = 0, most = 0;
+  for (auto& [t, d] : edges)
+    most = std::max(most, now += d);
+  EXPECT_EQ(most, 2) << "stages at once over all runs";
+  EXPECT_TRUE(told) << "no run said it waited for the node";
+}

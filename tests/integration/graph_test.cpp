@@ -601,7 +601,7 @@ stages:
   EXPECT_NE(unknown.err.find("no run nope in "), std::string::npos) << unknown.err;
 }
 
-TEST_F(Graph, TheNodesSlotsBoundARunsStagesWithMaxParallel) {
+TEST_F(Graph, TheNodesSlotsBoundARunsStagesBesideMaxParallel) {
   auto r = run(R"(name: slots
 max_parallel: 3
 stages:
@@ -618,7 +618,7 @@ stages:
                {"--node-slots", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto m = metadata();
-  EXPECT_EQ(m["options"]["max_parallel"], 2) << "the node's 2 slots under max_parallel 3";
+  EXPECT_EQ(m["options"]["max_parallel"], 3) << "the pipeline's; the node holds its own bound";
   // At no recorded instant were three running.
   std::vector<std::pair<int64_t, int>> edges;
   for (auto name : {"x", "y", "z"}) {
@@ -630,6 +630,10 @@ stages:
   for (auto& [t, d] : edges)
     most = std::max(most, now += d);
   EXPECT_EQ(most, 2);
+  auto events = run_troupe({"events", single_run_dir(out()), "-o", out()}, tmp.path());
+  EXPECT_NE(events.out.find("waiting for the node: 2 of 2 CPU slots in use, it needs 1"),
+            std::string::npos)
+    << events.out;
 }
 
 TEST_F(Graph, ARunWhoseTroupeWasKilledIsSettledAndRerunInOneCommand) {

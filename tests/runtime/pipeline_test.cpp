@@ -584,3 +584,33 @@ TEST(PipelineTest, ApiEnvListsPlainNamesOnlyAndSecretsNeverReachAStage) {
   EXPECT_REJECTED("name: p\nstages:\n  - name: a\n    shell: \"echo ${env.PGPASSWORD}\"\n",
                   "'${env.PGPASSWORD}': troupe's own variables");
 }
+
+TEST(PipelineTest, ResourcesAreParsedAndCheckedByName) {
+  auto p = parse_pipeline(stage_with("    resources: { cpus: 2, memory: 8Gi, gpu_memory: 8GiB }\n"
+                                     "    gpu_fallback: cpu\n"),
+                          "/pipes/p.yaml");
+  ASSERT_TRUE(p) << describe(p.error());
+  EXPECT_EQ(p->stages[0].resources.cpus, 2);
+  EXPECT_EQ(p->stages[0].resources.memory_bytes, 8LL << 30);
+  EXPECT_EQ(p->stages[0].resources.gpu_memory_bytes, 8LL << 30);
+  EXPECT_EQ(p->stages[0].gpu_fallback, "cpu");
+  auto plain = parse_pipeline(stage_with(""), "/pipes/p.yaml");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->stages[0].resources.cpus, 1) << "a stage takes one slot by default";
+  EXPECT_EQ(plain->stages[0].gpu_fallback, "fail");
+  EXPECT_REJECTED(stage_with("    resources: { cpus: 2000 }\n"), "resources.cpus");
+  EXPECT_REJECTED(stage_with("    resources: { cpus: two }\n"), "resources.cpus");
+  EXPECT_REJECTED(stage_with("    resources: { memory: 10 }\n"),
+                  "resources.memory: '10' is not a size with a unit");
+  EXPECT_REJECTED(stage_with("    resources: { gpus: 1, gpu_memory: 8Gi }\n"),
+                  "resources.gpu_memory: give gpus (whole GPUs) or gpu_memory (a share of one "
+                  "GPU), not both");
+  EXPECT_REJECTED(stage_with("    resources: { tpus: 1 }\n"), "tpus");
+  EXPECT_REJECTED(stage_with("    resources: 4\n"),
+                  "resources: must be a mapping with cpus, memory, gpus or gpu_memory");
+  EXPECT_REJECTED(stage_with("    gpu_fallback: cpu\n"),
+                  "gpu_fallback: applies only to a stage with resources.gpus or "
+                  "resources.gpu_memory");
+  EXPECT_REJECTED(stage_with("    resources: { gpus: 1 }\n    gpu_fallback: maybe\n"),
+                  "gpu_fallback: 'maybe' is not one of fail, cpu, wait");
+}
