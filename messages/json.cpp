@@ -158,7 +158,18 @@ void to_json(json& j, const gpu_figures& x) {
            {"util_percent", x.util_percent},
            {"mem_total_bytes", x.mem_total_bytes},
            {"mem_used_bytes", x.mem_used_bytes},
-           {"temperature_c", x.temperature_c}};
+           {"mem_free_bytes", x.mem_free_bytes},
+           {"temperature_c", x.temperature_c},
+           {"power_watts", x.power_watts < 0 ? json(nullptr) : json(x.power_watts)},
+           {"mig_mode", x.mig_mode},
+           {"pci_bus_id", x.pci_bus_id},
+           {"near_cores", x.near_cores.empty() ? json(nullptr) : json(x.near_cores)},
+           {"numa_node", x.numa_node < 0 ? json(nullptr) : json(x.numa_node)}};
+  auto procs = json::array();
+  for (auto& p : x.processes)
+    procs.push_back({{"pid", p.pid},
+                     {"used_bytes", p.used_bytes < 0 ? json(nullptr) : json(p.used_bytes)}});
+  j["processes"] = std::move(procs);
 }
 
 void to_json(json& j, const top_process& x) {

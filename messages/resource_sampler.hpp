@@ -46,6 +46,20 @@ typename Inspector::result_type inspect(Inspector& f, tree_figures& x) {
            x.cpu_seconds);
 }
 
+/// A process NVML sees on a GPU (the per-process calls).
+struct gpu_process {
+  int32_t pid = 0;
+  int64_t used_bytes = -1;  // -1: NVML does not say (some drivers, MIG)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_process& x) {
+  return f(caf::meta::type_name("troupe::gpu_process"), x.pid, x.used_bytes);
+}
+
+/// One GPU as NVML reports it. The UUID is its identity everywhere; the
+/// index is for display only (CUDA's order can differ: jobs get
+/// CUDA_DEVICE_ORDER=PCI_BUS_ID).
 struct gpu_figures {
   int32_t index = 0;
   std::string name;
@@ -54,13 +68,21 @@ struct gpu_figures {
   int64_t mem_total_bytes = 0;
   int64_t mem_used_bytes = 0;
   double temperature_c = 0;
+  int64_t mem_free_bytes = 0;
+  double power_watts = -1;        // -1: not known
+  std::string mig_mode;           // enabled | disabled | unsupported
+  std::string pci_bus_id;         // 00000000:3B:00.0
+  std::vector<gpu_process> processes;
+  std::string near_cores;         // hwloc: the cores close to it ("0-15"), "" unknown
+  int32_t numa_node = -1;         // hwloc: its NUMA node, -1 unknown
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gpu_figures& x) {
   return f(caf::meta::type_name("troupe::gpu_figures"), x.index, x.name,
            x.uuid, x.util_percent, x.mem_total_bytes, x.mem_used_bytes,
-           x.temperature_c);
+           x.temperature_c, x.mem_free_bytes, x.power_watts, x.mig_mode, x.pci_bus_id,
+           x.processes, x.near_cores, x.numa_node);
 }
 
 struct top_process {

@@ -31,6 +31,7 @@ struct http_stats;
 struct write_health;
 struct job_key;
 struct resource_request;
+struct gpu_process;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -89,4 +90,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe, capacity_atom, "capacity")
   CAF_ADD_TYPE_ID(troupe, (troupe::resource_request))
   CAF_ADD_ATOM(troupe, troupe, waiting_atom, "waiting")
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_process))
 CAF_END_TYPE_ID_BLOCK(troupe)

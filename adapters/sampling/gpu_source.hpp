@@ -18,6 +18,10 @@ public:
   virtual std::vector<gpu_figures> read() = 0;
   /// Why there are no GPUs ("libnvidia-ml.so.1 not found"), or empty.
   virtual std::string status() const = 0;
+  /// The driver's version as NVML gives it, or "".
+  virtual std::string driver_version() const {
+    return {};
+  }
 };
 
 /// Opens NVML from `library` (default: $TROUPE_NVML_LIBRARY, else

@@ -1,10 +1,15 @@
-// NVML through dlopen. Only the handful of entry points the sampler needs,
-// declared here with NVML's C ABI (nvml.h is not needed to build).
+// NVML through dlopen. Only the entry points troupe needs, declared here
+// with NVML's C ABI (nvml.h is not needed to build). The required ones
+// (init, count, handle, name, UUID, memory, utilisation, temperature) make
+// the source unavailable when missing; the others (power, MIG, processes,
+// PCI, the driver's version, error strings) are used where the driver has them.
 #include "adapters/sampling/gpu_source.hpp"
+#include "adapters/sampling/topology.hpp"
 
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 namespace troupe {
@@ -22,6 +27,19 @@ struct nvml_utilization {
   unsigned int gpu;
   unsigned int memory;
 };
+struct nvml_process {  // nvmlProcessInfo_t (v2 and v3 layout)
+  unsigned int pid;
+  unsigned long long used_memory;
+  unsigned int gpu_instance;
+  unsigned int compute_instance;
+};
+struct nvml_pci {  // nvmlPciInfo_t
+  char bus_id_legacy[16];
+  unsigned int domain, bus, device, device_id, subsystem_id;
+  char bus_id[32];
+};
+constexpr nvml_return insufficient_size = 7;
+constexpr unsigned long long not_available = ~0ULL;  // NVML_VALUE_NOT_AVAILABLE
 
 class nvml_source : public gpu_source {
 public:
@@ -39,10 +57,21 @@ public:
         || !bind(util_, "nvmlDeviceGetUtilizationRates")
         || !bind(temp_, "nvmlDeviceGetTemperature"))
       return;
+    optional(power_, "nvmlDeviceGetPowerUsage");
+    optional(mig_, "nvmlDeviceGetMigMode");
+    optional(procs_, "nvmlDeviceGetComputeRunningProcesses_v3");
+    if (procs_ == nullptr)
+      optional(procs_, "nvmlDeviceGetComputeRunningProcesses_v2");
+    optional(pci_, "nvmlDeviceGetPciInfo_v3");
+    optional(error_string_, "nvmlErrorString");
+    optional(driver_, "nvmlSystemGetDriverVersion");
     if (auto rc = init_(); rc != 0) {
-      status_ = "nvmlInit_v2 failed with code " + std::to_string(rc);
+      status_ = "nvmlInit_v2 failed: " + error_text(rc);
       return;
     }
+    char version[96] = {0};
+    if (driver_ != nullptr && driver_(version, sizeof version) == 0)
+      driver_version_ = version;
     ready_ = true;
   }
 
@@ -84,6 +113,8 @@ public:
       unsigned int t = 0;
       if (temp_(dev, 0 /* NVML_TEMPERATURE_GPU */, &t) == 0)
         g.temperature_c = t;
+      g.mem_free_bytes = static_cast<int64_t>(mem.free);
+      extras(dev, g);
       result.push_back(std::move(g));
     }
     return result;
@@ -93,7 +124,63 @@ public:
     return status_;
   }
 
+  std::string driver_version() const override {
+    return driver_version_;
+  }
+
 private:
+  std::string error_text(nvml_return rc) const {
+    std::string text = error_string_ != nullptr ? error_string_(rc) : "";
+    return (text.empty() ? std::string("NVML error") : text) + " (code " + std::to_string(rc)
+           + ")";
+  }
+
+  // What the driver may not have: power, MIG mode, PCI bus and locality,
+  // the processes using the GPU.
+  void extras(nvml_device dev, gpu_figures& g) {
+    unsigned int mw = 0;
+    if (power_ != nullptr && power_(dev, &mw) == 0)
+      g.power_watts = mw / 1000.0;
+    unsigned int current = 0, pending = 0;
+    if (mig_ == nullptr || mig_(dev, &current, &pending) != 0)
+      g.mig_mode = "unsupported";
+    else
+      g.mig_mode = current != 0 ? "enabled" : "disabled";
+    nvml_pci pci{};
+    if (pci_ != nullptr && pci_(dev, &pci) == 0) {
+      g.pci_bus_id = pci.bus_id;
+      auto near = locality_.find(g.pci_bus_id);
+      if (near == locality_.end())
+        near = locality_.emplace(g.pci_bus_id, gpu_locality_of(g.pci_bus_id)).first;
+      g.near_cores = near->second.cores;
+      g.numa_node = near->second.numa_node;
+    }
+    if (procs_ == nullptr)
+      return;
+    std::vector<nvml_process> infos(16);
+    for (int tries = 0; tries < 3; ++tries) {
+      auto count = static_cast<unsigned int>(infos.size());
+      auto rc = procs_(dev, &count, infos.data());
+      if (rc == insufficient_size) {
+        infos.resize(count + 8);
+        continue;
+      }
+      if (rc != 0)
+        return;
+      for (unsigned int k = 0; k < count; ++k)
+        g.processes.push_back(
+          {static_cast<int32_t>(infos[k].pid),
+           infos[k].used_memory == not_available ? -1
+                                                 : static_cast<int64_t>(infos[k].used_memory)});
+      return;
+    }
+  }
+
+  template <class F>
+  void optional(F*& fn, const char* symbol) {
+    fn = reinterpret_cast<F*>(::dlsym(handle_, symbol));
+  }
+
   template <class F>
   bool bind(F*& fn, const char* symbol) {
     fn = reinterpret_cast<F*>(::dlsym(handle_, symbol));
@@ -115,6 +202,14 @@ private:
   nvml_return (*memory_)(nvml_device, nvml_memory*) = nullptr;
   nvml_return (*util_)(nvml_device, nvml_utilization*) = nullptr;
   nvml_return (*temp_)(nvml_device, int, unsigned int*) = nullptr;
+  nvml_return (*power_)(nvml_device, unsigned int*) = nullptr;
+  nvml_return (*mig_)(nvml_device, unsigned int*, unsigned int*) = nullptr;
+  nvml_return (*procs_)(nvml_device, unsigned int*, nvml_process*) = nullptr;
+  nvml_return (*pci_)(nvml_device, nvml_pci*) = nullptr;
+  const char* (*error_string_)(nvml_return) = nullptr;
+  nvml_return (*driver_)(char*, unsigned int) = nullptr;
+  std::string driver_version_;
+  std::map<std::string, gpu_locality> locality_;  // by PCI bus id, read once
 };
 
 } // namespace

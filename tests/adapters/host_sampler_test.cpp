@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -73,6 +77,56 @@ TEST(HostSamplerTest, ReadsGpusThroughNvml) {
   EXPECT_EQ(snap.gpus[1].mem_used_bytes, 2LL << 30);
   EXPECT_EQ(snap.gpus[1].mem_total_bytes, 80LL << 30);
   EXPECT_EQ(snap.gpus[0].temperature_c, 41);
+}
+
+// The fake NVML's state file: processes with their GPU memory, injected errors.
+struct FakeNvmlState {
+  std::string path = "/tmp/troupe-fake-nvml-" + std::to_string(::getpid());
+  explicit FakeNvmlState(const std::string& lines) {
+    std::ofstream(path) << lines;
+    ::setenv("TROUPE_FAKE_NVML_STATE", path.c_str(), 1);
+  }
+  ~FakeNvmlState() {
+    ::unsetenv("TROUPE_FAKE_NVML_STATE");
+    std::remove(path.c_str());
+  }
+};
+
+TEST(HostSamplerTest, NvmlGivesEachGpusProcessesPowerMigAndDriver) {
+  FakeNvmlState state{"proc 1 4242 3221225472\nproc 1 4343 1073741824\n"};
+  auto gpus = open_nvml(TROUPE_FAKE_NVML);
+  ASSERT_EQ(gpus->status(), "");
+  EXPECT_EQ(gpus->driver_version(), "999.99-fake");
+  auto all = gpus->read();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(all[0].processes.empty());
+  ASSERT_EQ(all[1].processes.size(), 2u);
+  EXPECT_EQ(all[1].processes[0].pid, 4242);
+  EXPECT_EQ(all[1].processes[0].used_bytes, 3LL << 30);
+  EXPECT_EQ(all[1].mem_used_bytes, (2LL << 30) + (4LL << 30)) << "base plus its processes";
+  EXPECT_EQ(all[1].mem_free_bytes, (80LL << 30) - (6LL << 30));
+  EXPECT_EQ(all[0].power_watts, 70.0);
+  EXPECT_EQ(all[0].mig_mode, "disabled");
+  EXPECT_EQ(all[1].pci_bus_id, "00000000:3C:00.0");
+  // (hwloc does not see the fake's PCI devices: no locality.)
+  EXPECT_EQ(all[1].numa_node, -1);
+}
+
+TEST(HostSamplerTest, NvmlErrorsAreNamedAndOptionalCallsMayFail) {
+  {
+    FakeNvmlState state{"fail init 999\n"};
+    auto gpus = open_nvml(TROUPE_FAKE_NVML);
+    EXPECT_EQ(gpus->status(), "nvmlInit_v2 failed: Unknown Error (code 999)");
+    EXPECT_TRUE(gpus->read().empty());
+  }
+  FakeNvmlState state{"nomig\nfail power 3\nfail processes 999\n"};
+  auto gpus = open_nvml(TROUPE_FAKE_NVML);
+  auto all = gpus->read();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].mig_mode, "unsupported");
+  EXPECT_EQ(all[0].power_watts, -1);
+  EXPECT_TRUE(all[0].processes.empty());
+  EXPECT_EQ(all[0].mem_total_bytes, 80LL << 30) << "the rest is read all the same";
 }
 
 TEST(HostSamplerTest, MissingNvmlMeansNoGpusAndSaysWhy) {
