@@ -141,8 +141,8 @@ void gpu_lease_book::grant(gpu_lease& l, std::vector<std::string> gpus, caf::tim
 lease_outcome gpu_lease_book::request(const lease_request& r, caf::timestamp now) {
   lease_outcome out;
   if (policy_.safe_mode) {
-    out.reason = "safe mode is on: GPU leases are denied (the inventory stays readable; an "
-                 "operator turns it off with POST /gpu/policy {\"safe_mode\": false})";
+    out.reason = "safe mode is on: GPU leases are denied (the inventory stays readable; "
+                 "TROUPE_GPU_SAFE_MODE=0 turns it off)";
     return out;
   }
   if (auto no = impossible(r); !no.empty()) {

@@ -4,6 +4,7 @@
 // when the attempt's resources fit beside everything else running there.
 #pragma once
 
+#include "messages/gpu_broker.hpp"
 #include "messages/node.hpp"
 
 #include <caf/fwd.hpp>
@@ -29,6 +30,8 @@ struct node_services {
   int32_t slots = 0;                  // CPU slots over all runs (0: no limit)
   int64_t memory_bytes = 0;           // memory its attempts may ask for in all (0: no limit)
   worker_factory exec_worker{};       // empty: spawn_job_worker
+  gpu_broker_actor gpus{};            // the node's GPU broker; null: GPU stages fall back
+  bool gpu_memory_kill = false;       // gpu_memory_enforce: kill (else warn)
 };
 
 node_actor spawn_node(caf::actor_system& sys, node_services services);

@@ -488,6 +488,14 @@ void start_stages(self_ptr self, const std::vector<size_t>& stages, bool wait) {
   }
 }
 
+// The index of `stage` while it runs (the node's messages name it), if it does.
+std::optional<size_t> running_stage(const supervisor_state& st, const std::string& stage) {
+  auto named = st.index.find(stage);
+  if (named == st.index.end() || st.running.count(named->second) == 0)
+    return std::nullopt;
+  return named->second;
+}
+
 // Starts what is ready; ends the run when nothing is ready or in flight.
 void step(self_ptr self, bool wait) {
   auto& st = self->state;
@@ -595,20 +603,24 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
                      "tree RSS " + std::to_string(slot.oom_rss >> 20) + " MiB over limits.memory");
       }
     },
+    [=](limit_atom, const std::string& stage, const std::string& what) {
+      if (auto i = running_stage(self->state, stage)) {
+        self->state.order->stage_note(*i, what, caf::make_timestamp());
+        persist(self);
+      }
+    },
     [=](waiting_atom, const std::string& stage, const std::string& why) {
-      auto& st = self->state;
-      auto named = st.index.find(stage);
-      if (named == st.index.end() || st.running.count(named->second) == 0)
-        return;
-      st.order->stage_waiting(named->second, why, caf::make_timestamp());
-      persist(self);
+      if (auto i = running_stage(self->state, stage)) {
+        self->state.order->stage_waiting(*i, why, caf::make_timestamp());
+        persist(self);
+      }
     },
     [=](spawned_atom, const std::string& stage, int32_t pid, std::string& cgroup) {
       auto& st = self->state;
-      auto named = st.index.find(stage);
-      if (named == st.index.end() || st.running.count(named->second) == 0)
+      auto found = running_stage(st, stage);
+      if (!found)
         return;
-      auto i = named->second;
+      auto i = *found;
       st.order->stage_spawned(i, pid, cgroup, caf::make_timestamp());
       st.running[i].cgroup = cgroup;
       persist(self);

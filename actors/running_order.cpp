@@ -383,6 +383,10 @@ void running_order::stage_spawned(size_t i, int32_t pid, const std::string& cgro
   journal_attempt(i, now);
 }
 
+void running_order::stage_note(size_t i, const std::string& what, caf::timestamp now) {
+  event(now, i, current(i).attempt, event_level::warn, what);
+}
+
 void running_order::stage_waiting(size_t i, const std::string& why, caf::timestamp now) {
   held_.at(i) = true;
   event(now, i, current(i).attempt, event_level::info, why);
@@ -434,6 +438,8 @@ attempt_decision running_order::attempt_finished(size_t i, const job_result& res
   a.http = r.http;
   a.cpu_seconds = r.cpu_seconds;
   a.peak_rss_bytes = std::max(a.peak_rss_bytes, r.max_rss_bytes);
+  if (!r.gpu.lease_id.empty() || r.gpu.fallback || !r.gpu.reason.empty())
+    a.lease = r.gpu;
   // The stage shows its latest attempt.
   s.status = r.status;
   s.failure = r.failure;

@@ -88,6 +88,9 @@ public:
   /// The node holds stage `i`'s attempt until its resources fit: an event
   /// says why ("waiting for the node: 2 of 2 CPU slots in use, it needs 1").
   void stage_waiting(size_t i, const std::string& why, caf::timestamp now);
+  /// The node warns about stage `i`'s attempt (a GPU fallback, GPU over-use):
+  /// an event at warn.
+  void stage_note(size_t i, const std::string& what, caf::timestamp now);
   void stage_before(size_t i, snapshot s);
   void stage_sample(size_t i, const snapshot& s);
   void stage_after(size_t i, snapshot s);

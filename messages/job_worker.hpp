@@ -82,6 +82,24 @@ typename Inspector::result_type inspect(Inspector& f, resource_request& x) {
            x.gpu_memory_bytes);
 }
 
+/// An attempt's GPUs: the lease it ran under, or why it ran without one.
+struct gpu_attempt {
+  std::string lease_id;           // "" when none was granted
+  std::vector<std::string> gpus;  // UUIDs
+  int64_t memory_bytes = 0;       // booked per GPU
+  bool fallback = false;          // ran on CPU (gpu_fallback: cpu) instead
+  std::string reason;             // why it fell back, or was refused
+  int64_t peak_bytes = -1;        // its processes' GPU memory, the most seen (-1: not measured)
+  double gpu_seconds = 0;         // GPUs held × seconds
+  bool over = false;              // its processes used more than booked
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_attempt& x) {
+  return f(caf::meta::type_name("troupe::gpu_attempt"), x.lease_id, x.gpus, x.memory_bytes,
+           x.fallback, x.reason, x.peak_bytes, x.gpu_seconds, x.over);
+}
+
 /// Everything a node needs to run one attempt of a stage.
 struct job_spec {
   std::string run_id;
@@ -99,13 +117,14 @@ struct job_spec {
   std::string body_path;          // http and browser: where the body goes (absolute)
   int64_t memory_limit = 0;       // bytes; 0: none (limits.memory)
   resource_request resources;     // what it takes of the node while it runs
+  std::string gpu_fallback = "fail";  // without its GPUs: fail | cpu | wait
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("troupe::job_spec"), x.run_id, x.name, x.argv,
            x.cwd, x.env, x.timeout, x.grace, x.stdout_path, x.stderr_path, x.attempt,
-           x.strategy, x.http, x.body_path, x.memory_limit, x.resources);
+           x.strategy, x.http, x.body_path, x.memory_limit, x.resources, x.gpu_fallback);
 }
 
 /// What the process adapter reports when a watched leader exits.
@@ -147,6 +166,7 @@ struct job_result {
   caf::optional<http_stats> http;
   caf::timespan retry_after{0};   // from an HTTP Retry-After; 0: none
   std::string log_error;  // the stage's logs could not be made durable: why ("" when they were)
+  gpu_attempt gpu;        // for a stage that asked for GPUs
 };
 
 template <class Inspector>
@@ -154,7 +174,7 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("troupe::job_result"), x.name, x.status,
            x.failure, x.exit_code, x.signal, x.error, x.pid, x.started_at,
            x.finished_at, x.duration, x.cpu_seconds, x.max_rss_bytes,
-           x.leftovers_killed, x.strategy, x.http, x.retry_after, x.log_error);
+           x.leftovers_killed, x.strategy, x.http, x.retry_after, x.log_error, x.gpu);
 }
 
 /// interface job_listener {
@@ -162,10 +182,13 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
 ///        // the leader runs; cgroup: its job cgroup on the node, or ""
 ///   (waiting_atom, std::string stage, std::string why) -> void
 ///        // the node holds the attempt until its resources fit (once per attempt)
+///   (limit_atom, std::string stage, std::string what) -> void
+///        // the node's warning about the attempt (a GPU fallback, GPU over-use)
 /// }
 using job_listener_actor =
   caf::typed_actor<caf::reacts_to<spawned_atom, std::string, int32_t, std::string>,
-                   caf::reacts_to<waiting_atom, std::string, std::string>>;
+                   caf::reacts_to<waiting_atom, std::string, std::string>,
+                   caf::reacts_to<limit_atom, std::string, std::string>>;
 
 /// interface job_worker {
 ///   (start_atom, job_spec) -> job_result  // once; the worker quits after replying

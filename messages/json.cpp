@@ -341,6 +341,18 @@ void to_json(json& j, const attempt_record& x) {
            {"peak_rss_bytes", x.peak_rss_bytes},
            {"retry_delay_s", x.retry_delay.count() > 0 ? json(seconds_of(x.retry_delay))
                                                        : json(nullptr)}};
+  if (x.lease) {
+    const auto& g = *x.lease;
+    j["lease"] = json{{"lease_id", g.lease_id.empty() ? json(nullptr) : json(g.lease_id)},
+                      {"gpus", g.gpus},
+                      {"memory_bytes", g.memory_bytes},
+                      {"fallback", g.fallback},
+                      {"reason", g.reason.empty() ? json(nullptr) : json(g.reason)},
+                      {"peak_gpu_memory_bytes", g.peak_bytes < 0 ? json(nullptr)
+                                                                 : json(g.peak_bytes)},
+                      {"gpu_seconds", g.gpu_seconds},
+                      {"over_use", g.over}};
+  }
 }
 
 void to_json(json& j, const stage_record& x) {

@@ -4,6 +4,7 @@
 // node is a node: a remote one (the cluster) takes the same messages.
 #pragma once
 
+#include "messages/gpu_broker.hpp"
 #include "messages/job_worker.hpp"
 #include "messages/type_ids.hpp"
 
@@ -51,14 +52,22 @@ inline job_key key_of(const job_spec& s) {
 ///   (kill_atom, job_key, std::string) -> void  // SIGKILL its tree (limits.memory)
 ///   (spawned_atom, std::string, int32_t, std::string) -> void
 ///        // from its own workers (job_listener), passed on to the requester
-///   (capacity_atom) -> int32_t             // the node's slots: the most stages of
-///        // one run it takes at once (0: no limit of its own)
+///   (capacity_atom) -> int32_t             // the node's CPU slots (0: no limit)
+///   (lease_atom, gpu_grant), (limit_atom, gpu_use) -> void
+///        // from its GPU broker (gpu_listener): a queued lease granted or
+///        // expired; a lease's processes over what it booked
+///   internal: (renew_atom, job_key) renews a running attempt's lease;
+///             (timeout_atom, job_key) ends a wait for a GPU at the stage's timeout
 /// }
 using node_actor = caf::typed_actor<
   caf::replies_to<start_atom, job_spec>::with<job_result>,
   caf::replies_to<capacity_atom>::with<int32_t>,
   caf::reacts_to<cancel_atom, job_key>,
   caf::reacts_to<kill_atom, job_key, std::string>,
-  caf::reacts_to<spawned_atom, std::string, int32_t, std::string>>;
+  caf::reacts_to<spawned_atom, std::string, int32_t, std::string>,
+  caf::reacts_to<lease_atom, gpu_grant>,
+  caf::reacts_to<limit_atom, gpu_use>,
+  caf::reacts_to<renew_atom, job_key>,
+  caf::reacts_to<timeout_atom, job_key>>;
 
 } // namespace troupe

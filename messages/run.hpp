@@ -95,6 +95,7 @@ struct attempt_record {
   int64_t peak_rss_bytes = 0;
   caf::timespan retry_delay{0};  // the wait scheduled after this attempt; 0: none
   std::string cgroup;            // the job cgroup it ran in; "" when none
+  caf::optional<gpu_attempt> lease;  // for a stage that asked for GPUs
 };
 
 template <class Inspector>
@@ -102,7 +103,7 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
   return f(caf::meta::type_name("troupe::attempt_record"), x.attempt, x.strategy, x.status,
            x.failure, x.error, x.exit_code, x.signal, x.started_at, x.finished_at, x.duration,
            x.pid, x.stdout_log, x.stderr_log, x.body_log, x.http, x.cpu_seconds,
-           x.peak_rss_bytes, x.retry_delay, x.cgroup);
+           x.peak_rss_bytes, x.retry_delay, x.cgroup, x.lease);
 }
 
 /// One run of a state probe (pipeline `probes:`), before the first stage or

@@ -28,6 +28,7 @@ using progress_listener_actor = caf::typed_actor<caf::reacts_to<progress_event>>
 ///   (sample_atom, snapshot) -> void  // periodic samples (sample_sink)
 ///   (spawned_atom, std::string, int32_t, std::string) -> void  // a leader runs (job_listener)
 ///   (waiting_atom, std::string, std::string) -> void  // the node holds a stage back (job_listener)
+///   (limit_atom, std::string, std::string) -> void    // the node warns about a stage (job_listener)
 ///   internal: (retry_atom, int32_t stage, int32_t attempt)  // a backoff ended
 /// }
 using run_supervisor_actor = caf::typed_actor<
@@ -37,6 +38,7 @@ using run_supervisor_actor = caf::typed_actor<
   caf::reacts_to<retry_atom, int32_t, int32_t>,
   caf::reacts_to<sample_atom, snapshot>,
   caf::reacts_to<spawned_atom, std::string, int32_t, std::string>,
-  caf::reacts_to<waiting_atom, std::string, std::string>>;
+  caf::reacts_to<waiting_atom, std::string, std::string>,
+  caf::reacts_to<limit_atom, std::string, std::string>>;
 
 } // namespace troupe

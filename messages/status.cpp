@@ -27,7 +27,7 @@ constexpr std::array<std::pair<stage_status, const char*>, 8> stage_names{{
   {stage_status::retrying, "retrying"},
 }};
 
-constexpr std::array<std::pair<failure_code, const char*>, 18> failure_names{{
+constexpr std::array<std::pair<failure_code, const char*>, 20> failure_names{{
   {failure_code::none, "none"},
   {failure_code::exit_nonzero, "exit_nonzero"},
   {failure_code::signaled, "signaled"},
@@ -37,6 +37,8 @@ constexpr std::array<std::pair<failure_code, const char*>, 18> failure_names{{
   {failure_code::cancelled, "cancelled"},
   {failure_code::lost, "lost"},
   {failure_code::worker_lost, "worker_lost"},
+  {failure_code::gpu_unavailable, "gpu_unavailable"},
+  {failure_code::gpu_oom, "gpu_oom"},
   {failure_code::blocked, "blocked"},
   {failure_code::rate_limited, "rate_limited"},
   {failure_code::bad_response, "bad_response"},

@@ -58,6 +58,8 @@ enum class failure_code : uint8_t {
   artifact_write_failed,  // troupe could not make metadata.json, the trace or a log durable
   store_write_failed,     // troupe could not write the run's rows to its store
   worker_lost,          // the attempt's job_worker died without a result (its tree is killed)
+  gpu_unavailable,      // it asked for GPUs and got none (gpu_fallback: fail or wait)
+  gpu_oom,              // its processes used more GPU memory than leased (gpu_memory_enforce: kill)
   unknown,              // none of the above
 };
 

@@ -32,6 +32,11 @@ struct write_health;
 struct job_key;
 struct resource_request;
 struct gpu_process;
+struct gpu_ask;
+struct gpu_grant;
+struct gpu_use;
+struct gpu_inventory;
+struct gpu_attempt;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -91,4 +96,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::resource_request))
   CAF_ADD_ATOM(troupe, troupe, waiting_atom, "waiting")
   CAF_ADD_TYPE_ID(troupe, (troupe::gpu_process))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_ask))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_grant))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_use))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_inventory))
+  CAF_ADD_ATOM(troupe, troupe, lease_atom, "lease")
+  CAF_ADD_ATOM(troupe, troupe, renew_atom, "renew")
+  CAF_ADD_ATOM(troupe, troupe, release_atom, "release")
+  CAF_ADD_ATOM(troupe, troupe, attach_atom, "attach")
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_attempt))
 CAF_END_TYPE_ID_BLOCK(troupe)

@@ -3,6 +3,7 @@
 
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
+#include "runtime/node_assembly.hpp"
 #include "actors/running_order.hpp"
 #include "actors/schedule_clock.hpp"
 #include "actors/store_writer.hpp"
@@ -165,6 +166,11 @@ struct coordinator::actors {
   explicit actors(int threads_unused = 0) : sys(prepare(cfg)) {
     (void) threads_unused;
   }
+  ~actors() {
+    // The broker's verification timer would keep it (and the system) alive.
+    if (gpus)
+      caf::anon_send_exit(gpus, caf::exit_reason::user_shutdown);
+  }
   static caf::actor_system_config& prepare(caf::actor_system_config& c) {
     register_types(c);
     configure_scheduler(c);
@@ -177,6 +183,7 @@ struct coordinator::actors {
   std::shared_ptr<process_runner> runner;
   node_actor node;
   resource_sampler_actor sampler;
+  gpu_broker_actor gpus;
   store_actor store;
   scheduler_actor scheduler;
   progress_listener_actor listener;
@@ -301,10 +308,15 @@ caf::error coordinator::start() {
   a.host.process_tracking = a.runner->tracking();
   auto gpus = open_nvml();
   a.host.gpus = static_cast<int32_t>(gpus->read().size());
-  a.sampler = spawn_resource_sampler(a.sys, gpus);
+  std::string node_error;
+  auto local = make_local_node(a.sys, local_node_options{a.runner, true, cfg_.node_slots, gpus},
+                               node_error);
+  if (!local)
+    return caf::make_error(errc::bad_input, node_error);
+  a.sampler = local->sampler;
+  a.gpus = local->gpus;
   a.store = spawn_store_writer(a.sys, std::move(*db));
-  a.node = spawn_node(a.sys, node_services{a.runner, std::make_shared<http_client>(),
-                                           find_chromium(), cfg_.node_slots});
+  a.node = local->node;
   auto* metrics = &metrics_;
   auto* bell = &bell_;
   auto log = log_;

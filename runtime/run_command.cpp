@@ -3,6 +3,7 @@
 #include "actors/artifact_writer.hpp"
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
+#include "runtime/node_assembly.hpp"
 #include "actors/run_supervisor.hpp"
 #include "actors/store_writer.hpp"
 #include "adapters/http_client/http_client.hpp"
@@ -532,17 +533,20 @@ int run_command(const run_command_options& given_opts) {
     caf::scoped_actor self{sys};
     auto runner = std::make_shared<process_runner>(true, true);
     plan.record.host.process_tracking = runner->tracking();
-    auto sampler = spawn_resource_sampler(sys, gpus);
+    std::string node_error;
+    auto local = make_local_node(sys, local_node_options{runner, any_http, opts.node_slots, gpus},
+                                 node_error);
+    if (!local) {
+      std::fprintf(stderr, "troupe: %s\n", node_error.c_str());
+      return exit_code::usage;
+    }
     auto writer = spawn_artifact_writer(sys, pool, *run_dir);
     store_actor store_writer;
     if (db)
       store_writer = spawn_store_writer(sys, std::move(db));
-    node_services services{runner, any_http ? std::make_shared<http_client>() : nullptr,
-                           find_chromium(), opts.node_slots};
-    auto node = spawn_node(sys, std::move(services));
     run_supervisor_deps deps;
-    deps.node = node;
-    deps.sampler = sampler;
+    deps.node = local->node;
+    deps.sampler = local->sampler;
     deps.writer = writer;
     deps.store = store_writer;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
@@ -567,8 +571,9 @@ int run_command(const run_command_options& given_opts) {
         code = exit_code::internal;
       }
     }
-    self->send_exit(node, caf::exit_reason::user_shutdown);
-    self->send_exit(sampler, caf::exit_reason::user_shutdown);
+    self->send_exit(local->node, caf::exit_reason::user_shutdown);
+    self->send_exit(local->sampler, caf::exit_reason::user_shutdown);
+    self->send_exit(local->gpus, caf::exit_reason::user_shutdown);
     self->send_exit(writer, caf::exit_reason::user_shutdown);
     if (store_writer)
       self->send_exit(store_writer, caf::exit_reason::user_shutdown);

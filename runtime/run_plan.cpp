@@ -158,6 +158,7 @@ run_plan make_run_plan(const pipeline_def& p, const run_start& start) {
     js.http = s.http;
     js.memory_limit = s.memory_limit;
     js.resources = s.resources;
+    js.gpu_fallback = s.gpu_fallback;
     plan.jobs.push_back(std::move(js));
   }
   // State probes: run like stages (their own process group, timeout and

@@ -1,6 +1,7 @@
 #include "runtime/system.hpp"
 
 #include "messages/errors.hpp"
+#include "messages/gpu_broker.hpp"
 #include "messages/handles.hpp"
 #include "messages/node.hpp"
 #include "messages/run.hpp"

@@ -24,23 +24,24 @@ gpu_policy open_policy() {
   return p;
 }
 
-lease_request whole(const std::string& holder, int32_t n, bool wait = false, int32_t prio = 0) {
+lease_request ask(const std::string& holder, int32_t gpus, int64_t bytes, bool wait,
+                  int32_t prio) {
   lease_request r;
   r.holder = holder;
-  r.gpus = n;
+  r.gpus = gpus;
+  r.memory_bytes = bytes;
   r.wait = wait;
   r.priority = prio;
   return r;
 }
 
+lease_request whole(const std::string& holder, int32_t n, bool wait = false, int32_t prio = 0) {
+  return ask(holder, n, 0, wait, prio);
+}
+
 lease_request share(const std::string& holder, int64_t bytes, bool wait = false,
                     int32_t prio = 0) {
-  lease_request r;
-  r.holder = holder;
-  r.memory_bytes = bytes;
-  r.wait = wait;
-  r.priority = prio;
-  return r;
+  return ask(holder, 0, bytes, wait, prio);
 }
 
 } // namespace

@@ -1,0 +1,261 @@
+#include "actors/gpu_broker.hpp"
+
+#include "adapters/process/process_table.hpp"
+#include "adapters/sampling/gpu_source.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace troupe {
+
+namespace {
+
+// What the broker keeps of a lease beyond the book: who to tell, which
+// processes are its, what they used.
+struct lease_watch {
+  gpu_listener_actor requester;  // told of grants, expiry, over-use
+  int32_t leader = 0;          // its tree's process group (attach)
+  std::set<int32_t> pids;      // every pid of its tree seen so far
+  int64_t peak = 0;
+  bool told_over = false;
+  caf::timestamp granted_at;
+  int32_t count = 0;           // GPUs held
+};
+
+struct broker_state {
+  std::shared_ptr<gpu_source> source;
+  gpu_broker_config cfg;
+  std::unique_ptr<gpu_lease_book> book;
+  std::vector<gpu_figures> last;  // the last NVML read
+  std::map<std::string, lease_watch> watches;
+  static inline const char* name = "gpu_broker";
+};
+
+using self_ptr = gpu_broker_actor::stateful_pointer<broker_state>;
+
+std::vector<gpu_device> devices_of(const std::vector<gpu_figures>& gpus) {
+  std::vector<gpu_device> out;
+  for (auto& g : gpus)
+    out.push_back({g.uuid, g.index, g.name, g.mem_total_bytes});
+  return out;
+}
+
+gpu_grant grant_of(const broker_state& st, const gpu_lease& l, const std::string& outcome) {
+  gpu_grant g;
+  g.outcome = outcome;
+  g.lease_id = l.id;
+  g.holder = l.holder;
+  g.gpus = l.gpus;
+  for (auto& uuid : l.gpus)
+    for (auto& d : st.book->devices())
+      if (d.uuid == uuid)
+        g.indices.push_back(d.index);
+  g.memory_bytes = l.memory_bytes;
+  g.expires_at = l.expires_at;
+  return g;
+}
+
+// What a lease's processes use now, over every GPU (a process on a GPU the
+// lease does not hold counts too: that is over-use as well).
+int64_t used_by(const lease_watch& w, const std::vector<gpu_figures>& gpus) {
+  int64_t sum = 0;
+  for (auto& g : gpus)
+    for (auto& p : g.processes)
+      if (w.pids.count(p.pid) != 0 && p.used_bytes > 0)
+        sum += p.used_bytes;
+  return sum;
+}
+
+bool any_present(const lease_watch& w, const std::vector<gpu_figures>& gpus) {
+  for (auto& g : gpus)
+    for (auto& p : g.processes)
+      if (w.pids.count(p.pid) != 0)
+        return true;
+  return false;
+}
+
+gpu_use use_of(const std::string& id, const lease_watch& w, int64_t used, caf::timestamp now) {
+  gpu_use u;
+  u.lease_id = id;
+  u.used_bytes = used;
+  u.peak_bytes = std::max(w.peak, used);
+  u.gpu_seconds = w.count * std::chrono::duration<double>(now - w.granted_at).count();
+  return u;
+}
+
+// The lease's tree now: its leader's process group.
+void refresh_pids(lease_watch& w) {
+  if (w.leader > 0)
+    for (auto pid : live_tree(w.leader))
+      w.pids.insert(pid);
+}
+
+// Grants and expiries the book decided: their requesters are told.
+void tell(self_ptr self, const lease_changes& c) {
+  auto& st = self->state;
+  for (auto& l : c.expired)
+    if (auto w = st.watches.find(l.id); w != st.watches.end() && w->second.requester)
+      self->send(w->second.requester, lease_atom_v, grant_of(st, l, "expired"));
+  for (auto& l : c.granted) {
+    auto w = st.watches.find(l.id);
+    if (w == st.watches.end())
+      continue;
+    w->second.granted_at = *l.granted_at;
+    w->second.count = static_cast<int32_t>(l.gpus.size());
+    if (w->second.requester)
+      self->send(w->second.requester, lease_atom_v, grant_of(st, l, "granted"));
+  }
+  for (auto& l : c.freed)
+    st.watches.erase(l.id);
+}
+
+// Verification: NVML's processes against each lease.
+void verify(self_ptr self) {
+  auto& st = self->state;
+  auto now = caf::make_timestamp();
+  if (!st.watches.empty()) {
+    st.last = st.source->read();
+    for (auto& l : st.book->leases()) {
+      auto w = st.watches.find(l.id);
+      if (w == st.watches.end() || l.state == lease_state::queued)
+        continue;
+      if (l.state == lease_state::active) {
+        refresh_pids(w->second);
+        auto used = used_by(w->second, st.last);
+        w->second.peak = std::max(w->second.peak, used);
+        auto booked = l.memory_bytes * static_cast<int64_t>(l.gpus.size());
+        if (used > booked && !w->second.told_over && w->second.requester) {
+          w->second.told_over = true;
+          auto u = use_of(l.id, w->second, used, now);
+          u.over = true;
+          self->send(w->second.requester, limit_atom_v, u);
+        }
+      } else if (!any_present(w->second, st.last)) {
+        // Released, and NVML shows none of its processes: the memory is free.
+        st.book->processes_gone(l.id, now);
+        st.watches.erase(w);
+      }
+    }
+  }
+  tell(self, st.book->advance(now));
+}
+
+} // namespace
+
+gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_source> source,
+                                           gpu_broker_config cfg) {
+  auto& st = self->state;
+  st.source = std::move(source);
+  st.cfg = cfg;
+  st.last = st.source->read();
+  st.book = std::make_unique<gpu_lease_book>(devices_of(st.last), cfg.policy);
+  if (!st.book->devices().empty())
+    self->delayed_send(self, cfg.verify_interval, tick_atom_v);  // nothing to verify without
+  return {
+    [=](lease_atom, gpu_ask& ask) -> gpu_grant {
+      auto& st = self->state;
+      auto now = caf::make_timestamp();
+      lease_request r;
+      r.holder = ask.holder;
+      r.gpus = ask.gpus;
+      r.memory_bytes = ask.memory_bytes;
+      if (ask.ttl_ms >= 0)
+        r.ttl = caf::timespan{std::chrono::milliseconds(ask.ttl_ms)};
+      r.priority = ask.priority;
+      r.wait = ask.wait;
+      auto o = st.book->request(r, now);
+      if (o.kind == lease_outcome::denied) {
+        gpu_grant g;
+        g.outcome = "denied";
+        g.holder = ask.holder;
+        g.reason = st.source->status().empty() ? o.reason
+                                                : o.reason + " (NVML: " + st.source->status()
+                                                    + ")";
+        return g;
+      }
+      lease_watch w;
+      w.requester = caf::actor_cast<gpu_listener_actor>(self->current_sender());
+      w.granted_at = now;
+      w.count = static_cast<int32_t>(o.lease.gpus.size());
+      st.watches[o.lease.id] = std::move(w);
+      auto g = grant_of(st, o.lease, o.kind == lease_outcome::granted ? "granted" : "queued");
+      g.reason = o.reason;
+      return g;
+    },
+    [=](renew_atom, const std::string& id) -> gpu_grant {
+      auto& st = self->state;
+      if (auto l = st.book->renew(id, caf::make_timestamp()))
+        return grant_of(st, *l, "active");
+      gpu_grant g;
+      g.outcome = "denied";
+      g.lease_id = id;
+      g.reason = "no active lease " + id + " (released, expired or unknown)";
+      return g;
+    },
+    [=](release_atom, const std::string& id) -> gpu_use {
+      auto& st = self->state;
+      auto now = caf::make_timestamp();
+      auto w = st.watches.find(id);
+      if (w == st.watches.end()) {
+        st.book->release(id, now);
+        gpu_use u;
+        u.lease_id = id;
+        return u;
+      }
+      // What it used up to now, and whether its processes are gone already.
+      st.last = st.source->read();
+      refresh_pids(w->second);
+      auto used = used_by(w->second, st.last);
+      auto u = use_of(id, w->second, used, now);
+      auto was = st.book->find(id);
+      st.book->release(id, now);
+      if (was && was->state == lease_state::queued) {
+        st.watches.erase(w);
+      } else if (!any_present(w->second, st.last)) {
+        st.book->processes_gone(id, now);
+        st.watches.erase(w);
+      }
+      tell(self, st.book->advance(now));
+      return u;
+    },
+    [=](attach_atom, const std::string& id, int32_t pid) {
+      auto& st = self->state;
+      if (auto w = st.watches.find(id); w != st.watches.end()) {
+        w->second.leader = pid;
+        w->second.pids.insert(pid);
+      }
+    },
+    [=](snapshot_atom) -> gpu_inventory {
+      auto& st = self->state;
+      gpu_inventory inv;
+      st.last = st.source->read();
+      inv.reason = st.source->status();
+      inv.available = inv.reason.empty() && !st.last.empty();
+      if (inv.reason.empty() && st.last.empty())
+        inv.reason = "NVML reports no GPUs";
+      inv.driver_version = st.source->driver_version();
+      inv.safe_mode = st.book->policy().safe_mode;
+      inv.gpus = st.last;
+      return inv;
+    },
+    [=](tick_atom) {
+      verify(self);
+      self->delayed_send(self, self->state.cfg.verify_interval, tick_atom_v);
+    },
+  };
+}
+
+gpu_broker_actor spawn_gpu_broker(caf::actor_system& sys, std::shared_ptr<gpu_source> gpus,
+                                  gpu_broker_config cfg) {
+  // NVML calls and /proc reads of lease trees block: with GPUs the broker
+  // has a thread of its own. Without (no NVML, or none reported) it never
+  // blocks — every answer comes from the empty book — and takes none.
+  if (gpus->status().empty() && !gpus->read().empty())
+    return sys.spawn<caf::detached>(gpu_broker, std::move(gpus), cfg);
+  return sys.spawn(gpu_broker, std::move(gpus), cfg);
+}
+
+} // namespace troupe

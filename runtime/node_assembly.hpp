@@ -1,0 +1,41 @@
+// One function builds the local node and what it owns (its sampler, its
+// GPU broker on NVML), for `troupe run` and `troupe coordinator` alike: a
+// local node is a node, assembled once.
+#pragma once
+
+#include "actors/node.hpp"
+#include "messages/gpu_broker.hpp"
+#include "messages/resource_sampler.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace troupe {
+
+class gpu_source;
+class process_runner;
+
+struct local_node {
+  node_actor node;
+  resource_sampler_actor sampler;
+  gpu_broker_actor gpus;
+  std::shared_ptr<gpu_source> nvml;
+};
+
+struct local_node_options {
+  std::shared_ptr<process_runner> runner;
+  bool http = true;           // an HTTP client for http stages
+  int32_t slots = 0;          // CPU slots (0: no limit)
+  std::shared_ptr<gpu_source> nvml;  // null: opened here (open_nvml)
+};
+
+/// The node, its sampler and its GPU broker (the GPU policy from
+/// TROUPE_GPU_* over the defaults: safe mode on; TROUPE_GPU_MEMORY_ENFORCE
+/// warn|kill). A bad setting: none, with `error` naming it.
+std::optional<local_node> make_local_node(caf::actor_system& sys, const local_node_options& o,
+                                          std::string& error);
+
+} // namespace troupe
