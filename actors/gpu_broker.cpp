@@ -31,6 +31,7 @@ struct broker_state {
   std::unique_ptr<gpu_lease_book> book;
   std::vector<gpu_figures> last;  // the last NVML read
   std::map<std::string, lease_watch> watches;
+  gpu_broker_stats stats;  // counters; wait_seconds since the last read
   static inline const char* name = "gpu_broker";
 };
 
@@ -55,6 +56,8 @@ gpu_grant grant_of(const broker_state& st, const gpu_lease& l, const std::string
         g.indices.push_back(d.index);
   g.memory_bytes = l.memory_bytes;
   g.expires_at = l.expires_at;
+  g.priority = l.priority;
+  g.granted_at = l.granted_at;
   return g;
 }
 
@@ -96,10 +99,14 @@ void refresh_pids(lease_watch& w) {
 // Grants and expiries the book decided: their requesters are told.
 void tell(self_ptr self, const lease_changes& c) {
   auto& st = self->state;
+  st.stats.expired += static_cast<int64_t>(c.expired.size());
   for (auto& l : c.expired)
     if (auto w = st.watches.find(l.id); w != st.watches.end() && w->second.requester)
       self->send(w->second.requester, lease_atom_v, grant_of(st, l, "expired"));
   for (auto& l : c.granted) {
+    ++st.stats.granted;
+    st.stats.wait_seconds.push_back(
+      std::chrono::duration<double>(*l.granted_at - l.requested_at).count());
     auto w = st.watches.find(l.id);
     if (w == st.watches.end())
       continue;
@@ -127,11 +134,13 @@ void verify(self_ptr self) {
         auto used = used_by(w->second, st.last);
         w->second.peak = std::max(w->second.peak, used);
         auto booked = l.memory_bytes * static_cast<int64_t>(l.gpus.size());
-        if (used > booked && !w->second.told_over && w->second.requester) {
+        if (used > booked && !w->second.told_over) {
           w->second.told_over = true;
+          ++st.stats.overuse;
           auto u = use_of(l.id, w->second, used, now);
           u.over = true;
-          self->send(w->second.requester, limit_atom_v, u);
+          if (w->second.requester)
+            self->send(w->second.requester, limit_atom_v, u);
         }
       } else if (!any_present(w->second, st.last)) {
         // Released, and NVML shows none of its processes: the memory is free.
@@ -168,6 +177,7 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
       r.wait = ask.wait;
       auto o = st.book->request(r, now);
       if (o.kind == lease_outcome::denied) {
+        ++st.stats.denied;
         gpu_grant g;
         g.outcome = "denied";
         g.holder = ask.holder;
@@ -176,9 +186,17 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
                                                     + ")";
         return g;
       }
+      if (o.kind == lease_outcome::granted) {
+        ++st.stats.granted;
+        st.stats.wait_seconds.push_back(0);
+      }
       lease_watch w;
       w.requester = caf::actor_cast<gpu_listener_actor>(self->current_sender());
       w.granted_at = now;
+      if (ask.pid > 0) {
+        w.leader = ask.pid;
+        w.pids.insert(ask.pid);
+      }
       w.count = static_cast<int32_t>(o.lease.gpus.size());
       st.watches[o.lease.id] = std::move(w);
       auto g = grant_of(st, o.lease, o.kind == lease_outcome::granted ? "granted" : "queued");
@@ -240,6 +258,26 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
       inv.safe_mode = st.book->policy().safe_mode;
       inv.gpus = st.last;
       return inv;
+    },
+    [=](leases_atom) -> gpu_lease_list {
+      auto& st = self->state;
+      gpu_lease_list out;
+      for (auto& l : st.book->leases())
+        out.leases.push_back(grant_of(st, l, to_string(l.state)));
+      return out;
+    },
+    [=](policy_atom) -> gpu_policy { return self->state.book->policy(); },
+    [=](policy_atom, const gpu_policy& p) -> std::string {
+      return self->state.book->set_policy(p);
+    },
+    [=](stats_atom) -> gpu_broker_stats {
+      auto& st = self->state;
+      auto out = st.stats;
+      out.active = out.queued = 0;
+      for (auto& l : st.book->leases())
+        (l.state == lease_state::queued ? out.queued : out.active) += 1;
+      st.stats.wait_seconds.clear();
+      return out;
     },
     [=](tick_atom) {
       verify(self);

@@ -142,6 +142,7 @@ lease_outcome gpu_lease_book::request(const lease_request& r, caf::timestamp now
   lease_outcome out;
   if (policy_.safe_mode) {
     out.reason = "safe mode is on: GPU leases are denied (the inventory stays readable; "
+                 "troupe gpu policy --safe-mode off, POST /gpu/policy or "
                  "TROUPE_GPU_SAFE_MODE=0 turns it off)";
     return out;
   }

@@ -13,6 +13,8 @@
 // be an out-of-memory waiting to happen.
 #pragma once
 
+#include "messages/gpu_broker.hpp"
+
 #include <caf/optional.hpp>
 #include <caf/timestamp.hpp>
 
@@ -32,14 +34,6 @@ struct gpu_device {
   int32_t index = 0; // for display only
   std::string name;
   int64_t memory_total = 0;  // bytes
-};
-
-struct gpu_policy {
-  bool safe_mode = true;              // every lease denied, with a note
-  caf::timespan default_ttl = std::chrono::hours(1);  // 0: leases do not expire
-  int64_t reserve_bytes = 0;          // per GPU, never booked by memory leases
-  int32_t max_leases_per_holder = 0;  // 0: no limit
-  caf::timespan release_grace = std::chrono::seconds(30);  // processes not seen gone
 };
 
 /// Why `p` cannot be the policy ("" when it can).

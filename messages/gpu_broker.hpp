@@ -18,6 +18,34 @@
 
 namespace troupe {
 
+/// What the broker may grant (GET/POST /gpu/policy).
+struct gpu_policy {
+  bool safe_mode = true;              // every lease denied, with a note
+  caf::timespan default_ttl = std::chrono::hours(1);  // 0: leases do not expire
+  int64_t reserve_bytes = 0;          // per GPU, never booked by memory leases
+  int32_t max_leases_per_holder = 0;  // 0: no limit
+  caf::timespan release_grace = std::chrono::seconds(30);  // processes not seen gone
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_policy& x) {
+  return f(caf::meta::type_name("troupe::gpu_policy"), x.safe_mode, x.default_ttl,
+           x.reserve_bytes, x.max_leases_per_holder, x.release_grace);
+}
+
+/// What the broker counted (for /metrics).
+struct gpu_broker_stats {
+  int64_t granted = 0, denied = 0, expired = 0, overuse = 0;
+  int64_t active = 0, queued = 0;
+  std::vector<double> wait_seconds;  // request to grant of queued leases, since the last read
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_broker_stats& x) {
+  return f(caf::meta::type_name("troupe::gpu_broker_stats"), x.granted, x.denied, x.expired,
+           x.overuse, x.active, x.queued, x.wait_seconds);
+}
+
 /// A lease asked of the broker.
 struct gpu_ask {
   std::string holder;          // "RUN/STAGE#ATTEMPT", or a service's name
@@ -26,12 +54,13 @@ struct gpu_ask {
   int64_t ttl_ms = -1;         // -1: the policy's default; 0: no expiry
   int32_t priority = 0;
   bool wait = false;           // queue when nothing fits now (else denied)
+  int32_t pid = 0;             // its process tree's leader, when known (verification)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gpu_ask& x) {
   return f(caf::meta::type_name("troupe::gpu_ask"), x.holder, x.gpus, x.memory_bytes, x.ttl_ms,
-           x.priority, x.wait);
+           x.priority, x.wait, x.pid);
 }
 
 /// A lease as the broker tells it (granted, queued, denied, or its state).
@@ -44,12 +73,14 @@ struct gpu_grant {
   int64_t memory_bytes = 0;        // booked per GPU
   caf::optional<caf::timestamp> expires_at;
   std::string reason;              // denied / queued: why
+  int32_t priority = 0;
+  caf::optional<caf::timestamp> granted_at;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gpu_grant& x) {
   return f(caf::meta::type_name("troupe::gpu_grant"), x.outcome, x.lease_id, x.holder, x.gpus,
-           x.indices, x.memory_bytes, x.expires_at, x.reason);
+           x.indices, x.memory_bytes, x.expires_at, x.reason, x.priority, x.granted_at);
 }
 
 /// What a lease's processes used, as the broker verified it.
@@ -68,6 +99,15 @@ typename Inspector::result_type inspect(Inspector& f, gpu_use& x) {
 }
 
 /// The node's GPUs, or why it has none.
+struct gpu_lease_list {
+  std::vector<gpu_grant> leases;  // outcome: queued | active | releasing
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_lease_list& x) {
+  return f(caf::meta::type_name("troupe::gpu_lease_list"), x.leases);
+}
+
 struct gpu_inventory {
   bool available = false;
   std::string reason;          // when not available: what NVML said
@@ -97,6 +137,10 @@ using gpu_listener_actor =
 ///   (attach_atom, std::string lease_id, int32_t pid) -> void
 ///        // the lease's leader runs: its process tree is what is verified
 ///   (snapshot_atom) -> gpu_inventory            // the inventory now
+///   (leases_atom) -> gpu_lease_list             // every lease not yet freed
+///   (policy_atom) -> gpu_policy
+///   (policy_atom, gpu_policy) -> std::string    // "" applied, else why not
+///   (stats_atom) -> gpu_broker_stats
 /// The broker tells a lease's requester, unasked:
 ///   (lease_atom, gpu_grant)   a queued lease was granted, or one expired
 ///   (limit_atom, gpu_use)     a lease's processes use more than it booked
@@ -107,6 +151,10 @@ using gpu_broker_actor = caf::typed_actor<
   caf::replies_to<release_atom, std::string>::with<gpu_use>,
   caf::reacts_to<attach_atom, std::string, int32_t>,
   caf::replies_to<snapshot_atom>::with<gpu_inventory>,
+  caf::replies_to<leases_atom>::with<gpu_lease_list>,
+  caf::replies_to<policy_atom>::with<gpu_policy>,
+  caf::replies_to<policy_atom, gpu_policy>::with<std::string>,
+  caf::replies_to<stats_atom>::with<gpu_broker_stats>,
   caf::reacts_to<tick_atom>>;
 
 } // namespace troupe

@@ -172,6 +172,35 @@ void to_json(json& j, const gpu_figures& x) {
   j["processes"] = std::move(procs);
 }
 
+void to_json(json& j, const gpu_grant& x) {
+  j = json{{"id", x.lease_id.empty() ? json(nullptr) : json(x.lease_id)},
+           {"state", x.outcome},
+           {"holder", x.holder},
+           {"gpus", x.gpus},
+           {"indices", x.indices},
+           {"memory_bytes", x.memory_bytes},
+           {"priority", x.priority},
+           {"granted_at", opt_ts(x.granted_at)},
+           {"expires_at", opt_ts(x.expires_at)},
+           {"reason", x.reason.empty() ? json(nullptr) : json(x.reason)}};
+}
+
+void to_json(json& j, const gpu_policy& x) {
+  j = json{{"safe_mode", x.safe_mode},
+           {"default_ttl_s", seconds_of(x.default_ttl)},
+           {"reserve_bytes", x.reserve_bytes},
+           {"max_leases_per_holder", x.max_leases_per_holder},
+           {"release_grace_s", seconds_of(x.release_grace)}};
+}
+
+void to_json(json& j, const gpu_inventory& x) {
+  j = json{{"available", x.available},
+           {"reason", x.reason.empty() ? json(nullptr) : json(x.reason)},
+           {"driver_version", x.driver_version.empty() ? json(nullptr) : json(x.driver_version)},
+           {"safe_mode", x.safe_mode},
+           {"gpus", x.gpus}};
+}
+
 void to_json(json& j, const top_process& x) {
   j = json{{"pid", x.pid},
            {"name", x.name},

@@ -2,6 +2,7 @@
 // from these functions, and later the API and `--json` output will be too.
 #pragma once
 
+#include "messages/gpu_broker.hpp"
 #include "messages/resource_sampler.hpp"
 #include "messages/run.hpp"
 #include "messages/store.hpp"
@@ -31,6 +32,9 @@ std::optional<caf::timestamp> parse_iso8601(const std::string& text, std::string
 void to_json(nlohmann::ordered_json& j, const host_figures& x);
 void to_json(nlohmann::ordered_json& j, const tree_figures& x);
 void to_json(nlohmann::ordered_json& j, const gpu_figures& x);
+void to_json(nlohmann::ordered_json& j, const gpu_grant& x);
+void to_json(nlohmann::ordered_json& j, const gpu_policy& x);
+void to_json(nlohmann::ordered_json& j, const gpu_inventory& x);
 void to_json(nlohmann::ordered_json& j, const top_process& x);
 void to_json(nlohmann::ordered_json& j, const snapshot& x);
 void to_json(nlohmann::ordered_json& j, const host_info& x);

@@ -37,6 +37,9 @@ struct gpu_grant;
 struct gpu_use;
 struct gpu_inventory;
 struct gpu_attempt;
+struct gpu_policy;
+struct gpu_broker_stats;
+struct gpu_lease_list;
 } // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
@@ -105,4 +108,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe, release_atom, "release")
   CAF_ADD_ATOM(troupe, troupe, attach_atom, "attach")
   CAF_ADD_TYPE_ID(troupe, (troupe::gpu_attempt))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_policy))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_broker_stats))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_lease_list))
+  CAF_ADD_ATOM(troupe, troupe, leases_atom, "leases")
+  CAF_ADD_ATOM(troupe, troupe, policy_atom, "policy")
 CAF_END_TYPE_ID_BLOCK(troupe)

@@ -395,6 +395,14 @@ void unblock_stop_signals() {
 
 } // namespace
 
+std::optional<api_client> connect_client(const client_flags& flags) {
+  return connect(flags);
+}
+
+int reply_failed(const http_reply& r, const client_settings& s) {
+  return fail(r, s);
+}
+
 int launch_command(const launch_options& o) {
   // Only a follow takes the stop signals itself (watch_interrupts).
   if (!o.follow && !o.wait)

@@ -8,6 +8,7 @@
 #include "runtime/api_client.hpp"
 #include "runtime/store_commands.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ struct rerun_options : client_options {
   std::string reason;
   bool allow_changed = false;
 };
+
+/// The client of the coordinator `flags` name (the configured one, else
+/// the default); none (said on stderr) on a bad config.
+std::optional<api_client> connect_client(const client_flags& flags);
+/// Says an API error reply; its exit code (2 for 4xx, 4 otherwise).
+int reply_failed(const http_reply& r, const client_settings& s);
 
 int launch_command(const launch_options& o);
 /// troupe rerun through a coordinator's API (POST /api/runs/{id}/rerun).

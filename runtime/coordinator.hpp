@@ -16,6 +16,7 @@
 #include "actors/scheduler.hpp"
 #include "adapters/http_server/http_server.hpp"
 #include "adapters/store/store.hpp"
+#include "messages/gpu_broker.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/rerun.hpp"
 
@@ -167,6 +168,7 @@ public:
   std::atomic<int64_t> adopted{0};
   histogram launch_to_start;
   histogram store_commit;  // a launch's queued row: sent to the store until committed
+  histogram gpu_lease_wait;  // a GPU lease: asked until granted (0 when at once)
 
 private:
   std::mutex mtx_;
@@ -233,6 +235,17 @@ public:
   /// The run's launched_by is `trigger`; the schedule's events say `triggered`
   /// and by `who`.
   api_result<run_row> trigger(const std::string& id, const std::string& who);
+
+  // The node's GPU broker (docs/gpu.md), each asked within 2 s (else 503).
+  api_result<gpu_inventory> gpu_info();
+  api_result<gpu_policy> gpu_policy_now();
+  /// 400 naming what is wrong (safe mode on: only safe_mode may change).
+  api_result<gpu_policy> set_gpu_policy(const gpu_policy& p, const std::string& who);
+  api_result<gpu_lease_list> gpu_leases();
+  api_result<gpu_grant> gpu_lease(const gpu_ask& ask);
+  api_result<gpu_grant> gpu_renew(const std::string& id);
+  api_result<gpu_use> gpu_release(const std::string& id);
+  api_result<gpu_broker_stats> gpu_stats();
   /// troupe rerun through the API: 404 unknown run or pipeline, 409 the run
   /// has not ended, its pipeline changed (without allow_changed) or nothing
   /// failed, 400 a bad `from`. The run, running again.

@@ -1,5 +1,6 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
+#include "runtime/cli/gpu_command.hpp"
 #include "runtime/cli/logs_command.hpp"
 #include "runtime/cli/source.hpp"
 #include "runtime/client_commands.hpp"
@@ -331,6 +332,39 @@ int main(int argc, char** argv) {
     }
   }
 
+  troupe::gpu_options go;
+  auto* gpu_cmd = app.add_subcommand(
+    "gpu", "The node's GPU broker on a coordinator (docs/gpu.md): info, leases, lease, release, "
+           "policy.");
+  gpu_cmd->require_subcommand(1);
+  auto* ginfo = gpu_cmd->add_subcommand("info", "The GPUs NVML reports, or why there are none.");
+  auto* gleases = gpu_cmd->add_subcommand("leases", "Every lease not yet freed.");
+  auto* glease = gpu_cmd->add_subcommand(
+    "lease", "Lease GPUs for a holder outside troupe's stages; prints the lease's id.");
+  glease->add_option("--holder", go.holder, "Who holds it (a service's name)")->required();
+  glease->add_option("--gpus", go.gpus, "Whole GPUs")->check(CLI::Range(1, 64));
+  glease->add_option("--memory", go.memory, "A share of one GPU (e.g. 8Gi)");
+  glease->add_option("--ttl", go.ttl, "How long unrenewed (e.g. 10m; 0: no expiry; default the "
+                                      "policy's)");
+  glease->add_option("--priority", go.priority, "Higher first when requests queue");
+  glease->add_flag("--wait", go.wait, "Queue when nothing fits now (else refused)");
+  auto* grelease = gpu_cmd->add_subcommand("release", "Release a lease.");
+  grelease->add_option("id", go.id, "Lease id (see troupe gpu leases)")->required();
+  auto* gpolicy = gpu_cmd->add_subcommand(
+    "policy", "Show the broker's policy, or change it (safe mode on: only --safe-mode off).");
+  gpolicy->add_option("--safe-mode", go.safe_mode, "on (every lease denied) or off");
+  gpolicy->add_option("--default-ttl", go.default_ttl, "A lease's TTL unless asked (0: none)");
+  gpolicy->add_option("--reserve", go.reserve, "Memory per GPU never leased as shares (e.g. 2Gi)");
+  gpolicy->add_option("--max-leases-per-holder", go.max_leases_per_holder, "0: no limit");
+  gpolicy->add_option("--release-grace", go.release_grace,
+                      "How long a released lease stays booked at most while NVML still shows "
+                      "its processes");
+  for (auto* sub : {ginfo, gleases, glease, grelease, gpolicy}) {
+    add_server_flags(sub, go, "Coordinator URL (default: $TROUPE_SERVER, server: in "
+                              "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
+    sub->add_flag("--json", go.json, "Print the API's answer");
+  }
+
   // A first word that is not a command: say so (CLI11 would only say that a
   // subcommand is required).
   if (argc > 1 && argv[1][0] != '-') {
@@ -393,6 +427,11 @@ int main(int argc, char** argv) {
   }
   if (*logs_cmd)
     return choose(logs_o, logs_cmd) ? troupe::logs_command(logs_o, logs_o.use_server) : 2;
+  if (*gpu_cmd) {
+    for (auto* sub : gpu_cmd->get_subcommands())
+      go.action = sub->get_name();
+    return troupe::gpu_command(go);
+  }
   if (*sched_cmd) {
     for (auto* sub : sched_cmd->get_subcommands())
       so.action = sub->get_name();

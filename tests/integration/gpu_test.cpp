@@ -3,6 +3,7 @@
 // real dlopen path: leases and CUDA_VISIBLE_DEVICES, fallbacks, safe mode,
 // a missing library, a SIGKILLed job's lease, over-use, and a released
 // lease held until NVML shows its processes gone.
+#include "tests/support/coordinator_process.hpp"
 #include "tests/support/troupe_process.hpp"
 
 #include <gtest/gtest.h>
@@ -225,4 +226,91 @@ TEST_F(GpuStages, AReleasedShareStaysBookedUntilNvmlShowsItsProcessesGone) {
   EXPECT_EQ(log("after"), "GPU-fake-0\n");
   EXPECT_NE(events().find("waiting for a GPU: no GPU has 40960 MiB unbooked"), std::string::npos)
     << events();
+}
+
+// The broker through the coordinator's API: inventory, policy (safe mode
+// first), leases granted, renewed, released, expired; metrics promtool
+// accepts; the token guards /gpu/ as it guards /api/.
+TEST_F(GpuStages, TheBrokerAnswersThroughTheCoordinatorsApi) {
+  ::mkdir((tmp.path() + "/pipes").c_str(), 0755);
+  std::ofstream(tmp.path() + "/pipes/none.yaml") << "name: none\nstages:\n  - name: a\n"
+                                                    "    shell: \"true\"\n";
+  std::ofstream(state(), std::ios::app);
+  auto e = env(false);
+  coordinator_process co({"--pipelines", tmp.path() + "/pipes", "-o", out(), "--token", "tok"},
+                         tmp.path(), e);
+  auto c = co.client("tok");
+  EXPECT_EQ(co.client()->Get("/gpu/info")->status, 401) << "the token guards /gpu/";
+  auto info = body_json(c->Get("/gpu/info"));
+  EXPECT_EQ(info["available"], true) << info.dump();
+  ASSERT_EQ(info["gpus"].size(), 2u);
+  EXPECT_EQ(info["gpus"][1]["uuid"], "GPU-fake-1");
+  EXPECT_EQ(info["driver_version"], "999.99-fake");
+  EXPECT_EQ(info["safe_mode"], true);
+  auto post = [&](const std::string& path, const json& body) {
+    return c->Post(path.c_str(), body.dump(), "application/json");
+  };
+  auto denied = post("/gpu/leases", {{"holder", "svc"}, {"gpus", 1}});
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 409);
+  EXPECT_NE(denied->body.find("safe mode is on"), std::string::npos) << denied->body;
+  EXPECT_EQ(post("/gpu/policy", {{"reserve", "1Gi"}})->status, 409)
+    << "only safe_mode may change while it is on";
+  EXPECT_EQ(post("/gpu/policy", {{"bogus", 1}})->status, 400);
+  auto off = post("/gpu/policy", {{"safe_mode", false}, {"default_ttl", "1h"}});
+  ASSERT_EQ(off->status, 200) << off->body;
+  EXPECT_EQ(body_json(c->Get("/gpu/policy"))["safe_mode"], false);
+  auto bad = post("/gpu/policy", {{"default_ttl", "soon"}});
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("default_ttl"), std::string::npos) << bad->body;
+  EXPECT_EQ(post("/gpu/leases", {{"holder", "svc"}})->status, 400) << "gpus or memory";
+  auto whole = post("/gpu/leases", {{"holder", "svc"}, {"gpus", 1}});
+  ASSERT_EQ(whole->status, 201) << whole->body;
+  auto lease = body_json(whole);
+  auto id = lease["id"].get<std::string>();
+  EXPECT_EQ(lease["gpus"][0], "GPU-fake-0");
+  EXPECT_EQ(lease["state"], "granted");
+  auto renewed = c->Post(("/gpu/leases/" + id + "/renew").c_str(), "", "application/json");
+  EXPECT_EQ(renewed->status, 200) << renewed->body;
+  auto listed = body_json(c->Get("/gpu/leases"))["leases"];
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["state"], "active");
+  EXPECT_EQ(c->Delete(("/gpu/leases/" + id).c_str())->status, 200);
+  EXPECT_EQ(c->Delete(("/gpu/leases/" + id).c_str())->status, 404);
+  EXPECT_EQ(c->Post("/gpu/leases/nope/renew", "", "application/json")->status, 404);
+  // A short lease expires, its holder unrenewed; the book frees it.
+  auto brief = post("/gpu/leases", {{"holder", "brief"}, {"memory", "8Gi"}, {"ttl", "1s"}});
+  ASSERT_EQ(brief->status, 201) << brief->body;
+  ASSERT_TRUE(co.process().wait_until(
+    [&] { return body_json(c->Get("/gpu/leases"))["leases"].empty(); }, 10s));
+  auto m = c->Get("/metrics");
+  ASSERT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("troupe_gpu_lease_granted_total 2"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("troupe_gpu_lease_denied_total 1"), std::string::npos);
+  EXPECT_NE(m->body.find("troupe_gpu_lease_expired_total 1"), std::string::npos);
+  EXPECT_NE(m->body.find("troupe_gpu_memory_total_bytes{uuid=\"GPU-fake-0\",index=\"0\"} "
+                         "85899345920"),
+            std::string::npos);
+  auto file = tmp.write("metrics.txt", m->body);
+  auto rc = std::system(("promtool check metrics < '" + file + "' > '" + file + ".out' 2>&1").c_str());
+  EXPECT_EQ(rc, 0) << read_file(file + ".out");
+  // The same through the CLI.
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "gpu");
+    args.insert(args.end(), {"--server", co.url(), "--token", "tok"});
+    return run_troupe(args, tmp.path());
+  };
+  auto shown = cli({"info"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("GPU-fake-1"), std::string::npos) << shown.out;
+  auto got = cli({"lease", "--holder", "cli", "--memory", "2Gi"});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  auto lid = got.out.substr(0, got.out.find('\n'));
+  EXPECT_NE(cli({"leases"}).out.find(lid + " "), std::string::npos);
+  EXPECT_EQ(cli({"release", lid}).exit_code, 0);
+  EXPECT_EQ(cli({"lease", "--holder", "cli"}).exit_code, 2) << "--gpus or --memory";
+  EXPECT_EQ(cli({"policy", "--safe-mode", "on"}).exit_code, 0);
+  auto refused = cli({"lease", "--holder", "cli", "--gpus", "1"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("safe mode is on"), std::string::npos) << refused.err;
 }
