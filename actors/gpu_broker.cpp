@@ -125,12 +125,22 @@ void verify(self_ptr self) {
   auto now = caf::make_timestamp();
   if (!st.watches.empty()) {
     st.last = st.source->read();
+    // One pass over /proc for every lease's tree (not one per lease).
+    std::vector<proc_entry> table;
+    bool scanned = false;
     for (auto& l : st.book->leases()) {
       auto w = st.watches.find(l.id);
       if (w == st.watches.end() || l.state == lease_state::queued)
         continue;
       if (l.state == lease_state::active) {
-        refresh_pids(w->second);
+        if (w->second.leader > 0) {
+          if (!scanned) {
+            table = scan_processes();
+            scanned = true;
+          }
+          for (auto* p : tree_of(table, w->second.leader))
+            w->second.pids.insert(p->pid);
+        }
         auto used = used_by(w->second, st.last);
         w->second.peak = std::max(w->second.peak, used);
         auto booked = l.memory_bytes * static_cast<int64_t>(l.gpus.size());

@@ -18,6 +18,7 @@
 #include <caf/all.hpp>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <spawn.h>
