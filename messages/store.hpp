@@ -133,6 +133,27 @@ typename Inspector::result_type inspect(Inspector& f, event_row& x) {
 /// A schedule: when a registered pipeline is launched by the coordinators.
 /// Plain data for the store (not a message). `spec` is the kind's own text:
 /// the ISO-8601 time (once), the duration (interval) or the cron line.
+/// A GPU lease as the store keeps it (the node's broker writes it; docs/gpu.md).
+/// Written with compare-and-set on `version`, so two writers cannot both win.
+struct gpu_lease_row {
+  std::string id;
+  std::string node;        // the node whose GPUs it holds (its host, for now)
+  std::string holder;
+  std::string state;       // queued | active | releasing | released | expired
+  std::string gpus;        // a JSON array of UUIDs
+  bool exclusive = false;
+  int32_t count = 1;       // GPUs it holds (asked for)
+  int64_t memory_bytes = 0;
+  int32_t priority = 0;
+  int64_t ttl_ms = 0;      // 0: no expiry
+  caf::timestamp requested_at;
+  caf::optional<caf::timestamp> granted_at;
+  caf::optional<caf::timestamp> expires_at;
+  caf::optional<caf::timestamp> released_at;
+  std::string end_reason;
+  int64_t version = 0;     // 0: not stored yet
+};
+
 struct schedule_row {
   std::string id;
   std::string pipeline;

@@ -162,6 +162,16 @@ std::vector<migration> schema_migrations(dialect d) {
      {
        "ALTER TABLE runs ADD COLUMN launched_by TEXT NOT NULL DEFAULT ''",
      }},
+    {10,
+     "gpu_leases: the GPU broker's leases, written with compare-and-set",
+     {
+       "CREATE TABLE gpu_leases (id TEXT PRIMARY KEY, node TEXT NOT NULL, holder TEXT NOT NULL, "
+       "state TEXT NOT NULL, gpus TEXT NOT NULL, exclusive INTEGER NOT NULL, "
+       "count INTEGER NOT NULL, memory_bytes BIGINT NOT NULL, priority INTEGER NOT NULL, "
+       "ttl_ms BIGINT NOT NULL, requested_at TEXT NOT NULL, granted_at TEXT, expires_at TEXT, "
+       "released_at TEXT, end_reason TEXT NOT NULL DEFAULT '', version BIGINT NOT NULL)",
+       "CREATE INDEX gpu_leases_by_node ON gpu_leases (node, state)",
+     }},
   };
 }
 

@@ -1144,4 +1144,73 @@ caf::expected<std::vector<event_row>> sql_store::events(const std::string& run_i
   });
 }
 
+namespace {
+
+constexpr const char* gpu_lease_columns =
+  "id, node, holder, state, gpus, exclusive, count, memory_bytes, priority, ttl_ms, "
+  "requested_at, granted_at, expires_at, released_at, end_reason, version";
+
+gpu_lease_row gpu_lease_of(const row& r) {
+  gpu_lease_row x;
+  x.id = str(r, 0);
+  x.node = str(r, 1);
+  x.holder = str(r, 2);
+  x.state = str(r, 3);
+  x.gpus = str(r, 4);
+  x.exclusive = int_of(r, 5) != 0;
+  x.count = static_cast<int32_t>(int_of(r, 6));
+  x.memory_bytes = int_of(r, 7);
+  x.priority = static_cast<int32_t>(int_of(r, 8));
+  x.ttl_ms = int_of(r, 9);
+  x.requested_at = ts_of(r, 10);
+  x.granted_at = opt_ts_of(r, 11);
+  x.expires_at = opt_ts_of(r, 12);
+  x.released_at = opt_ts_of(r, 13);
+  x.end_reason = str(r, 14);
+  x.version = int_of(r, 15);
+  return x;
+}
+
+} // namespace
+
+caf::expected<bool> sql_store::put_gpu_lease(const gpu_lease_row& l) {
+  return guarded("put_gpu_lease", [&] {
+    return in_transaction([&] {
+      params v{text(l.id),           text(l.node),         text(l.holder),
+               text(l.state),        text(l.gpus),         num(l.exclusive ? 1 : 0),
+               num(l.count),         num(l.memory_bytes),  num(l.priority),
+               num(l.ttl_ms),        ts(l.requested_at),   opt_ts(l.granted_at),
+               opt_ts(l.expires_at), opt_ts(l.released_at), text(l.end_reason),
+               num(l.version + 1)};
+      if (l.version == 0) {
+        if (!exec("SELECT 1 FROM gpu_leases WHERE id = $1", {text(l.id)}).empty())
+          return false;
+        exec(std::string("INSERT INTO gpu_leases (") + gpu_lease_columns
+               + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             v);
+        return true;
+      }
+      v.push_back(num(l.version));
+      return !exec("UPDATE gpu_leases SET node = $2, holder = $3, state = $4, gpus = $5, "
+                   "exclusive = $6, count = $7, memory_bytes = $8, priority = $9, ttl_ms = $10, "
+                   "requested_at = $11, granted_at = $12, expires_at = $13, released_at = $14, "
+                   "end_reason = $15, version = $16 WHERE id = $1 AND version = $17 RETURNING id",
+                   v)
+                .empty();
+    });
+  });
+}
+
+caf::expected<std::vector<gpu_lease_row>> sql_store::live_gpu_leases(const std::string& node) {
+  return guarded("live_gpu_leases", [&] {
+    std::vector<gpu_lease_row> out;
+    for (auto& r : exec(std::string("SELECT ") + gpu_lease_columns
+                          + " FROM gpu_leases WHERE node = $1 AND state IN ('queued', 'active', "
+                            "'releasing') ORDER BY requested_at, id",
+                        {text(node)}))
+      out.push_back(gpu_lease_of(r));
+    return out;
+  });
+}
+
 } // namespace troupe::sql

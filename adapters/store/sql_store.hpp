@@ -70,6 +70,8 @@ public:
   caf::expected<std::vector<schedule_event_row>>
   schedule_events(const std::string& id, int64_t after, int32_t limit) override;
   caf::expected<std::vector<run_row>> active_runs_of(const std::string& schedule_id) override;
+  caf::expected<bool> put_gpu_lease(const gpu_lease_row& l) override;
+  caf::expected<std::vector<gpu_lease_row>> live_gpu_leases(const std::string& node) override;
 
   /// Applies the migrations not yet applied, in one transaction.
   caf::error migrate();

@@ -140,6 +140,14 @@ public:
   schedule_events(const std::string& id, int64_t after, int32_t limit) = 0;
   /// The runs of a schedule still queued or running.
   virtual caf::expected<std::vector<run_row>> active_runs_of(const std::string& schedule_id) = 0;
+
+  // GPU leases (the node's broker; docs/gpu.md).
+  /// Compare-and-set: `l` is written at l.version + 1 when the stored row is
+  /// at l.version (0: inserted, when no row has its id). False when another
+  /// writer got there first; nothing is written then.
+  virtual caf::expected<bool> put_gpu_lease(const gpu_lease_row& l) = 0;
+  /// The leases of `node` still queued, active or releasing, oldest first.
+  virtual caf::expected<std::vector<gpu_lease_row>> live_gpu_leases(const std::string& node) = 0;
 };
 
 /// Opens (creating where needed) and migrates a store:

@@ -82,7 +82,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 9);
+  EXPECT_EQ(*v, 10);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -613,7 +613,49 @@ TYPED_TEST_P(StoreContract, AnOwnersHeartbeatIsReadByItsUnfinishedRunsOnly) {
       EXPECT_EQ(iso8601(*r.heartbeat_at), iso8601(later)) << "every read path agrees";
 }
 
+// GPU leases: compare-and-set on the version, so two writers never both
+// win; only live leases of a node are read back.
+TYPED_TEST_P(StoreContract, GpuLeasesAreWrittenByCompareAndSet) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  gpu_lease_row l;
+  l.id = "lease-cas";
+  l.node = "host-a";
+  l.holder = "svc";
+  l.state = "active";
+  l.gpus = R"(["GPU-0"])";
+  l.exclusive = true;
+  l.memory_bytes = 80LL << 30;
+  l.ttl_ms = 60000;
+  l.requested_at = caf::make_timestamp();
+  l.granted_at = l.requested_at;
+  auto put = db->put_gpu_lease(l);
+  ASSERT_TRUE(put) << describe(put.error());
+  EXPECT_TRUE(*put);
+  EXPECT_FALSE(*db->put_gpu_lease(l)) << "a second insert of the same id loses";
+  l.version = 1;
+  l.holder = "first";
+  auto a = db->put_gpu_lease(l);
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(*a);
+  l.holder = "second";  // a writer that read version 1 too
+  EXPECT_FALSE(*db->put_gpu_lease(l)) << "a stale version is refused";
+  auto live = db->live_gpu_leases("host-a");
+  ASSERT_TRUE(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].holder, "first");
+  EXPECT_EQ((*live)[0].version, 2);
+  EXPECT_EQ((*live)[0].gpus, R"(["GPU-0"])");
+  EXPECT_TRUE((*live)[0].exclusive);
+  EXPECT_TRUE(db->live_gpu_leases("host-b")->empty());
+  auto done = (*live)[0];
+  done.state = "released";
+  EXPECT_TRUE(*db->put_gpu_lease(done));
+  EXPECT_TRUE(db->live_gpu_leases("host-a")->empty()) << "released: history, not live";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
+                            GpuLeasesAreWrittenByCompareAndSet,
                             AnOwnersHeartbeatIsReadByItsUnfinishedRunsOnly,
                             ABatchIsCheckedRowAfterRowInItsOwnOrder,
                             ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce,
