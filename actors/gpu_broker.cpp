@@ -2,11 +2,13 @@
 
 #include "adapters/process/process_table.hpp"
 #include "adapters/sampling/gpu_source.hpp"
+#include "adapters/store/store.hpp"
 
 #include <caf/all.hpp>
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 namespace troupe {
@@ -32,6 +34,8 @@ struct broker_state {
   std::vector<gpu_figures> last;  // the last NVML read
   std::map<std::string, lease_watch> watches;
   gpu_broker_stats stats;  // counters; wait_seconds since the last read
+  std::unique_ptr<store> db;  // the leases across restarts (none: in memory only)
+  std::map<std::string, gpu_lease_row> stored;  // as last written, with its version
   static inline const char* name = "gpu_broker";
 };
 
@@ -119,6 +123,143 @@ void tell(self_ptr self, const lease_changes& c) {
     st.watches.erase(l.id);
 }
 
+// -- the store: leases as rows, written by compare-and-set ----------------
+
+std::string gpus_text(const std::vector<std::string>& gpus) {
+  std::string out = "[";
+  for (auto& g : gpus)
+    out += (out.size() > 1 ? ",\"" : "\"") + g + "\"";
+  return out + "]";
+}
+
+std::vector<std::string> gpus_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in = false;
+  for (char ch : text) {
+    if (ch == '"') {
+      if (in)
+        out.push_back(cur);
+      cur.clear();
+      in = !in;
+    } else if (in) {
+      cur += ch;
+    }
+  }
+  return out;
+}
+
+gpu_lease_row row_of(const gpu_lease& l, const std::string& node) {
+  gpu_lease_row r;
+  r.id = l.id;
+  r.node = node;
+  r.holder = l.holder;
+  r.state = to_string(l.state);
+  r.gpus = gpus_text(l.gpus);
+  r.exclusive = l.exclusive;
+  r.count = l.count;
+  r.memory_bytes = l.memory_bytes;
+  r.priority = l.priority;
+  r.ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(l.ttl).count();
+  r.requested_at = l.requested_at;
+  r.granted_at = l.granted_at;
+  r.expires_at = l.expires_at;
+  r.released_at = l.released_at;
+  r.end_reason = l.end_reason;
+  return r;
+}
+
+gpu_lease lease_of(const gpu_lease_row& r) {
+  gpu_lease l;
+  l.id = r.id;
+  l.holder = r.holder;
+  l.state = r.state == "queued" ? lease_state::queued
+            : r.state == "active" ? lease_state::active
+                                  : lease_state::releasing;
+  l.gpus = gpus_of(r.gpus);
+  l.exclusive = r.exclusive;
+  l.count = r.count;
+  l.memory_bytes = r.memory_bytes;
+  l.priority = r.priority;
+  l.ttl = std::chrono::milliseconds(r.ttl_ms);
+  l.requested_at = r.requested_at;
+  l.granted_at = r.granted_at;
+  l.expires_at = r.expires_at;
+  l.released_at = r.released_at;
+  l.end_reason = r.end_reason;
+  return l;
+}
+
+bool same_row(const gpu_lease_row& a, const gpu_lease_row& b) {
+  return a.state == b.state && a.gpus == b.gpus && a.granted_at == b.granted_at
+         && a.expires_at == b.expires_at && a.released_at == b.released_at
+         && a.end_reason == b.end_reason;
+}
+
+// Every lease whose row changed is written (compare-and-set on its version);
+// a lease freed from the book is written as released or expired, history.
+void sync_store(self_ptr self) {
+  auto& st = self->state;
+  if (!st.db)
+    return;
+  std::set<std::string> live;
+  for (auto& l : st.book->leases()) {
+    live.insert(l.id);
+    auto row = row_of(l, st.cfg.node);
+    auto it = st.stored.find(l.id);
+    if (it != st.stored.end()) {
+      if (same_row(row, it->second))
+        continue;
+      row.version = it->second.version;
+    }
+    if (auto ok = st.db->put_gpu_lease(row); ok && *ok) {
+      row.version += 1;
+      st.stored[l.id] = row;
+    }
+  }
+  for (auto it = st.stored.begin(); it != st.stored.end();) {
+    if (live.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    auto row = it->second;
+    row.state = row.end_reason == "expired" ? "expired" : "released";
+    if (!row.released_at)
+      row.released_at = caf::make_timestamp();
+    (void) st.db->put_gpu_lease(row);
+    it = st.stored.erase(it);
+  }
+}
+
+// The leases stored by this node's broker before a restart, taken back.
+void restore(self_ptr self) {
+  auto& st = self->state;
+  auto rows = st.db->live_gpu_leases(st.cfg.node);
+  if (!rows)
+    return;
+  for (auto& r : *rows) {
+    auto l = lease_of(r);
+    if (!st.book->restore(l))
+      continue;
+    st.stored[r.id] = r;
+    lease_watch w;  // its requester is gone with the process that asked
+    w.granted_at = l.granted_at ? *l.granted_at : l.requested_at;
+    w.count = static_cast<int32_t>(l.gpus.size());
+    st.watches[l.id] = std::move(w);
+  }
+}
+
+std::function<std::string()> lease_ids() {
+  return [gen = std::mt19937_64{std::random_device{}()}]() mutable {
+    static const char* hex = "0123456789abcdef";
+    std::string id = "lease-";
+    auto x = gen();
+    for (int i = 0; i < 12; ++i, x >>= 4)
+      id += hex[x & 15];
+    return id;
+  };
+}
+
 // Verification: NVML's processes against each lease.
 void verify(self_ptr self) {
   auto& st = self->state;
@@ -160,6 +301,7 @@ void verify(self_ptr self) {
     }
   }
   tell(self, st.book->advance(now));
+  sync_store(self);
 }
 
 } // namespace
@@ -170,7 +312,13 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
   st.source = std::move(source);
   st.cfg = cfg;
   st.last = st.source->read();
-  st.book = std::make_unique<gpu_lease_book>(devices_of(st.last), cfg.policy);
+  st.book = std::make_unique<gpu_lease_book>(devices_of(st.last), cfg.policy, lease_ids());
+  if (!cfg.store_url.empty() && !st.book->devices().empty()) {
+    if (auto db = open_store(cfg.store_url)) {
+      st.db = std::move(*db);
+      restore(self);
+    }
+  }
   if (!st.book->devices().empty())
     self->delayed_send(self, cfg.verify_interval, tick_atom_v);  // nothing to verify without
   return {
@@ -211,12 +359,15 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
       st.watches[o.lease.id] = std::move(w);
       auto g = grant_of(st, o.lease, o.kind == lease_outcome::granted ? "granted" : "queued");
       g.reason = o.reason;
+      sync_store(self);
       return g;
     },
     [=](renew_atom, const std::string& id) -> gpu_grant {
       auto& st = self->state;
-      if (auto l = st.book->renew(id, caf::make_timestamp()))
+      if (auto l = st.book->renew(id, caf::make_timestamp())) {
+        sync_store(self);
         return grant_of(st, *l, "active");
+      }
       gpu_grant g;
       g.outcome = "denied";
       g.lease_id = id;
@@ -247,6 +398,7 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
         st.watches.erase(w);
       }
       tell(self, st.book->advance(now));
+      sync_store(self);
       return u;
     },
     [=](attach_atom, const std::string& id, int32_t pid) {

@@ -17,6 +17,8 @@ class gpu_source;
 struct gpu_broker_config {
   gpu_policy policy;                                       // safe mode on by default
   caf::timespan verify_interval = std::chrono::seconds(1);  // NVML against the leases
+  std::string store_url;  // where leases are kept across restarts ("": nowhere)
+  std::string node;       // whose GPUs: the rows of this node are its own
 };
 
 gpu_broker_actor spawn_gpu_broker(caf::actor_system& sys, std::shared_ptr<gpu_source> gpus,

@@ -279,6 +279,23 @@ lease_changes gpu_lease_book::advance(caf::timestamp now) {
   return out;
 }
 
+bool gpu_lease_book::restore(const gpu_lease& l) {
+  if (leases_.count(l.id) != 0)
+    return false;
+  for (auto& uuid : l.gpus)
+    if (std::none_of(devices_.begin(), devices_.end(),
+                     [&](const gpu_device& d) { return d.uuid == uuid; }))
+      return false;
+  leases_.emplace(l.id, l);
+  if (l.state == lease_state::queued) {
+    auto pos = std::find_if(queue_.begin(), queue_.end(), [&](const std::string& id) {
+      return leases_.at(id).priority < l.priority;
+    });
+    queue_.insert(pos, l.id);
+  }
+  return true;
+}
+
 std::string gpu_lease_book::set_policy(const gpu_policy& p) {
   if (auto problem = policy_problem(p); !problem.empty())
     return problem;

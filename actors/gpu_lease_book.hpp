@@ -100,6 +100,10 @@ public:
   std::optional<gpu_lease> processes_gone(const std::string& id, caf::timestamp now);
   /// Expiries, graces and the queue, as of `now`.
   lease_changes advance(caf::timestamp now);
+  /// A lease as it was stored before a restart: taken back as it stands
+  /// (a queued one joins the queue by priority). False when its GPUs are
+  /// not this node's any more, or its id is taken.
+  bool restore(const gpu_lease& l);
 
   /// The policy; a change is refused with the reason, and while safe mode
   /// is on only turning it off (or it on again) is accepted.

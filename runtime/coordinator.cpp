@@ -309,8 +309,10 @@ caf::error coordinator::start() {
   auto gpus = open_nvml();
   a.host.gpus = static_cast<int32_t>(gpus->read().size());
   std::string node_error;
-  auto local = make_local_node(a.sys, local_node_options{a.runner, true, cfg_.node_slots, gpus},
-                               node_error);
+  // Its GPU leases are rows of this store, so they outlive a restart.
+  auto local = make_local_node(
+    a.sys, local_node_options{a.runner, true, cfg_.node_slots, gpus, url_, host.hostname},
+    node_error);
   if (!local)
     return caf::make_error(errc::bad_input, node_error);
   a.sampler = local->sampler;

@@ -30,6 +30,8 @@ std::optional<local_node> make_local_node(caf::actor_system& sys, const local_no
   n.sampler = spawn_resource_sampler(sys, n.nvml);
   gpu_broker_config cfg;
   cfg.policy = *policy;
+  cfg.store_url = o.gpu_store_url;
+  cfg.node = o.node;
   n.gpus = spawn_gpu_broker(sys, n.nvml, cfg);
   node_services services;
   services.runner = o.runner;

@@ -30,6 +30,8 @@ struct local_node_options {
   bool http = true;           // an HTTP client for http stages
   int32_t slots = 0;          // CPU slots (0: no limit)
   std::shared_ptr<gpu_source> nvml;  // null: opened here (open_nvml)
+  std::string gpu_store_url;  // where the GPU broker keeps its leases ("": in memory)
+  std::string node;           // the node's name in that store (its host)
 };
 
 /// The node, its sampler and its GPU broker (the GPU policy from

@@ -3,10 +3,16 @@
 // real dlopen path: leases and CUDA_VISIBLE_DEVICES, fallbacks, safe mode,
 // a missing library, a SIGKILLed job's lease, over-use, and a released
 // lease held until NVML shows its processes gone.
+#include "include/troupe/gpu_client.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/troupe_process.hpp"
 
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -313,4 +319,94 @@ TEST_F(GpuStages, TheBrokerAnswersThroughTheCoordinatorsApi) {
   auto refused = cli({"lease", "--holder", "cli", "--gpus", "1"});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("safe mode is on"), std::string::npos) << refused.err;
+}
+
+// Leases are rows of the coordinator's store: one granted before a restart
+// is there after it, with its GPU still booked, and a release is history.
+TEST_F(GpuStages, ALeaseOutlivesACoordinatorRestart) {
+  ::mkdir((tmp.path() + "/pipes").c_str(), 0755);
+  std::ofstream(tmp.path() + "/pipes/none.yaml") << "name: none\nstages:\n  - name: a\n"
+                                                    "    shell: \"true\"\n";
+  std::ofstream(state(), std::ios::app);
+  std::vector<std::string> args{"--pipelines", tmp.path() + "/pipes", "-o", out()};
+  std::string id;
+  {
+    coordinator_process co(args, tmp.path(), env());
+    auto r = co.client()->Post("/gpu/leases", R"({"holder": "svc", "gpus": 1, "ttl": "10m"})",
+                               "application/json");
+    ASSERT_EQ(r->status, 201) << r->body;
+    id = body_json(r)["id"].get<std::string>();
+    ::kill(co.pid(), SIGTERM);
+    co.process().wait(10s);
+  }
+  coordinator_process again(args, tmp.path(), env());
+  auto c = again.client();
+  auto listed = body_json(c->Get("/gpu/leases"))["leases"];
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["id"], id);
+  EXPECT_EQ(listed[0]["state"], "active");
+  auto two = c->Post("/gpu/leases", R"({"holder": "other", "gpus": 2})", "application/json");
+  EXPECT_EQ(two->status, 409) << "one of the two GPUs is still leased: " << two->body;
+  EXPECT_EQ(c->Delete(("/gpu/leases/" + id).c_str())->status, 200);
+  EXPECT_TRUE(body_json(c->Get("/gpu/leases"))["leases"].empty());
+  EXPECT_EQ(c->Post("/gpu/leases", R"({"holder": "other", "gpus": 2})", "application/json")->status,
+            201);
+  // The store's own count: the released lease is a row in state released.
+  if (std::system("command -v sqlite3 > /dev/null") == 0) {
+    auto q = "sqlite3 '" + out() + "/troupe.db' \"SELECT state FROM gpu_leases WHERE id = '" + id
+             + "'\" > '" + tmp.path() + "/q.txt'";
+    ASSERT_EQ(std::system(q.c_str()), 0);
+    EXPECT_EQ(read_file(tmp.path() + "/q.txt"), "released\n");
+  }
+}
+
+// The header-only client fails closed within its timeout: a broker that is
+// up answers; one that is gone or silent is "no GPU", never a hang; the
+// policy is cached.
+TEST_F(GpuStages, TheHeaderOnlyClientFailsClosedWithinItsTimeout) {
+  ::mkdir((tmp.path() + "/pipes").c_str(), 0755);
+  std::ofstream(tmp.path() + "/pipes/none.yaml") << "name: none\nstages:\n  - name: a\n"
+                                                    "    shell: \"true\"\n";
+  std::ofstream(state(), std::ios::app);
+  auto co = std::make_unique<coordinator_process>(
+    std::vector<std::string>{"--pipelines", tmp.path() + "/pipes", "-o", out()}, tmp.path(),
+    env());
+  troupe::gpu_client gpu{co->url(), "", 500ms};
+  auto info = gpu.gpu_info();
+  EXPECT_TRUE(info.available) << info.reason;
+  EXPECT_EQ(info.gpus.size(), 2u);
+  auto l = gpu.lease("embedded", 0, "2Gi", "5m");
+  ASSERT_TRUE(l.granted) << l.reason;
+  EXPECT_EQ(l.gpus_csv().rfind("GPU-fake-", 0), 0u);
+  EXPECT_TRUE(gpu.renew(l.id));
+  auto p = gpu.policy();
+  ASSERT_TRUE(p);
+  EXPECT_EQ((*p)["safe_mode"], false);
+  EXPECT_TRUE(gpu.release(l.id));
+  EXPECT_FALSE(gpu.release(l.id)) << "released already";
+  co.reset();  // the broker is gone
+  auto t0 = std::chrono::steady_clock::now();
+  auto down = gpu.gpu_info();
+  EXPECT_FALSE(down.available);
+  EXPECT_NE(down.reason.find("did not answer"), std::string::npos) << down.reason;
+  EXPECT_FALSE(gpu.lease("embedded", 1).granted);
+  EXPECT_TRUE(gpu.policy()) << "the cached policy, within 30 s";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+  // A listener that never answers: the timeout ends the wait.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  socklen_t len = sizeof at;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&at), &len);
+  troupe::gpu_client silent{"http://127.0.0.1:" + std::to_string(ntohs(at.sin_port)), "", 500ms};
+  auto t1 = std::chrono::steady_clock::now();
+  auto none = silent.gpu_info();
+  auto took = std::chrono::steady_clock::now() - t1;
+  EXPECT_FALSE(none.available);
+  EXPECT_GE(took, 400ms);
+  EXPECT_LT(took, 1500ms) << "no call blocks past its timeout";
+  ::close(fd);
 }

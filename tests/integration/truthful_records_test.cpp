@@ -343,9 +343,9 @@ struct FullDisk : TruthfulRecords {
 };
 
 TEST_F(FullDisk, ANearlyFullDiskStartsNoStageAndSaysWhy) {
-  // About 240 KB stay free: room for the store and metadata.json, not for
-  // the 1 MiB reserve.
-  tmp.write("small/filler", std::string(1850 * 1000, 'x'));
+  // About 350 KB stay free: room for the store (ten migrations, its WAL)
+  // and metadata.json, not for the 1 MiB reserve.
+  tmp.write("small/filler", std::string(1750 * 1000, 'x'));
   auto marker = tmp.path() + "/ran";
   auto r = run("name: nf\nstages:\n  - name: a\n    shell: \"touch " + marker + "\"\n", {},
                {}, mnt + "/out");
