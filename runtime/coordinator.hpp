@@ -44,7 +44,9 @@ struct coordinator_config {
   std::string pipelines;  // the folder of registered pipelines
   std::string token;      // empty: no auth
   int32_t max_running = 0;
-  int32_t node_slots = 0;  // the local node's capacity in stages of one run at once (0: no limit)
+  int32_t node_slots = 0;  // the local node's CPU slots over all runs (0: no limit)
+  gpu_policy gpu;          // `gpu:` in the config file (TROUPE_GPU_* override it)
+  bool gpu_memory_kill = false;  // gpu.memory_enforce: kill
   std::string id;  // empty: host:pid
   std::string log_format = "text";
   std::string log_level = "info";

@@ -1,5 +1,7 @@
 #include "runtime/coordinator_command.hpp"
 
+#include "actors/gpu_lease_book.hpp"
+
 #include "runtime/system.hpp"
 #include "adapters/threads/thread_name.hpp"
 
@@ -169,13 +171,59 @@ std::optional<setting_error> apply(coordinator_config& c, std::string& token_fil
   return std::nullopt;
 }
 
+// `gpu:` in the config file: the node's GPU broker (docs/gpu.md).
+std::optional<setting_error> load_gpu(coordinator_config& c, const YAML::Node& n,
+                                      const std::string& where) {
+  if (!n.IsMap())
+    return setting_error{where, "must be a map (safe_mode, default_ttl, reserve, "
+                                "max_leases_per_holder, release_grace, memory_enforce)"};
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    auto key = it->first.as<std::string>();
+    auto at = where + "." + key;
+    if (!it->second.IsScalar())
+      return setting_error{at, "must be a single value"};
+    auto v = it->second.as<std::string>();
+    std::optional<setting_error> err;
+    if (key == "safe_mode" || key == "memory_enforce") {
+      bool on = v == "true" || v == "kill";
+      if (key == "safe_mode" && v != "true" && v != "false")
+        return setting_error{at, "'" + v + "' is not true or false"};
+      if (key == "memory_enforce" && v != "warn" && v != "kill")
+        return setting_error{at, "'" + v + "' is not warn or kill"};
+      (key == "safe_mode" ? c.gpu.safe_mode : c.gpu_memory_kill) = on;
+    } else if (key == "default_ttl") {
+      if (v == "0")
+        c.gpu.default_ttl = caf::timespan{0};
+      else
+        err = set_duration(c.gpu.default_ttl, v, at);
+    } else if (key == "release_grace") {
+      err = set_duration(c.gpu.release_grace, v, at);
+    } else if (key == "reserve") {
+      auto b = v == "0" ? std::optional<int64_t>{0} : parse_size(v);
+      if (!b)
+        return setting_error{at, "'" + v + "' is not a size (e.g. 2Gi, 512MiB; 0: none)"};
+      c.gpu.reserve_bytes = *b;
+    } else if (key == "max_leases_per_holder") {
+      err = set_int(c.gpu.max_leases_per_holder, v, at);
+    } else {
+      return setting_error{at, "unknown setting (gpu settings: safe_mode, default_ttl, reserve, "
+                               "max_leases_per_holder, release_grace, memory_enforce)"};
+    }
+    if (err)
+      return err;
+  }
+  if (auto problem = policy_problem(c.gpu); !problem.empty())
+    return setting_error{where, problem};
+  return std::nullopt;
+}
+
 const char* const config_keys[] = {"listen",    "db",          "output",          "pipelines",
                                    "token",     "token_file",  "id",              "log_format",
                                    "log_level", "max_running", "lease",           "sample_interval",
                                    "grace",     "schedule_grace", "reconcile_every", "drain",
                                    "node_slots", "max_connections", "max_connections_per_client",
                                    "max_body", "header_timeout", "body_timeout", "api_threads",
-                                   "min_free_space"};
+                                   "min_free_space", "gpu"};
 
 std::optional<setting_error> load_file(coordinator_config& c, std::string& token_file,
                                        const std::string& path) {
@@ -195,6 +243,11 @@ std::optional<setting_error> load_file(coordinator_config& c, std::string& token
   for (auto it = root.begin(); it != root.end(); ++it) {
     auto key = it->first.as<std::string>();
     auto where = path + ":" + std::to_string(it->first.Mark().line + 1) + ": " + key;
+    if (key == "gpu") {
+      if (auto err = load_gpu(c, it->second, where))
+        return err;
+      continue;
+    }
     if (!it->second.IsScalar()) {
       std::string names;
       for (auto* k : config_keys)

@@ -15,12 +15,12 @@ namespace troupe {
 
 std::optional<local_node> make_local_node(caf::actor_system& sys, const local_node_options& o,
                                           std::string& error) {
-  auto policy = gpu_policy_from_environment(gpu_policy{}, error);
+  auto policy = gpu_policy_from_environment(o.gpu, error);
   if (!policy)
     return std::nullopt;
   std::string enforce = std::getenv("TROUPE_GPU_MEMORY_ENFORCE") != nullptr
                           ? std::getenv("TROUPE_GPU_MEMORY_ENFORCE")
-                          : "warn";
+                          : o.gpu_memory_kill ? "kill" : "warn";
   if (enforce != "warn" && enforce != "kill" && !enforce.empty()) {
     error = "$TROUPE_GPU_MEMORY_ENFORCE: '" + enforce + "' is not warn or kill";
     return std::nullopt;

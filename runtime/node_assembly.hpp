@@ -32,11 +32,13 @@ struct local_node_options {
   std::shared_ptr<gpu_source> nvml;  // null: opened here (open_nvml)
   std::string gpu_store_url;  // where the GPU broker keeps its leases ("": in memory)
   std::string node;           // the node's name in that store (its host)
+  gpu_policy gpu;             // the broker's policy before TROUPE_GPU_* (safe mode on)
+  bool gpu_memory_kill = false;  // before TROUPE_GPU_MEMORY_ENFORCE
 };
 
 /// The node, its sampler and its GPU broker (the GPU policy from
-/// TROUPE_GPU_* over the defaults: safe mode on; TROUPE_GPU_MEMORY_ENFORCE
-/// warn|kill). A bad setting: none, with `error` naming it.
+/// TROUPE_GPU_* over `o.gpu`; TROUPE_GPU_MEMORY_ENFORCE warn|kill over
+/// `o.gpu_memory_kill`). A bad setting: none, with `error` naming it.
 std::optional<local_node> make_local_node(caf::actor_system& sys, const local_node_options& o,
                                           std::string& error);
 

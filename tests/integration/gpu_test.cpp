@@ -410,3 +410,36 @@ TEST_F(GpuStages, TheHeaderOnlyClientFailsClosedWithinItsTimeout) {
   EXPECT_LT(took, 1500ms) << "no call blocks past its timeout";
   ::close(fd);
 }
+
+// `gpu:` in the coordinator's config file sets the broker's policy;
+// TROUPE_GPU_* variables beat it; a wrong key is named.
+TEST_F(GpuStages, TheConfigFilesGpuSectionSetsThePolicyAndTheEnvironmentBeatsIt) {
+  ::mkdir((tmp.path() + "/pipes").c_str(), 0755);
+  std::ofstream(tmp.path() + "/pipes/none.yaml") << "name: none\nstages:\n  - name: a\n"
+                                                    "    shell: \"true\"\n";
+  std::ofstream(tmp.path() + "/co.yaml")
+    << "pipelines: pipes\ngpu:\n  safe_mode: false\n  reserve: 2GiB\n  default_ttl: 10m\n";
+  std::vector<std::string> args{"--config", tmp.path() + "/co.yaml", "-o", out()};
+  auto e = env(false);
+  {
+    coordinator_process co(args, tmp.path(), e);
+    auto p = body_json(co.client()->Get("/gpu/policy"));
+    EXPECT_EQ(p["safe_mode"], false) << p.dump();
+    EXPECT_EQ(p["reserve_bytes"], 2LL << 30);
+    EXPECT_EQ(p["default_ttl_s"], 600.0);
+  }
+  {
+    auto forced = e;
+    forced.push_back("TROUPE_GPU_SAFE_MODE=1");
+    coordinator_process co(args, tmp.path(), forced);
+    EXPECT_EQ(body_json(co.client()->Get("/gpu/policy"))["safe_mode"], true)
+      << "the environment beats the file";
+  }
+  std::ofstream(tmp.path() + "/bad.yaml") << "pipelines: pipes\ngpu:\n  safe: false\n";
+  auto bad = run_troupe({"coordinator", "--config", tmp.path() + "/bad.yaml", "-o", out(),
+                         "--listen", "127.0.0.1:0"},
+                        tmp.path(), e);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("gpu.safe: unknown setting (gpu settings: safe_mode"), std::string::npos)
+    << bad.err;
+}
