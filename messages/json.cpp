@@ -149,6 +149,11 @@ void to_json(json& j, const tree_figures& x) {
   j = json{{"pids", x.pids},
            {"rss_bytes", x.rss_bytes},
            {"cpu_seconds", x.cpu_seconds}};
+  if (x.gpu_memory_bytes >= 0) {
+    j["gpu_memory_bytes"] = x.gpu_memory_bytes;
+    j["gpus"] = x.gpus;
+    j["gpu_util_percent"] = x.gpu_util_percent < 0 ? json(nullptr) : json(x.gpu_util_percent);
+  }
 }
 
 void to_json(json& j, const gpu_figures& x) {

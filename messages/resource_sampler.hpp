@@ -38,12 +38,15 @@ struct tree_figures {
   std::vector<int32_t> pids;
   int64_t rss_bytes = 0;   // sum over the tree
   double cpu_seconds = 0;  // user + system of the live members
+  int64_t gpu_memory_bytes = -1;  // its processes' GPU memory (NVML); -1: no GPUs to ask
+  std::vector<std::string> gpus;  // UUIDs of the GPUs its processes are on
+  double gpu_util_percent = -1;   // the busiest of those GPUs' utilisation; -1: none
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tree_figures& x) {
   return f(caf::meta::type_name("troupe::tree_figures"), x.pids, x.rss_bytes,
-           x.cpu_seconds);
+           x.cpu_seconds, x.gpu_memory_bytes, x.gpus, x.gpu_util_percent);
 }
 
 /// A process NVML sees on a GPU (the per-process calls).

@@ -151,6 +151,22 @@ std::vector<snapshot> host_sampler::take_many(const std::vector<sample_request>&
         tree_ticks += p->cpu_ticks;
       }
       tree.cpu_seconds = static_cast<double>(tree_ticks) / hz;
+      if (!s.gpus.empty()) {
+        // Its processes on the GPUs, by NVML's per-process figures.
+        tree.gpu_memory_bytes = 0;
+        for (auto& g : s.gpus) {
+          bool on = false;
+          for (auto& gp : g.processes)
+            if (std::binary_search(tree.pids.begin(), tree.pids.end(), gp.pid)) {
+              on = true;
+              tree.gpu_memory_bytes += std::max<int64_t>(0, gp.used_bytes);
+            }
+          if (on) {
+            tree.gpus.push_back(g.uuid);
+            tree.gpu_util_percent = std::max(tree.gpu_util_percent, g.util_percent);
+          }
+        }
+      }
       one.process = std::move(tree);
     }
     out.push_back(std::move(one));

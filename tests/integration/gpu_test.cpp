@@ -443,3 +443,26 @@ TEST_F(GpuStages, TheConfigFilesGpuSectionSetsThePolicyAndTheEnvironmentBeatsIt)
   EXPECT_NE(bad.err.find("gpu.safe: unknown setting (gpu settings: safe_mode"), std::string::npos)
     << bad.err;
 }
+
+// The sampler records each stage's GPU memory (its processes' NVML figures)
+// and which GPUs they are on, in resource_trace.jsonl.
+TEST_F(GpuStages, TheTraceRecordsAStagesGpuMemory) {
+  std::ofstream(state()).close();
+  std::ofstream(tmp.path() + "/p.yaml")
+    << "name: traced\nstages:\n  - name: work\n    shell: \"echo proc 1 $$ 3221225472 >> "
+    << state() << "; sleep 1\"\n    resources: { gpu_memory: 4Gi }\n";
+  auto r = run_troupe({"run", tmp.path() + "/p.yaml", "-o", out(), "--sample-interval", "200ms"},
+                      tmp.path(), env());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool seen = false;
+  for (auto& line : read_jsonl(single_run_dir(out()) + "/resource_trace.jsonl")) {
+    if (!line.contains("process") || !line["process"].is_object()
+        || !line["process"].contains("gpu_memory_bytes"))
+      continue;
+    if (line["process"]["gpu_memory_bytes"] == 3221225472LL) {
+      seen = true;
+      EXPECT_EQ(line["process"]["gpus"], json::array({"GPU-fake-1"}));
+    }
+  }
+  EXPECT_TRUE(seen) << "no sample saw the stage's 3 GiB on GPU-fake-1";
+}
