@@ -7,6 +7,8 @@
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
 #include "runtime/coordinator.hpp"
+#include "runtime/gpu_api.hpp"
+#include "runtime/http_api.hpp"
 #include "runtime/coordinator/launch_check.hpp"
 #include "runtime/host_env.hpp"
 #include "runtime/run_ref.hpp"
@@ -46,113 +48,25 @@ const std::set<std::string> schedule_keys{"pipeline", "kind",    "at",       "ev
                                           "cron",     "overlap", "catch_up", "enabled",
                                           "priority", "enable",  "env",      "params"};
 
-void send_json(server_response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
-}
 
-void send_error(server_response& res, const api_error& e) {
-  send_json(res, e.status, json{{"error", {{"code", e.code}, {"message", e.message}}}});
-}
+
+
 
 
 api_error store_down(const caf::error& err) {
   return {503, "store_unavailable", describe(err)};
 }
 
-// The body as a JSON object with only `allowed` keys; an error names what is wrong.
-std::optional<api_error> parse_body(const server_request& req, const std::set<std::string>& allowed,
-                                    json& out) {
-  if (req.body.empty())
-    return bad_request("body", "empty; a JSON object was expected");
-  out = json::parse(req.body, nullptr, false);
-  if (out.is_discarded())
-    return bad_request("body", "not valid JSON");
-  if (!out.is_object())
-    return bad_request("body", "a JSON object was expected");
-  for (auto& [k, v] : out.items())
-    if (allowed.count(k) == 0) {
-      std::string names;
-      for (auto& a : allowed)
-        names += (names.empty() ? "" : ", ") + a;
-      return bad_request(k, "unknown field (fields: " + names + ")");
-    }
-  return std::nullopt;
-}
 
-std::optional<api_error> get_string(const json& body, const char* key, std::string& out,
-                                    bool required = false) {
-  if (!body.contains(key)) {
-    if (required)
-      return bad_request(key, "missing");
-    return std::nullopt;
-  }
-  if (!body[key].is_string())
-    return bad_request(key, "must be a string");
-  out = body[key].get<std::string>();
-  if (required && out.empty())
-    return bad_request(key, "must not be empty");
-  return std::nullopt;
-}
 
-std::optional<api_error> get_int(const json& body, const char* key, int32_t& out, int32_t lo,
-                                 int32_t hi) {
-  if (!body.contains(key))
-    return std::nullopt;
-  if (!body[key].is_number_integer())
-    return bad_request(key, "must be an integer");
-  auto v = body[key].get<int64_t>();
-  if (v < lo || v > hi)
-    return bad_request(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
-  out = static_cast<int32_t>(v);
-  return std::nullopt;
-}
 
-std::optional<api_error> get_bool(const json& body, const char* key, bool& out) {
-  if (!body.contains(key))
-    return std::nullopt;
-  if (!body[key].is_boolean())
-    return bad_request(key, "must be true or false");
-  out = body[key].get<bool>();
-  return std::nullopt;
-}
 
-// A duration as text ("90s", "1h"; "0" for none) or a number of seconds.
-std::optional<api_error> get_duration(const json& body, const char* key, caf::timespan& out) {
-  if (!body.contains(key))
-    return std::nullopt;
-  auto& v = body[key];
-  if (v.is_number() && v.get<double>() >= 0) {
-    out = std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(v.get<double>()));
-    return std::nullopt;
-  }
-  if (v.is_string()) {
-    auto text = v.get<std::string>();
-    auto d = text == "0" ? std::optional<caf::timespan>{caf::timespan{0}} : parse_duration(text);
-    if (d) {
-      out = *d;
-      return std::nullopt;
-    }
-  }
-  return bad_request(key, "must be a duration such as \"90s\" or \"1h\" (or seconds)");
-}
 
-// A size as text ("8Gi", "512MB") or a number of bytes.
-std::optional<api_error> get_size(const json& body, const char* key, int64_t& out) {
-  if (!body.contains(key))
-    return std::nullopt;
-  auto& v = body[key];
-  if (v.is_number_integer() && v.get<int64_t>() >= 0) {
-    out = v.get<int64_t>();
-    return std::nullopt;
-  }
-  if (v.is_string())
-    if (auto b = parse_size(v.get<std::string>())) {
-      out = *b;
-      return std::nullopt;
-    }
-  return bad_request(key, "must be a size such as \"8Gi\" (or bytes)");
-}
+
+
+
+
+
 
 std::optional<api_error> get_options(const json& body, launch_request& out) {
   if (body.contains("enable")) {
@@ -417,15 +331,7 @@ struct api_server::impl {
     // The stream thread wakes when a run reports, not only at its tick.
     c.bell().on_ring([this] { svr.poke_streams(); });
     routes();
-    gpu_routes();
-  }
-
-  template <class T>
-  bool fail(server_response& res, const api_result<T>& r) {
-    if (r)
-      return false;
-    send_error(res, r.error);
-    return true;
+    c.gpu().add_routes(svr);
   }
 
   // The schedule `id`, or an error.
@@ -739,118 +645,6 @@ struct api_server::impl {
                });
   }
 
-  // GET/POST /gpu/*: the node's GPU broker (docs/gpu.md).
-  void gpu_routes() {
-    svr.add("GET", "/gpu/info", [this](const server_request&, server_response& res) {
-      auto inv = c.gpu_info();
-      if (fail(res, inv))
-        return;
-      send_json(res, 200, json(*inv));
-    });
-    svr.add("GET", "/gpu/policy", [this](const server_request&, server_response& res) {
-      auto p = c.gpu_policy_now();
-      if (fail(res, p))
-        return;
-      send_json(res, 200, json(*p));
-    });
-    svr.add("POST", "/gpu/policy", [this](const server_request& req, server_response& res) {
-      json body;
-      auto now = c.gpu_policy_now();
-      if (fail(res, now))
-        return;
-      auto p = *now;
-      std::optional<api_error> err = parse_body(
-        req, {"safe_mode", "default_ttl", "reserve", "max_leases_per_holder", "release_grace"},
-        body);
-      if (!err)
-        err = get_bool(body, "safe_mode", p.safe_mode);
-      if (!err)
-        err = get_duration(body, "default_ttl", p.default_ttl);
-      if (!err)
-        err = get_size(body, "reserve", p.reserve_bytes);
-      if (!err)
-        err = get_int(body, "max_leases_per_holder", p.max_leases_per_holder, 0, 1000000);
-      if (!err)
-        err = get_duration(body, "release_grace", p.release_grace);
-      if (err)
-        return send_error(res, *err);
-      auto set = c.set_gpu_policy(p, "the API (from " + req.remote_addr + ")");
-      if (fail(res, set))
-        return;
-      send_json(res, 200, json(*set));
-    });
-    svr.add("GET", "/gpu/leases", [this](const server_request&, server_response& res) {
-      auto all = c.gpu_leases();
-      if (fail(res, all))
-        return;
-      send_json(res, 200, {{"leases", all->leases}});
-    });
-    svr.add("POST", "/gpu/leases", [this](const server_request& req, server_response& res) {
-      json body;
-      gpu_ask ask;
-      int64_t memory = 0;
-      caf::timespan ttl{-1};
-      std::optional<api_error> err =
-        parse_body(req, {"holder", "gpus", "memory", "ttl", "priority", "wait", "pid"}, body);
-      if (!err)
-        err = get_string(body, "holder", ask.holder, true);
-      if (!err)
-        err = get_int(body, "gpus", ask.gpus, 0, 64);
-      if (!err)
-        err = get_size(body, "memory", memory);
-      if (!err)
-        err = get_duration(body, "ttl", ttl);
-      if (!err)
-        err = get_int(body, "priority", ask.priority, -1000, 1000);
-      if (!err)
-        err = get_bool(body, "wait", ask.wait);
-      if (!err)
-        err = get_int(body, "pid", ask.pid, 0, INT32_MAX);
-      if (!err && (ask.gpus > 0) == (memory > 0))
-        err = bad_request("gpus", "give gpus (whole GPUs) or memory (a share of one), one of them");
-      if (err)
-        return send_error(res, *err);
-      ask.memory_bytes = memory;
-      if (ttl.count() >= 0)
-        ask.ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count();
-      auto g = c.gpu_lease(ask);
-      if (fail(res, g))
-        return;
-      if (g->outcome == "denied")
-        return send_error(res, {409, "denied", g->reason});
-      if (g->outcome == "granted")
-        res.set_header("Location", "/gpu/leases/" + g->lease_id);
-      send_json(res, g->outcome == "granted" ? 201 : 202, json(*g));
-    });
-    svr.add("POST", R"(/gpu/leases/([^/]+)/renew)",
-            [this](const server_request& req, server_response& res) {
-              auto g = c.gpu_renew(req.matches[1]);
-              if (fail(res, g))
-                return;
-              if (g->outcome == "denied")
-                return send_error(res, {404, "not_found", g->reason});
-              send_json(res, 200, json(*g));
-            });
-    svr.add("DELETE", R"(/gpu/leases/([^/]+))",
-            [this](const server_request& req, server_response& res) {
-              std::string id = req.matches[1];
-              auto all = c.gpu_leases();
-              if (fail(res, all))
-                return;
-              bool known = std::any_of(all->leases.begin(), all->leases.end(),
-                                       [&](const gpu_grant& g) { return g.lease_id == id; });
-              if (!known)
-                return send_error(res, {404, "not_found", "no lease " + id});
-              auto u = c.gpu_release(id);
-              if (fail(res, u))
-                return;
-              send_json(res, 200, {{"id", id},
-                                   {"released", true},
-                                   {"peak_gpu_memory_bytes", u->peak_bytes},
-                                   {"gpu_seconds", u->gpu_seconds}});
-            });
-  }
-
   std::string metrics_text() {
     std::string out;
     auto counter = [&](const char* name, const char* help, int64_t v) {
@@ -918,44 +712,8 @@ struct api_server::impl {
                              "wait included).");
     m.store_commit.render(out, "troupe_store_commit_seconds",
                           "Time from a launch's queued row sent to the store until committed.");
-    gpu_metrics(out, gauge, counter);
+    c.gpu().metrics(out, c.metrics().gpu_lease_wait);
     return out;
-  }
-
-  // The GPU broker's counters and each GPU's memory and utilisation,
-  // labelled by UUID (the identity; the index is display only).
-  template <class Gauge, class Counter>
-  void gpu_metrics(std::string& out, Gauge& gauge, Counter& counter) {
-    auto& m = c.metrics();
-    if (auto s = c.gpu_stats()) {
-      for (auto w : s->wait_seconds)
-        m.gpu_lease_wait.observe(w);
-      gauge("troupe_gpu_leases_active", "GPU leases granted and not yet freed.", s->active);
-      gauge("troupe_gpu_leases_queued", "GPU lease requests waiting.", s->queued);
-      counter("troupe_gpu_lease_granted_total", "GPU leases granted.", s->granted);
-      counter("troupe_gpu_lease_denied_total", "GPU lease requests denied.", s->denied);
-      counter("troupe_gpu_lease_expired_total", "GPU leases whose TTL passed unrenewed.",
-              s->expired);
-      counter("troupe_gpu_lease_overuse_total",
-              "GPU leases whose processes used more memory than booked.", s->overuse);
-    }
-    m.gpu_lease_wait.render(out, "troupe_gpu_lease_wait_seconds",
-                            "Time from a GPU lease request to its grant.");
-    auto inv = c.gpu_info();
-    if (!inv || inv->gpus.empty())
-      return;
-    auto series = [&](const char* name, const char* help, auto value) {
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
-      for (auto& g : inv->gpus)
-        out += std::string(name) + "{uuid=\"" + g.uuid + "\",index=\"" + std::to_string(g.index)
-               + "\"} " + value(g) + "\n";
-    };
-    series("troupe_gpu_memory_used_bytes", "GPU memory in use (NVML).",
-           [](const gpu_figures& g) { return std::to_string(g.mem_used_bytes); });
-    series("troupe_gpu_memory_total_bytes", "GPU memory in all (NVML).",
-           [](const gpu_figures& g) { return std::to_string(g.mem_total_bytes); });
-    series("troupe_gpu_utilization_percent", "GPU utilisation (NVML).",
-           [](const gpu_figures& g) { return std::to_string(g.util_percent); });
   }
 
   void stream_events(const server_request& req, server_response& res) {

@@ -211,6 +211,7 @@ coordinator::coordinator(coordinator_config cfg, logger log)
     log_(std::move(log)),
     pool_(cfg_.db.empty() ? cfg_.output + "/troupe.db" : cfg_.db) {
   url_ = cfg_.db.empty() ? cfg_.output + "/troupe.db" : cfg_.db;
+  gpu_ = std::make_unique<gpu_service>([this](const std::string& line) { log_("info", line); });
 }
 
 coordinator::~coordinator() {
@@ -319,6 +320,7 @@ caf::error coordinator::start() {
     return caf::make_error(errc::bad_input, node_error);
   a.sampler = local->sampler;
   a.gpus = local->gpus;
+  gpu_->attach(a.sys, a.gpus);
   a.store = spawn_store_writer(a.sys, std::move(*db));
   a.node = local->node;
   auto* metrics = &metrics_;
@@ -729,74 +731,6 @@ api_result<run_row> coordinator::trigger(const std::string& id, const std::strin
   log_("info", "schedule " + s.id + ": triggered by " + who + ": launched run " + row.run_id);
   dispatch(std::move(*prep), s.priority);
   return row;
-}
-
-// -- the GPU broker ----------------------------------------------------------
-
-namespace {
-
-// One request to the broker, answered within 2 s; none: 503 saying so.
-template <class T, class... Ts>
-api_result<T> ask_broker(caf::actor_system& sys, const gpu_broker_actor& broker, Ts&&... xs) {
-  if (!broker)
-    return api_error{503, "gpu_unavailable", "this node has no GPU broker"};
-  caf::scoped_actor self{sys};
-  std::optional<T> got;
-  std::string why;
-  self->request(broker, std::chrono::seconds(2), std::forward<Ts>(xs)...)
-    .receive([&](T& x) { got = std::move(x); }, [&](caf::error& e) { why = sys.render(e); });
-  if (!got)
-    return api_error{503, "gpu_unavailable", "the GPU broker did not answer within 2 s (" + why
-                                               + ")"};
-  return std::move(*got);
-}
-
-} // namespace
-
-api_result<gpu_inventory> coordinator::gpu_info() {
-  return ask_broker<gpu_inventory>(actors_->sys, actors_->gpus, snapshot_atom_v);
-}
-
-api_result<gpu_policy> coordinator::gpu_policy_now() {
-  return ask_broker<gpu_policy>(actors_->sys, actors_->gpus, policy_atom_v);
-}
-
-api_result<gpu_policy> coordinator::set_gpu_policy(const gpu_policy& p, const std::string& who) {
-  auto refused = ask_broker<std::string>(actors_->sys, actors_->gpus, policy_atom_v, p);
-  if (!refused)
-    return refused.error;
-  if (refused->rfind("safe mode is on", 0) == 0)
-    return api_error{409, "conflict", *refused};
-  if (!refused->empty()) {
-    auto colon = refused->find(':');
-    return bad_request(colon == std::string::npos ? "policy" : refused->substr(0, colon),
-                       colon == std::string::npos ? *refused : refused->substr(colon + 2));
-  }
-  log_("info", "gpu policy changed by " + who + ": safe_mode " + (p.safe_mode ? "on" : "off")
-                 + ", default_ttl " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(p.default_ttl).count()) + " s, reserve "
-                 + std::to_string(p.reserve_bytes >> 20) + " MiB, max_leases_per_holder "
-                 + std::to_string(p.max_leases_per_holder));
-  return p;
-}
-
-api_result<gpu_lease_list> coordinator::gpu_leases() {
-  return ask_broker<gpu_lease_list>(actors_->sys, actors_->gpus, leases_atom_v);
-}
-
-api_result<gpu_grant> coordinator::gpu_lease(const gpu_ask& ask) {
-  return ask_broker<gpu_grant>(actors_->sys, actors_->gpus, lease_atom_v, ask);
-}
-
-api_result<gpu_grant> coordinator::gpu_renew(const std::string& id) {
-  return ask_broker<gpu_grant>(actors_->sys, actors_->gpus, renew_atom_v, id);
-}
-
-api_result<gpu_use> coordinator::gpu_release(const std::string& id) {
-  return ask_broker<gpu_use>(actors_->sys, actors_->gpus, release_atom_v, id);
-}
-
-api_result<gpu_broker_stats> coordinator::gpu_stats() {
-  return ask_broker<gpu_broker_stats>(actors_->sys, actors_->gpus, stats_atom_v);
 }
 
 // -- schedules ---------------------------------------------------------------

@@ -16,6 +16,8 @@
 #include "actors/scheduler.hpp"
 #include "adapters/http_server/http_server.hpp"
 #include "adapters/store/store.hpp"
+#include "runtime/gpu_api.hpp"
+#include "runtime/http_api.hpp"
 #include "messages/gpu_broker.hpp"
 #include "runtime/pipeline.hpp"
 #include "runtime/rerun.hpp"
@@ -66,31 +68,6 @@ struct coordinator_config {
   size_t min_free_space = size_t{64} << 20;
 };
 
-/// An error the API turns into `{"error": {"code", "message"}}` with `status`.
-struct api_error {
-  int status = 500;
-  std::string code;
-  std::string message;
-};
-
-template <class T>
-struct api_result {
-  std::optional<T> value;
-  api_error error;
-  api_result(T v) : value(std::move(v)) {  // NOLINT: implicit on purpose
-  }
-  api_result(api_error e) : error(std::move(e)) {  // NOLINT
-  }
-  explicit operator bool() const {
-    return value.has_value();
-  }
-  T& operator*() {
-    return *value;
-  }
-  T* operator->() {
-    return &*value;
-  }
-};
 
 struct launch_request {
   std::string pipeline;
@@ -238,16 +215,10 @@ public:
   /// and by `who`.
   api_result<run_row> trigger(const std::string& id, const std::string& who);
 
-  // The node's GPU broker (docs/gpu.md), each asked within 2 s (else 503).
-  api_result<gpu_inventory> gpu_info();
-  api_result<gpu_policy> gpu_policy_now();
-  /// 400 naming what is wrong (safe mode on: only safe_mode may change).
-  api_result<gpu_policy> set_gpu_policy(const gpu_policy& p, const std::string& who);
-  api_result<gpu_lease_list> gpu_leases();
-  api_result<gpu_grant> gpu_lease(const gpu_ask& ask);
-  api_result<gpu_grant> gpu_renew(const std::string& id);
-  api_result<gpu_use> gpu_release(const std::string& id);
-  api_result<gpu_broker_stats> gpu_stats();
+  /// The node's GPU broker, as the API asks it (docs/gpu.md); after start().
+  class gpu_service& gpu() {
+    return *gpu_;
+  }
   /// troupe rerun through the API: 404 unknown run or pipeline, 409 the run
   /// has not ended, its pipeline changed (without allow_changed) or nothing
   /// failed, 400 a bad `from`. The run, running again.
@@ -323,6 +294,7 @@ private:
   std::map<std::string, pipeline_def> pipelines_;
   struct actors;
   std::unique_ptr<actors> actors_;
+  std::unique_ptr<class gpu_service> gpu_;
   std::thread schedule_thread_;
   std::mutex loop_mtx_;
   std::condition_variable loop_cv_;

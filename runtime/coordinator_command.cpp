@@ -347,21 +347,6 @@ std::optional<setting_error> settle(const coordinator_command_options& o, coordi
   return std::nullopt;
 }
 
-bool split_listen(const std::string& listen, std::string& host, int& port) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  auto p = listen.substr(colon + 1);
-  char* end = nullptr;
-  long v = std::strtol(p.c_str(), &end, 10);
-  if (p.empty() || *end != '\0' || v < 0 || v > 65535)
-    return false;
-  port = static_cast<int>(v);
-  return true;
-}
 
 std::shared_ptr<spdlog::logger> make_logger(const coordinator_config& c, const std::string& id) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -381,6 +366,22 @@ std::shared_ptr<spdlog::logger> make_logger(const coordinator_config& c, const s
 }
 
 } // namespace
+
+bool split_listen(const std::string& listen, std::string& host, int& port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto p = listen.substr(colon + 1);
+  char* end = nullptr;
+  long v = std::strtol(p.c_str(), &end, 10);
+  if (p.empty() || *end != '\0' || v < 0 || v > 65535)
+    return false;
+  port = static_cast<int>(v);
+  return true;
+}
 
 int coordinator_command(const coordinator_command_options& opts) {
   coordinator_config cfg;

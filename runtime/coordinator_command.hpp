@@ -21,4 +21,7 @@ struct coordinator_command_options {
 
 int coordinator_command(const coordinator_command_options& opts);
 
+/// HOST:PORT (an IPv6 host in brackets) into its parts; false when malformed.
+bool split_listen(const std::string& listen, std::string& host, int& port);
+
 } // namespace troupe

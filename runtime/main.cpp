@@ -1,6 +1,7 @@
 // troupe: the command line. Subcommands live in runtime/*_command.cpp; this
 // file only parses flags (CLI11) and dispatches.
 #include "runtime/cli/gpu_command.hpp"
+#include "runtime/cli/gpu_serve.hpp"
 #include "runtime/cli/logs_command.hpp"
 #include "runtime/cli/source.hpp"
 #include "runtime/client_commands.hpp"
@@ -359,6 +360,15 @@ int main(int argc, char** argv) {
   gpolicy->add_option("--release-grace", go.release_grace,
                       "How long a released lease stays booked at most while NVML still shows "
                       "its processes");
+  troupe::gpu_serve_options gs;
+  auto* gserve = gpu_cmd->add_subcommand(
+    "serve", "Serve this host's GPU broker without a coordinator: /health, /ready, /metrics "
+             "and /gpu/* (the same endpoints as the coordinator's). Policy from TROUPE_GPU_*.");
+  gserve->add_option("--listen", gs.listen, "HOST:PORT (port 0: a free one)")->capture_default_str();
+  gserve->add_option("--token", gs.token, "Bearer token every /gpu/ request must carry");
+  gserve->add_option("--token-file", gs.token_file, "File holding the token");
+  gserve->add_option("--db", gs.db, "Keep the leases in this store (SQLite file or "
+                                    "postgresql://...; default: in memory)");
   for (auto* sub : {ginfo, gleases, glease, grelease, gpolicy}) {
     add_server_flags(sub, go, "Coordinator URL (default: $TROUPE_SERVER, server: in "
                               "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
@@ -409,6 +419,8 @@ int main(int argc, char** argv) {
     return troupe::coordinator_command(co);
   if (*launch_cmd)
     return troupe::launch_command(lo);  // (a follow takes the stop signals itself)
+  if (*gserve)
+    return troupe::gpu_serve_command(gs);  // (takes the stop signals itself)
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (*pipes_cmd)
     return troupe::pipelines_command(pipes_o);

@@ -466,3 +466,45 @@ TEST_F(GpuStages, TheTraceRecordsAStagesGpuMemory) {
   }
   EXPECT_TRUE(seen) << "no sample saw the stage's 3 GiB on GPU-fake-1";
 }
+
+// troupe gpu serve: the broker of a host without a coordinator, with the
+// same /gpu/* endpoints, /health, /ready and /metrics; an exclusive port.
+TEST_F(GpuStages, GpuServeAnswersWithoutACoordinator) {
+  std::ofstream(state(), std::ios::app);
+  troupe_process serve({"gpu", "serve", "--listen", "127.0.0.1:0", "--token", "tok"}, tmp.path(),
+                       env());
+  int port = 0;
+  ASSERT_TRUE(serve.wait_until(
+    [&] {
+      auto o = read_file(serve.out_path());
+      auto at = o.find("listening on http://127.0.0.1:");
+      if (at == std::string::npos || o.find('\n', at) == std::string::npos)
+        return false;
+      port = std::stoi(o.substr(at + 30));
+      return true;
+    },
+    10s))
+    << read_file(serve.err_path());
+  httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth("tok");
+  EXPECT_EQ(c.Get("/health")->status, 200);
+  EXPECT_EQ(c.Get("/ready")->status, 200);
+  auto info = body_json(c.Get("/gpu/info"));
+  EXPECT_EQ(info["gpus"].size(), 2u) << info.dump();
+  auto l = c.Post("/gpu/leases", R"({"holder": "svc", "gpus": 2})", "application/json");
+  ASSERT_EQ(l->status, 201) << l->body;
+  EXPECT_EQ(body_json(l)["gpus"].size(), 2u);
+  httplib::Client anon("127.0.0.1", port);
+  EXPECT_EQ(anon.Get("/gpu/info")->status, 401);
+  auto m = c.Get("/metrics");
+  ASSERT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("troupe_gpu_leases_active 1"), std::string::npos) << m->body;
+  auto file = tmp.write("serve-metrics.txt", m->body);
+  EXPECT_EQ(std::system(("promtool check metrics < '" + file + "' > /dev/null 2>&1").c_str()), 0);
+  auto second = run_troupe({"gpu", "serve", "--listen", "127.0.0.1:" + std::to_string(port)},
+                           tmp.path(), env());
+  EXPECT_EQ(second.exit_code, 2) << "the port is taken";
+  EXPECT_NE(second.err.find("in use"), std::string::npos) << second.err;
+  ::kill(serve.pid(), SIGTERM);
+  EXPECT_EQ(serve.wait(10s).exit_code, 0);
+}
