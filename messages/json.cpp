@@ -354,6 +354,18 @@ void to_json(json& j, const http_stats& x) {
            {"resolved_by", x.resolved_by.empty() ? json(nullptr) : json(x.resolved_by)}};
 }
 
+// An attempt's `lease` object (metadata.json, the store's attempt stats).
+static json lease_json(const gpu_attempt& g) {
+  return json{{"lease_id", g.lease_id.empty() ? json(nullptr) : json(g.lease_id)},
+              {"gpus", g.gpus},
+              {"memory_bytes", g.memory_bytes},
+              {"fallback", g.fallback},
+              {"reason", g.reason.empty() ? json(nullptr) : json(g.reason)},
+              {"peak_gpu_memory_bytes", g.peak_bytes < 0 ? json(nullptr) : json(g.peak_bytes)},
+              {"gpu_seconds", g.gpu_seconds},
+              {"over_use", g.over}};
+}
+
 void to_json(json& j, const attempt_record& x) {
   j = json{{"attempt", x.attempt},
            {"strategy", x.strategy},
@@ -375,18 +387,8 @@ void to_json(json& j, const attempt_record& x) {
            {"peak_rss_bytes", x.peak_rss_bytes},
            {"retry_delay_s", x.retry_delay.count() > 0 ? json(seconds_of(x.retry_delay))
                                                        : json(nullptr)}};
-  if (x.lease) {
-    const auto& g = *x.lease;
-    j["lease"] = json{{"lease_id", g.lease_id.empty() ? json(nullptr) : json(g.lease_id)},
-                      {"gpus", g.gpus},
-                      {"memory_bytes", g.memory_bytes},
-                      {"fallback", g.fallback},
-                      {"reason", g.reason.empty() ? json(nullptr) : json(g.reason)},
-                      {"peak_gpu_memory_bytes", g.peak_bytes < 0 ? json(nullptr)
-                                                                 : json(g.peak_bytes)},
-                      {"gpu_seconds", g.gpu_seconds},
-                      {"over_use", g.over}};
-  }
+  if (x.lease)
+    j["lease"] = lease_json(*x.lease);
 }
 
 void to_json(json& j, const stage_record& x) {
@@ -730,6 +732,8 @@ std::string attempt_stats(const attempt_record& x) {
     j["http"] = *x.http;
   if (x.retry_delay.count() > 0)
     j["retry_delay_s"] = seconds_of(x.retry_delay);
+  if (x.lease)
+    j["lease"] = lease_json(*x.lease);
   return dump(j, -1);
 }
 

@@ -108,6 +108,16 @@ stages:
   EXPECT_NE(stage(m, "fails")["error"].get<std::string>().find("no GPU for it: "),
             std::string::npos);
   EXPECT_NE(events().find("gpu_fallback: cpu: runs without a GPU"), std::string::npos);
+  // The store has the lease too, in the attempt's stats.
+  auto shown = json::parse(run_troupe({"show", single_run_dir(out()), "--json", "-o", out()},
+                                      tmp.path()).out);
+  bool stored = false;
+  for (auto& st : shown["stages"])
+    if (st["name"] == "one")
+      for (auto& at : st["attempts"])
+        stored = at.contains("stats") && at["stats"].contains("lease")
+                 && at["stats"]["lease"]["gpus"][0] == a[1].str();
+  EXPECT_TRUE(stored) << shown.dump();
 }
 
 TEST_F(GpuStages, AStageThatWaitsGetsTheGpuWhenTheOtherReleasesIt) {
