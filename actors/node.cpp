@@ -403,6 +403,20 @@ node_actor::behavior_type node(self_ptr self, node_services services) {
       return rp;
     },
     [=](capacity_atom) { return self->state.services.slots; },
+    [=](snapshot_atom, sample_request& req) -> caf::result<snapshot> {
+      auto& sampler = self->state.services.sampler;
+      if (!sampler)
+        return caf::make_error(caf::sec::invalid_argument, "this node has no sampler");
+      return self->delegate(sampler, snapshot_atom_v, std::move(req));
+    },
+    [=](watch_atom, sample_request& req, caf::timespan every, sample_sink_actor& sink) {
+      if (auto& sampler = self->state.services.sampler)
+        self->send(sampler, watch_atom_v, std::move(req), every, std::move(sink));
+    },
+    [=](unwatch_atom, sample_request& req) {
+      if (auto& sampler = self->state.services.sampler)
+        self->send(sampler, unwatch_atom_v, std::move(req));
+    },
     [=](cancel_atom, const job_key& key) {
       auto& st = self->state;
       auto it = st.jobs.find(key);

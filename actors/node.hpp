@@ -31,6 +31,7 @@ struct node_services {
   int64_t memory_bytes = 0;           // memory its attempts may ask for in all (0: no limit)
   worker_factory exec_worker{};       // empty: spawn_job_worker
   gpu_broker_actor gpus{};            // the node's GPU broker; null: GPU stages fall back
+  resource_sampler_actor sampler{};   // the node's sampler: runs ask the node for samples
   bool gpu_memory_kill = false;       // gpu_memory_enforce: kill (else warn)
 };
 

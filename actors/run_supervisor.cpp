@@ -322,7 +322,7 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
   auto slot = std::move(found->second);
   st.running.erase(found);
   if (!is_noop(self, i))
-    self->send(st.deps.sampler, unwatch_atom_v, request_for(self, i, "sample", 0));
+    self->send(st.deps.node, unwatch_atom_v, request_for(self, i, "sample", 0));
   auto pid = st.order->record().stages.at(i).pid;
   // (A worker that ended without a result: its node killed its tree.)
   if (!result.log_error.empty()) {
@@ -375,7 +375,7 @@ void attempt_done(self_ptr self, size_t i, job_result result) {
     return;
   }
   auto after = request_for(self, i, "after", pid, std::move(slot.cgroup));
-  self->request(st.deps.sampler, caf::infinite, snapshot_atom_v, std::move(after))
+  self->request(st.deps.node, caf::infinite, snapshot_atom_v, std::move(after))
     .then([=](snapshot& snap) { record_it(std::move(snap)); },
           [=](caf::error&) { record_it(caf::none); });
 }
@@ -477,7 +477,7 @@ void start_stages(self_ptr self, const std::vector<size_t>& stages, bool wait) {
       when_open([=] { go(nullptr); });
       continue;
     }
-    self->request(self->state.deps.sampler, caf::infinite, snapshot_atom_v,
+    self->request(self->state.deps.node, caf::infinite, snapshot_atom_v,
                   request_for(self, i, "before", 0))
       .then(
         [=](snapshot& s) {
@@ -625,7 +625,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, run_plan plan,
       st.running[i].cgroup = cgroup;
       persist(self);
       if (st.plan.sample_interval.count() > 0) {
-        self->send(st.deps.sampler, watch_atom_v, request_for(self, i, "sample", pid, cgroup),
+        self->send(st.deps.node, watch_atom_v, request_for(self, i, "sample", pid, cgroup),
                    st.plan.sample_interval, caf::actor_cast<sample_sink_actor>(self));
       }
     },

@@ -35,8 +35,7 @@ struct run_plan {
 };
 
 struct run_supervisor_deps {
-  node_actor node;  // where the attempts run (the local node, for now)
-  resource_sampler_actor sampler;
+  node_actor node;  // where the attempts run and are sampled (the node owns its sampler)
   artifact_writer_actor writer;
   store_actor store;    // may be null: no database
   progress_listener_actor listener;  // receives progress_event messages; may be null

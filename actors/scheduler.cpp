@@ -37,7 +37,6 @@ void supervise(self_ptr self, run_plan plan, bool cancelled = false,
   st.records[run_id] = plan.record;
   run_supervisor_deps deps;
   deps.node = st.deps.node;
-  deps.sampler = st.deps.sampler;
   deps.writer = spawn_artifact_writer(self->system(), st.deps.pool, plan.record.run_dir);
   deps.store = st.deps.store;
   deps.listener = caf::actor_cast<progress_listener_actor>(self);

@@ -19,8 +19,7 @@ namespace troupe {
 class io_pool;
 
 struct scheduler_deps {
-  node_actor node;
-  resource_sampler_actor sampler;
+  node_actor node;  // runs, samples (its sampler) and GPUs (its broker) of the host
   std::shared_ptr<io_pool> pool;  // run folders' writes
   store_actor store;              // may be null: no database
   progress_listener_actor listener;  // hears every run's events; may be null

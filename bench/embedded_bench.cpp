@@ -68,14 +68,15 @@ struct bench {
     }
     scheduler_deps deps;
     deps.store = spawn_store_writer(*sys, std::move(*db));
-    deps.node = spawn_node(*sys, node_services{std::make_shared<process_runner>(true, true),
-                                               nullptr, ""});
-    deps.sampler = spawn_resource_sampler(*sys, open_nvml());
+    auto sampler = spawn_resource_sampler(*sys, open_nvml());
+    node_services svc{std::make_shared<process_runner>(true, true), nullptr, ""};
+    svc.sampler = sampler;
+    deps.node = spawn_node(*sys, svc);
     deps.pool = pool;
     deps.listener = caf::actor_cast<progress_listener_actor>(*self);
     deps.max_running = max_running;
     helpers = {caf::actor_cast<caf::actor>(deps.store), caf::actor_cast<caf::actor>(deps.node),
-               caf::actor_cast<caf::actor>(deps.sampler)};
+               caf::actor_cast<caf::actor>(sampler)};
     scheduler = spawn_scheduler(*sys, std::move(deps));
     helpers.push_back(caf::actor_cast<caf::actor>(scheduler));
     // PROGRAM "noop": a stage without a process (troupe's own cost alone);

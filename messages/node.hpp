@@ -53,6 +53,11 @@ inline job_key key_of(const job_spec& s) {
 ///   (spawned_atom, std::string, int32_t, std::string) -> void
 ///        // from its own workers (job_listener), passed on to the requester
 ///   (capacity_atom) -> int32_t             // the node's CPU slots (0: no limit)
+///   (snapshot_atom, sample_request) -> snapshot      // the node's sampler, now
+///   (watch_atom, sample_request, timespan, sample_sink_actor) -> void
+///   (unwatch_atom, sample_request) -> void
+///        // periodic samples of an attempt's tree, sent to the sink by the
+///        // node's sampler (a run asks its node; the node samples its host)
 ///   (lease_atom, gpu_grant), (limit_atom, gpu_use) -> void
 ///        // from its GPU broker (gpu_listener): a queued lease granted or
 ///        // expired; a lease's processes over what it booked
@@ -65,6 +70,9 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<cancel_atom, job_key>,
   caf::reacts_to<kill_atom, job_key, std::string>,
   caf::reacts_to<spawned_atom, std::string, int32_t, std::string>,
+  caf::replies_to<snapshot_atom, sample_request>::with<snapshot>,
+  caf::reacts_to<watch_atom, sample_request, caf::timespan, sample_sink_actor>,
+  caf::reacts_to<unwatch_atom, sample_request>,
   caf::reacts_to<lease_atom, gpu_grant>,
   caf::reacts_to<limit_atom, gpu_use>,
   caf::reacts_to<renew_atom, job_key>,

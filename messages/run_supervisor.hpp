@@ -1,5 +1,5 @@
 // run_supervisor: drives one run's stages in order, owns the run record,
-// asks the sampler for before/after snapshots, hands the record and trace
+// asks its node for before/after snapshots (the node owns the sampler), hands the record and trace
 // lines to the artifact_writer, and decides fail-fast and cancellation.
 #pragma once
 

@@ -343,7 +343,6 @@ caf::error coordinator::start() {
   });
   scheduler_deps deps;
   deps.node = a.node;
-  deps.sampler = a.sampler;
   deps.pool = a.pool;
   deps.store = a.store;
   deps.listener = a.listener;

@@ -40,6 +40,7 @@ std::optional<local_node> make_local_node(caf::actor_system& sys, const local_no
   services.slots = o.slots;
   services.gpus = n.gpus;
   services.gpu_memory_kill = enforce == "kill";
+  services.sampler = n.sampler;
   n.node = spawn_node(sys, std::move(services));
   return n;
 }

@@ -546,7 +546,6 @@ int run_command(const run_command_options& given_opts) {
       store_writer = spawn_store_writer(sys, std::move(db));
     run_supervisor_deps deps;
     deps.node = local->node;
-    deps.sampler = local->sampler;
     deps.writer = writer;
     deps.store = store_writer;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);

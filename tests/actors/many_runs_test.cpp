@@ -85,9 +85,10 @@ TEST_F(ManyRunsTest, TwoHundredRunsShareOneNodeAndStayWithinAFewThreads) {
   auto db = open_store(dir + "/troupe.db");
   ASSERT_TRUE(db) << describe(db.error());
   auto store = spawn_store_writer(sys, std::move(*db));
-  auto node = spawn_node(sys, node_services{std::make_shared<process_runner>(true, false),
-                                            nullptr, ""});
   auto sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
+  node_services svc{std::make_shared<process_runner>(true, false), nullptr, ""};
+  svc.sampler = sampler;
+  auto node = spawn_node(sys, svc);
   int before = thread_count();
   std::vector<run_supervisor_actor> sups;
   std::vector<artifact_writer_actor> writers;
@@ -97,7 +98,6 @@ TEST_F(ManyRunsTest, TwoHundredRunsShareOneNodeAndStayWithinAFewThreads) {
     ASSERT_EQ(make_directories(run_dir + "/logs"), caf::none);
     run_supervisor_deps deps;
     deps.node = node;
-    deps.sampler = sampler;
     deps.writer = spawn_artifact_writer(sys, pool, run_dir);
     deps.store = store;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
@@ -147,15 +147,15 @@ TEST_F(ManyRunsTest, TwoHundredRunsShareOneNodeAndStayWithinAFewThreads) {
 // first milliseconds, a cancel racing a launch) ends the run cancelled; the
 // start that follows must not revive it as a run that is still running.
 TEST_F(ManyRunsTest, ACancelBeforeTheStartIsACancelledRunAndStartsNothing) {
-  auto node = keep(spawn_node(sys, node_services{std::make_shared<process_runner>(true, false),
-                                                 nullptr, ""}));
   auto sampler = keep(spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1")));
+  node_services svc{std::make_shared<process_runner>(true, false), nullptr, ""};
+  svc.sampler = sampler;
+  auto node = keep(spawn_node(sys, svc));
   auto id = "early-cancel-" + std::to_string(::getpid());
   auto run_dir = dir + "/" + id;
   ASSERT_EQ(make_directories(run_dir + "/logs"), caf::none);
   run_supervisor_deps deps;
   deps.node = node;
-  deps.sampler = sampler;
   deps.writer = keep(spawn_artifact_writer(sys, pool, run_dir));
   deps.listener = caf::actor_cast<progress_listener_actor>(self);
   auto sup = spawn_run_supervisor(sys, sleeping_run(id, run_dir, dir), std::move(deps));

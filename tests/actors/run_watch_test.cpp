@@ -48,14 +48,15 @@ struct RunWatchTest : troupe::test::real_system_test {
   // What a run_supervisor needs, as `troupe run` builds it (no GPUs).
   run_supervisor_deps deps_for(const std::string& run_dir, store_actor store = {}) {
     run_supervisor_deps deps;
-    deps.node = spawn_node(sys, node_services{std::make_shared<process_runner>(false, false),
-                                              nullptr, ""});
+    auto sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
+    node_services svc{std::make_shared<process_runner>(false, false), nullptr, ""};
+    svc.sampler = sampler;
+    deps.node = spawn_node(sys, svc);
     helpers.push_back(caf::actor_cast<caf::actor>(deps.node));
-    deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
     deps.writer = spawn_artifact_writer(sys, pool, run_dir);
     deps.store = store;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
-    helpers.push_back(caf::actor_cast<caf::actor>(deps.sampler));
+    helpers.push_back(caf::actor_cast<caf::actor>(sampler));
     helpers.push_back(caf::actor_cast<caf::actor>(deps.writer));
     if (store)
       helpers.push_back(caf::actor_cast<caf::actor>(store));

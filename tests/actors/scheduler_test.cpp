@@ -39,15 +39,16 @@ struct SchedulerTest : troupe::test::real_system_test {
     EXPECT_TRUE(db) << describe(db.error());
     scheduler_deps deps;
     deps.store = spawn_store_writer(sys, std::move(*db));
-    deps.node = spawn_node(sys, node_services{std::make_shared<process_runner>(true, false),
-                                              nullptr, ""});
-    deps.sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
+    auto sampler = spawn_resource_sampler(sys, open_nvml("/nonexistent/libnvidia-ml.so.1"));
+    node_services svc{std::make_shared<process_runner>(true, false), nullptr, ""};
+    svc.sampler = sampler;
+    deps.node = spawn_node(sys, svc);
     deps.pool = pool;
     deps.listener = caf::actor_cast<progress_listener_actor>(self);
     deps.max_running = max_running;
     keep(deps.store);
     keep(deps.node);
-    keep(deps.sampler);
+    keep(sampler);
     return keep(spawn_scheduler(sys, std::move(deps)));
   }
 
