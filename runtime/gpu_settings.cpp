@@ -2,6 +2,7 @@
 
 #include "runtime/duration.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace troupe {
@@ -50,6 +51,32 @@ std::optional<gpu_policy> gpu_policy_from_environment(gpu_policy p, std::string&
     return std::nullopt;
   }
   return p;
+}
+
+std::string gpu_fit_problem(const pipeline_def& p, const std::vector<gpu_figures>& gpus) {
+  if (gpus.empty())
+    return {};
+  const gpu_figures* largest = &gpus.front();
+  for (auto& g : gpus)
+    if (g.mem_total_bytes > largest->mem_total_bytes)
+      largest = &g;
+  auto gib = [](int64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1LL << 30));
+    return std::string(buf);
+  };
+  std::string out;
+  for (auto& s : p.stages) {
+    auto at = p.file + ":" + std::to_string(s.line) + ": stage '" + s.name + "': ";
+    if (s.resources.gpus > static_cast<int32_t>(gpus.size()))
+      out += at + "resources.gpus: " + std::to_string(s.resources.gpus) + " asked; this host has "
+             + std::to_string(gpus.size()) + "\n";
+    if (s.resources.gpu_memory_bytes > largest->mem_total_bytes)
+      out += at + "resources.gpu_memory: " + gib(s.resources.gpu_memory_bytes)
+             + " is above every GPU's memory here (the largest, " + largest->uuid + ", has "
+             + gib(largest->mem_total_bytes) + ")\n";
+  }
+  return out;
 }
 
 } // namespace troupe

@@ -3,6 +3,7 @@
 #include "actors/artifact_writer.hpp"
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
+#include "runtime/gpu_settings.hpp"
 #include "runtime/node_assembly.hpp"
 #include "actors/run_supervisor.hpp"
 #include "actors/store_writer.hpp"
@@ -351,6 +352,13 @@ int run_command(const run_command_options& given_opts) {
                  opts.grace.c_str());
     return exit_code::usage;
   }
+  // What asks more GPUs than the host has is a pipeline error here, before
+  // anything is written (a host without GPUs leaves it to gpu_fallback).
+  auto gpus = open_nvml();
+  if (auto too_much = gpu_fit_problem(p, gpus->read()); !too_much.empty()) {
+    std::fprintf(stderr, "troupe: invalid pipeline for this host's GPUs\n%s", too_much.c_str());
+    return exit_code::usage;
+  }
   if (opts.dry_run || env_flag("DRY_RUN")) {
     for (auto& [k, v] : *params)
       std::printf("param %s = %s\n", k.c_str(), v.c_str());
@@ -480,7 +488,6 @@ int run_command(const run_command_options& given_opts) {
                  describe(run_dir.error()).c_str());
     return exit_code::usage;
   }
-  auto gpus = open_nvml();
 
   run_start start;
   start.run_id = resumed ? resumed->run.run_id : make_run_id(now);

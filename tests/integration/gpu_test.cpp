@@ -518,3 +518,21 @@ TEST_F(GpuStages, GpuServeAnswersWithoutACoordinator) {
   ::kill(serve.pid(), SIGTERM);
   EXPECT_EQ(serve.wait(10s).exit_code, 0);
 }
+
+// A stage that asks more than this host's GPUs have is a pipeline error,
+// said before anything is written; without GPUs gpu_fallback decides.
+TEST_F(GpuStages, AskingMoreThanTheHostsGpusHaveIsAPipelineError) {
+  auto r = run("name: big\nstages:\n  - name: train\n    shell: \"true\"\n"
+               "    resources: { gpu_memory: 100Gi }\n  - name: four\n    shell: \"true\"\n"
+               "    resources: { gpus: 4 }\n",
+               env());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("p.yaml:3: stage 'train': resources.gpu_memory: 100.0 GiB is above every "
+                       "GPU's memory here (the largest, GPU-fake-0, has 80.0 GiB)"),
+            std::string::npos)
+    << r.err;
+  EXPECT_NE(r.err.find("p.yaml:6: stage 'four': resources.gpus: 4 asked; this host has 2"),
+            std::string::npos)
+    << r.err;
+  EXPECT_FALSE(exists(out())) << "nothing was written";
+}
