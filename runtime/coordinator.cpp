@@ -3,6 +3,7 @@
 
 #include "actors/node.hpp"
 #include "actors/resource_sampler.hpp"
+#include "runtime/gpu_settings.hpp"
 #include "runtime/node_assembly.hpp"
 #include "actors/running_order.hpp"
 #include "actors/schedule_clock.hpp"
@@ -184,6 +185,7 @@ struct coordinator::actors {
   node_actor node;
   resource_sampler_actor sampler;
   gpu_broker_actor gpus;
+  std::vector<gpu_figures> gpu_inventory;  // the host's GPUs at start (launch checks)
   store_actor store;
   scheduler_actor scheduler;
   progress_listener_actor listener;
@@ -320,6 +322,7 @@ caf::error coordinator::start() {
     return caf::make_error(errc::bad_input, node_error);
   a.sampler = local->sampler;
   a.gpus = local->gpus;
+  a.gpu_inventory = local->nvml->read();
   gpu_->attach(a.sys, a.gpus);
   a.store = spawn_store_writer(a.sys, std::move(*db));
   a.node = local->node;
@@ -428,6 +431,13 @@ coordinator::prepare(const pipeline_def& p, const launch_request& req, const std
   auto checked = check_launch(p, req, environment);
   if (!checked)
     return checked.error;
+  if (auto too_much = gpu_fit_problem(p, actors_->gpu_inventory); !too_much.empty()) {
+    while (!too_much.empty() && too_much.back() == '\n')
+      too_much.pop_back();
+    return api_error{400, "bad_request", "pipeline '" + p.name
+                                           + "' asks more than this host's GPUs have: "
+                                           + too_much};
+  }
   run_start start;
   start.params = checked->params;
   start.run_id = run_id;

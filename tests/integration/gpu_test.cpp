@@ -535,4 +535,16 @@ TEST_F(GpuStages, AskingMoreThanTheHostsGpusHaveIsAPipelineError) {
             std::string::npos)
     << r.err;
   EXPECT_FALSE(exists(out())) << "nothing was written";
+  // The coordinator refuses such a launch by name, with a 400.
+  ::mkdir((tmp.path() + "/pipes").c_str(), 0755);
+  std::ofstream(tmp.path() + "/pipes/big.yaml")
+    << "name: big\nstages:\n  - name: train\n    shell: \"true\"\n"
+       "    resources: { gpu_memory: 100Gi }\n";
+  coordinator_process co({"--pipelines", tmp.path() + "/pipes", "-o", out()}, tmp.path(), env());
+  auto launched = co.client()->Post("/api/runs", R"({"pipeline": "big"})", "application/json");
+  ASSERT_TRUE(launched);
+  EXPECT_EQ(launched->status, 400) << launched->body;
+  EXPECT_NE(launched->body.find("asks more than this host's GPUs have"), std::string::npos)
+    << launched->body;
+  EXPECT_NE(launched->body.find("100.0 GiB is above every GPU's memory here"), std::string::npos);
 }
