@@ -59,14 +59,6 @@ bool wants_gpu(const job_spec& s) {
   return s.resources.gpus > 0 || s.resources.gpu_memory_bytes > 0;
 }
 
-void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
-  auto prefix = key + "=";
-  env.erase(std::remove_if(env.begin(), env.end(),
-                           [&](const std::string& e) { return e.rfind(prefix, 0) == 0; }),
-            env.end());
-  env.push_back(prefix + value);
-}
-
 // The attempt's result goes to its requester, once; its resources are
 // free again and what waited for them may start.
 void deliver(self_ptr self, const job_key& key, job_result r) {
@@ -332,9 +324,6 @@ node_job* by_lease(node_state& st, const std::string& id) {
   return nullptr;
 }
 
-std::string mib_of(int64_t bytes) {
-  return std::to_string(bytes >> 20) + " MiB";
-}
 
 } // namespace
 
@@ -476,8 +465,8 @@ node_actor::behavior_type node(self_ptr self, node_services services) {
         return;
       job->gpu.over = true;
       auto booked = job->gpu.memory_bytes * static_cast<int64_t>(job->gpu.gpus.size());
-      auto what = "GPU lease " + u.lease_id + ": its processes use " + mib_of(u.used_bytes)
-                  + " of GPU memory, over the " + mib_of(booked) + " leased";
+      auto what = "GPU lease " + u.lease_id + ": its processes use " + mib(u.used_bytes)
+                  + " of GPU memory, over the " + mib(booked) + " leased";
       if (job->listener)
         self->send(job->listener, limit_atom_v, job->key.stage,
                    what + (st.services.gpu_memory_kill ? "; stopped (gpu_memory_enforce: kill)"

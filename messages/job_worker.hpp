@@ -177,6 +177,9 @@ typename Inspector::result_type inspect(Inspector& f, job_result& x) {
            x.leftovers_killed, x.strategy, x.http, x.retry_after, x.log_error, x.gpu);
 }
 
+/// Sets `key`=`value` in a job_spec's environment list, replacing an earlier value.
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value);
+
 /// interface job_listener {
 ///   (spawned_atom, std::string stage, int32_t pid, std::string cgroup) -> void
 ///        // the leader runs; cgroup: its job cgroup on the node, or ""

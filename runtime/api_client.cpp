@@ -30,6 +30,8 @@ std::string env_or_empty(const char* name) {
   return v != nullptr ? v : "";
 }
 
+} // namespace
+
 // A token file's first line; an error names the file and `where` it was named.
 std::optional<std::string> read_token_file(const std::string& path, const std::string& where,
                                            std::string& token) {
@@ -43,8 +45,6 @@ std::optional<std::string> read_token_file(const std::string& path, const std::s
     return where + " " + path + ": is empty";
   return std::nullopt;
 }
-
-} // namespace
 
 std::optional<std::string> resolve_client_settings(const client_flags& flags,
                                                    client_settings& out) {

@@ -33,6 +33,11 @@ struct client_settings {
 std::optional<std::string> resolve_client_settings(const client_flags& flags,
                                                    client_settings& out);
 
+/// A token file's first line (trailing space cut) into `token`; an error
+/// names the file, and `where` it was named (--token-file, ...).
+std::optional<std::string> read_token_file(const std::string& path, const std::string& where,
+                                           std::string& token);
+
 /// The config file the settings are read from ("" when neither
 /// $XDG_CONFIG_HOME nor $HOME is set).
 std::string client_config_file();

@@ -192,21 +192,6 @@ struct coordinator::actors {
   host_info host;
 };
 
-namespace {
-
-// Sets `key`=`value` in an environment list, replacing an earlier value.
-void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
-  auto prefix = key + "=";
-  for (auto& kv : env) {
-    if (kv.compare(0, prefix.size(), prefix) == 0) {
-      kv = prefix + value;
-      return;
-    }
-  }
-  env.push_back(prefix + value);
-}
-
-} // namespace
 
 coordinator::coordinator(coordinator_config cfg, logger log)
   : cfg_(std::move(cfg)),

@@ -3,6 +3,7 @@
 #include "actors/gpu_broker.hpp"
 #include "adapters/http_server/http_server.hpp"
 #include "adapters/sampling/gpu_source.hpp"
+#include "runtime/api_client.hpp"
 #include "runtime/api_server.hpp"
 #include "runtime/coordinator.hpp"
 #include "runtime/coordinator_command.hpp"
@@ -29,14 +30,11 @@ int gpu_serve_command(const gpu_serve_options& o) {
     return 2;
   }
   auto token = o.token;
-  if (!o.token_file.empty()) {
-    std::ifstream in(o.token_file);
-    if (!in || !std::getline(in, token) || token.empty()) {
-      std::fprintf(stderr, "troupe gpu serve: --token-file %s: cannot read a token from it\n",
-                   o.token_file.c_str());
+  if (!o.token_file.empty())
+    if (auto err = read_token_file(o.token_file, "--token-file", token)) {
+      std::fprintf(stderr, "troupe gpu serve: %s\n", err->c_str());
       return 2;
     }
-  }
   std::string error;
   auto policy = gpu_policy_from_environment(gpu_policy{}, error);
   if (!policy) {
