@@ -3,6 +3,7 @@
 #include "adapters/process/process_table.hpp"
 #include "adapters/sampling/gpu_source.hpp"
 #include "adapters/store/store.hpp"
+#include "adapters/threads/thread_name.hpp"
 
 #include <caf/all.hpp>
 
@@ -307,7 +308,9 @@ void verify(self_ptr self) {
 } // namespace
 
 gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_source> source,
-                                           gpu_broker_config cfg) {
+                                           gpu_broker_config cfg, bool own_thread) {
+  if (own_thread)
+    name_this_thread("gpu-broker");  // (detached: this is its thread)
   auto& st = self->state;
   st.source = std::move(source);
   st.cfg = cfg;
@@ -454,8 +457,8 @@ gpu_broker_actor spawn_gpu_broker(caf::actor_system& sys, std::shared_ptr<gpu_so
   // has a thread of its own. Without (no NVML, or none reported) it never
   // blocks — every answer comes from the empty book — and takes none.
   if (gpus->status().empty() && !gpus->read().empty())
-    return sys.spawn<caf::detached>(gpu_broker, std::move(gpus), cfg);
-  return sys.spawn(gpu_broker, std::move(gpus), cfg);
+    return sys.spawn<caf::detached>(gpu_broker, std::move(gpus), cfg, true);
+  return sys.spawn(gpu_broker, std::move(gpus), cfg, false);
 }
 
 } // namespace troupe
