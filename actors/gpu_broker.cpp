@@ -1,6 +1,7 @@
 #include "actors/gpu_broker.hpp"
 
 #include "adapters/process/process_table.hpp"
+#include "adapters/sampling/gpu_host_lock.hpp"
 #include "adapters/sampling/gpu_source.hpp"
 #include "adapters/store/store.hpp"
 #include "adapters/threads/thread_name.hpp"
@@ -8,9 +9,12 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
+
+#include <unistd.h>
 
 namespace troupe {
 
@@ -37,6 +41,11 @@ struct broker_state {
   gpu_broker_stats stats;  // counters; wait_seconds since the last read
   std::unique_ptr<store> db;  // the leases across restarts (none: in memory only)
   std::map<std::string, gpu_lease_row> stored;  // as last written, with its version
+  std::unique_ptr<gpu_host_locks> locks;  // the GPUs this broker owns on the host
+  std::set<std::string> owned;            // their UUIDs
+  std::deque<gpu_event> events;  // the latest (kept_events), oldest first
+  int64_t last_event_id = 0;
+  static constexpr size_t kept_events = 1000;
   static inline const char* name = "gpu_broker";
 };
 
@@ -101,13 +110,90 @@ void refresh_pids(lease_watch& w) {
       w.pids.insert(pid);
 }
 
+std::string mib_text(int64_t bytes) {
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
+// An event: kept (the latest kept_events) and, with a store, stored.
+void record(broker_state& st, std::string kind, std::string lease_id, std::string holder,
+            std::string message) {
+  gpu_event e;
+  e.at = caf::make_timestamp();
+  e.kind = std::move(kind);
+  e.lease_id = std::move(lease_id);
+  e.holder = std::move(holder);
+  e.message = std::move(message);
+  e.id = st.last_event_id + 1;
+  if (st.db) {
+    gpu_event_row r{0, e.at, st.cfg.node, e.kind, e.lease_id, e.holder, e.message};
+    if (auto id = st.db->add_gpu_event(r))
+      e.id = std::max(e.id, *id);
+  }
+  st.last_event_id = e.id;
+  st.events.push_back(std::move(e));
+  if (st.events.size() > broker_state::kept_events)
+    st.events.pop_front();
+}
+
+// The stored events of this node, the latest kept_events of them.
+void load_events(broker_state& st) {
+  int64_t after = 0;
+  for (;;) {
+    auto page = st.db->gpu_events(st.cfg.node, after, 1000);
+    if (!page || page->empty())
+      return;
+    for (auto& r : *page) {
+      st.events.push_back({r.id, r.ts, r.kind, r.lease_id, r.holder, r.message});
+      if (st.events.size() > broker_state::kept_events)
+        st.events.pop_front();
+      after = st.last_event_id = r.id;
+    }
+    if (page->size() < 1000)
+      return;
+  }
+}
+
+std::string seconds_text(caf::timespan t) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(t).count()) + " s";
+}
+
+// "safe_mode on -> off, default_ttl 3600 s -> 60 s": what a policy change changed.
+std::string policy_change(const gpu_policy& a, const gpu_policy& b) {
+  std::string out;
+  auto add = [&](const char* name, const std::string& x, const std::string& y) {
+    if (x != y)
+      out += (out.empty() ? "" : ", ") + std::string(name) + " " + x + " -> " + y;
+  };
+  add("safe_mode", a.safe_mode ? "on" : "off", b.safe_mode ? "on" : "off");
+  add("default_ttl", seconds_text(a.default_ttl), seconds_text(b.default_ttl));
+  add("reserve", mib_text(a.reserve_bytes), mib_text(b.reserve_bytes));
+  add("max_leases_per_holder", std::to_string(a.max_leases_per_holder),
+      std::to_string(b.max_leases_per_holder));
+  add("release_grace", seconds_text(a.release_grace), seconds_text(b.release_grace));
+  return out.empty() ? "nothing changed" : out;
+}
+
 // Grants and expiries the book decided: their requesters are told.
 void tell(self_ptr self, const lease_changes& c) {
   auto& st = self->state;
   st.stats.expired += static_cast<int64_t>(c.expired.size());
-  for (auto& l : c.expired)
+  for (auto& l : c.expired) {
+    record(st, "expired", l.id, l.holder,
+           "lease " + l.id + " of " + l.holder + " expired: its TTL of " + seconds_text(l.ttl)
+             + " passed unrenewed");
     if (auto w = st.watches.find(l.id); w != st.watches.end() && w->second.requester)
       self->send(w->second.requester, lease_atom_v, grant_of(st, l, "expired"));
+  }
+  for (auto& id : c.freed_by_grace) {
+    std::string holder;
+    for (auto& l : c.freed)
+      if (l.id == id)
+        holder = l.holder;
+    record(st, "freed_by_grace", id, holder,
+           "lease " + id + " of " + holder + ": its booking was freed after the release grace of "
+             + seconds_text(st.book->policy().release_grace)
+             + " although NVML still showed its processes");
+  }
   for (auto& l : c.granted) {
     ++st.stats.granted;
     st.stats.wait_seconds.push_back(
@@ -261,6 +347,41 @@ std::function<std::string()> lease_ids() {
   };
 }
 
+// The host-wide locks of the GPUs this broker does not own yet, taken where
+// no other broker holds them (adapters/sampling/gpu_host_lock.hpp). Taken at
+// the first lease request, not at start: a node that never leases a GPU
+// (a CPU-only troupe run) leaves them to others. Once taken, kept for the
+// broker's life.
+void claim(broker_state& st) {
+  if (st.cfg.lock_dir.empty() || st.owned.size() == st.book->devices().size())
+    return;
+  if (!st.locks)
+    st.locks = std::make_unique<gpu_host_locks>(st.cfg.lock_dir);
+  std::vector<std::string> want;
+  for (auto& d : st.book->devices())
+    if (st.owned.count(d.uuid) == 0)
+      want.push_back(d.uuid);
+  auto refused =
+    st.locks->take(want, "process " + std::to_string(::getpid()) + " (" + st.cfg.owner + ")");
+  for (auto& uuid : want) {
+    auto r = refused.find(uuid);
+    auto was = st.book->elsewhere().count(uuid) != 0;
+    if (r == refused.end()) {
+      st.owned.insert(uuid);
+      st.book->set_elsewhere(uuid, "");
+      if (was)
+        record(st, "held_elsewhere", "", "", uuid + " is this broker's now");
+    } else if (!was) {
+      st.book->set_elsewhere(uuid, r->second);
+      record(st, "held_elsewhere", "", "",
+             uuid + " is owned by another troupe GPU broker on this host (" + r->second
+               + "): nothing is granted on it here");
+    } else {
+      st.book->set_elsewhere(uuid, r->second);
+    }
+  }
+}
+
 // Verification: NVML's processes against each lease.
 void verify(self_ptr self) {
   auto& st = self->state;
@@ -291,6 +412,9 @@ void verify(self_ptr self) {
           ++st.stats.overuse;
           auto u = use_of(l.id, w->second, used, now);
           u.over = true;
+          record(st, "overuse", l.id, l.holder,
+                 "lease " + l.id + " of " + l.holder + ": its processes use " + mib_text(used)
+                   + " of GPU memory, " + mib_text(booked) + " booked");
           if (w->second.requester)
             self->send(w->second.requester, limit_atom_v, u);
         }
@@ -319,7 +443,10 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
   if (!cfg.store_url.empty() && !st.book->devices().empty()) {
     if (auto db = open_store(cfg.store_url)) {
       st.db = std::move(*db);
+      load_events(st);
       restore(self);
+      if (!st.book->leases().empty())
+        claim(st);  // its leases' GPUs: this broker's again
     }
   }
   if (!st.book->devices().empty())
@@ -336,6 +463,7 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
         r.ttl = caf::timespan{std::chrono::milliseconds(ask.ttl_ms)};
       r.priority = ask.priority;
       r.wait = ask.wait;
+      claim(st);
       auto o = st.book->request(r, now);
       if (o.kind == lease_outcome::denied) {
         ++st.stats.denied;
@@ -421,6 +549,8 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
         inv.reason = "NVML reports no GPUs";
       inv.driver_version = st.source->driver_version();
       inv.safe_mode = st.book->policy().safe_mode;
+      for (auto& [uuid, who] : st.book->elsewhere())
+        inv.held_elsewhere.push_back(uuid + ": " + who);
       inv.gpus = st.last;
       return inv;
     },
@@ -432,8 +562,20 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
       return out;
     },
     [=](policy_atom) -> gpu_policy { return self->state.book->policy(); },
-    [=](policy_atom, const gpu_policy& p) -> std::string {
-      return self->state.book->set_policy(p);
+    [=](policy_atom, const gpu_policy& p, const std::string& who) -> std::string {
+      auto& st = self->state;
+      auto was = st.book->policy();
+      auto refused = st.book->set_policy(p);
+      if (refused.empty())
+        record(st, "policy", "", "", "policy changed by " + who + ": " + policy_change(was, p));
+      return refused;
+    },
+    [=](events_atom, int64_t after) -> gpu_event_list {
+      gpu_event_list out;
+      for (auto& e : self->state.events)
+        if (e.id > after)
+          out.events.push_back(e);
+      return out;
     },
     [=](stats_atom) -> gpu_broker_stats {
       auto& st = self->state;
@@ -445,6 +587,9 @@ gpu_broker_actor::behavior_type gpu_broker(self_ptr self, std::shared_ptr<gpu_so
       return out;
     },
     [=](tick_atom) {
+      auto& st = self->state;
+      if (!st.book->elsewhere().empty() && !st.book->leases().empty())
+        claim(st);  // requests wait: perhaps the other broker is gone
       verify(self);
       self->delayed_send(self, self->state.cfg.verify_interval, tick_atom_v);
     },

@@ -19,6 +19,11 @@ struct gpu_broker_config {
   caf::timespan verify_interval = std::chrono::seconds(1);  // NVML against the leases
   std::string store_url;  // where leases are kept across restarts ("": nowhere)
   std::string node;       // whose GPUs: the rows of this node are its own
+  // Where the host-wide lock files are (adapters/sampling/gpu_host_lock.hpp):
+  // the broker grants only GPUs it could lock there. "": no host lock (tests
+  // of one broker in a process).
+  std::string lock_dir;
+  std::string owner = "troupe";  // what the lock files say holds them
 };
 
 gpu_broker_actor spawn_gpu_broker(caf::actor_system& sys, std::shared_ptr<gpu_source> gpus,

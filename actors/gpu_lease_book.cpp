@@ -84,13 +84,13 @@ std::optional<std::vector<std::string>> gpu_lease_book::place(const gpu_lease& l
     std::vector<std::string> free;
     auto want = static_cast<size_t>(l.count);
     for (auto& d : devices_)
-      if (booked(d.uuid) == 0 && free.size() < want)
+      if (booked(d.uuid) == 0 && free.size() < want && elsewhere_.count(d.uuid) == 0)
         free.push_back(d.uuid);
     if (free.size() >= want)
       return free;
     if (why != nullptr)
       *why = std::to_string(want) + " whole GPU(s) asked, " + std::to_string(free.size())
-             + " carry no lease now";
+             + " carry no lease now" + elsewhere_note();
     return std::nullopt;
   }
   // A share of one GPU: the best fit (least left over), lowest index first.
@@ -104,7 +104,7 @@ std::optional<std::vector<std::string>> gpu_lease_book::place(const gpu_lease& l
                     || (other.exclusive && other.state != lease_state::queued
                         && std::find(other.gpus.begin(), other.gpus.end(), d.uuid)
                              != other.gpus.end());
-    if (taken_whole)
+    if (taken_whole || elsewhere_.count(d.uuid) != 0)
       continue;
     int64_t left = d.memory_total - policy_.reserve_bytes - booked(d.uuid);
     if (left > most_free) {
@@ -121,8 +121,28 @@ std::optional<std::vector<std::string>> gpu_lease_book::place(const gpu_lease& l
   if (why != nullptr)
     *why = "no GPU has " + mib(l.memory_bytes) + " unbooked"
            + (most_free >= 0 ? " (most: " + mib(most_free) + " on " + most_free_uuid + ")"
-                             : std::string(" (every GPU is leased whole)"));
+                             : std::string(" (every GPU is leased whole)"))
+           + elsewhere_note();
   return std::nullopt;
+}
+
+std::string gpu_lease_book::elsewhere_note() const {
+  if (elsewhere_.empty())
+    return {};
+  std::string out = "; owned by another troupe GPU broker on this host: ";
+  bool first = true;
+  for (auto& [uuid, who] : elsewhere_) {
+    out += (first ? "" : ", ") + uuid + " (" + who + ")";
+    first = false;
+  }
+  return out;
+}
+
+void gpu_lease_book::set_elsewhere(const std::string& uuid, const std::string& who) {
+  if (who.empty())
+    elsewhere_.erase(uuid);
+  else
+    elsewhere_[uuid] = who;
 }
 
 void gpu_lease_book::grant(gpu_lease& l, std::vector<std::string> gpus, caf::timestamp now) {

@@ -119,6 +119,12 @@ public:
   std::optional<gpu_lease> find(const std::string& id) const;
   /// Bytes booked on `uuid` (active and releasing).
   int64_t booked(const std::string& uuid) const;
+  /// `uuid` is (who non-empty: "process N (...)") or is no longer owned by
+  /// another broker on the host: no lease is placed on it while it is.
+  void set_elsewhere(const std::string& uuid, const std::string& who);
+  const std::map<std::string, std::string>& elsewhere() const {
+    return elsewhere_;
+  }
 
 private:
   /// Where `l` would fit now (its GPUs), or why not.
@@ -126,12 +132,14 @@ private:
   void grant(gpu_lease& l, std::vector<std::string> gpus, caf::timestamp now);
   void free(const std::string& id, lease_changes& out);
   std::string impossible(const lease_request& r) const;
+  std::string elsewhere_note() const;
 
   std::vector<gpu_device> devices_;
   gpu_policy policy_;
   std::function<std::string()> ids_;
   std::map<std::string, gpu_lease> leases_;  // not yet freed
   std::vector<std::string> queue_;           // queued ids: priority, then arrival
+  std::map<std::string, std::string> elsewhere_;  // GPUs another broker owns: who
   int64_t next_id_ = 1;
 };
 

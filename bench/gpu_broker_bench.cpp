@@ -158,6 +158,8 @@ void http_round_trips(const std::string& troupe, const std::string& nvml, int n)
   std::string out = d + "/co.out";
   ::setenv("TROUPE_GPU_SAFE_MODE", "0", 1);
   ::setenv("TROUPE_NVML_LIBRARY", nvml.c_str(), 1);
+  // The fake GPUs' UUIDs are the same for everyone: a lock folder of its own.
+  ::setenv("TROUPE_GPU_LOCK_DIR", (d + "/locks").c_str(), 1);
   std::string cmd = "'" + troupe + "' coordinator --pipelines '" + d + "/p' -o '" + d
                     + "/out' --listen 127.0.0.1:0 > '" + out + "' 2>/dev/null & echo $!";
   FILE* p = ::popen(cmd.c_str(), "r");

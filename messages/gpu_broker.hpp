@@ -114,12 +114,13 @@ struct gpu_inventory {
   std::string driver_version;
   bool safe_mode = true;
   std::vector<gpu_figures> gpus;
+  std::vector<std::string> held_elsewhere;  // "UUID: process N (...)": another broker's
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gpu_inventory& x) {
   return f(caf::meta::type_name("troupe::gpu_inventory"), x.available, x.reason,
-           x.driver_version, x.safe_mode, x.gpus);
+           x.driver_version, x.safe_mode, x.gpus, x.held_elsewhere);
 }
 
 /// interface gpu_listener {   // the requester of a lease (the node)
@@ -128,6 +129,30 @@ typename Inspector::result_type inspect(Inspector& f, gpu_inventory& x) {
 /// }
 using gpu_listener_actor =
   caf::typed_actor<caf::reacts_to<lease_atom, gpu_grant>, caf::reacts_to<limit_atom, gpu_use>>;
+/// Something the broker did beyond a lease's row (see gpu_event_row).
+struct gpu_event {
+  int64_t id = 0;            // increasing; the store's where there is one
+  caf::timestamp at;
+  std::string kind;          // policy | overuse | expired | freed_by_grace | held_elsewhere
+  std::string lease_id;
+  std::string holder;
+  std::string message;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_event& x) {
+  return f(caf::meta::type_name("troupe::gpu_event"), x.id, x.at, x.kind, x.lease_id, x.holder,
+           x.message);
+}
+
+struct gpu_event_list {
+  std::vector<gpu_event> events;  // oldest first
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_event_list& x) {
+  return f(caf::meta::type_name("troupe::gpu_event_list"), x.events);
+}
 
 /// interface gpu_broker {
 ///   (lease_atom, gpu_ask) -> gpu_grant          // granted, queued or denied
@@ -139,7 +164,9 @@ using gpu_listener_actor =
 ///   (snapshot_atom) -> gpu_inventory            // the inventory now
 ///   (leases_atom) -> gpu_lease_list             // every lease not yet freed
 ///   (policy_atom) -> gpu_policy
-///   (policy_atom, gpu_policy) -> std::string    // "" applied, else why not
+///   (policy_atom, gpu_policy, std::string who) -> std::string
+///        // "" applied (and an event naming who), else why not
+///   (events_atom, int64_t after) -> gpu_event_list  // the events since `after`
 ///   (stats_atom) -> gpu_broker_stats
 /// The broker tells a lease's requester, unasked:
 ///   (lease_atom, gpu_grant)   a queued lease was granted, or one expired
@@ -153,7 +180,8 @@ using gpu_broker_actor = caf::typed_actor<
   caf::replies_to<snapshot_atom>::with<gpu_inventory>,
   caf::replies_to<leases_atom>::with<gpu_lease_list>,
   caf::replies_to<policy_atom>::with<gpu_policy>,
-  caf::replies_to<policy_atom, gpu_policy>::with<std::string>,
+  caf::replies_to<policy_atom, gpu_policy, std::string>::with<std::string>,
+  caf::replies_to<events_atom, int64_t>::with<gpu_event_list>,
   caf::replies_to<stats_atom>::with<gpu_broker_stats>,
   caf::reacts_to<tick_atom>>;
 

@@ -203,7 +203,17 @@ void to_json(json& j, const gpu_inventory& x) {
            {"reason", x.reason.empty() ? json(nullptr) : json(x.reason)},
            {"driver_version", x.driver_version.empty() ? json(nullptr) : json(x.driver_version)},
            {"safe_mode", x.safe_mode},
-           {"gpus", x.gpus}};
+           {"gpus", x.gpus},
+           {"held_elsewhere", x.held_elsewhere}};
+}
+
+void to_json(json& j, const gpu_event& x) {
+  j = json{{"id", x.id},
+           {"at", iso8601(x.at)},
+           {"kind", x.kind},
+           {"lease_id", x.lease_id.empty() ? json(nullptr) : json(x.lease_id)},
+           {"holder", x.holder.empty() ? json(nullptr) : json(x.holder)},
+           {"message", x.message}};
 }
 
 void to_json(json& j, const top_process& x) {

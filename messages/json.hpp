@@ -35,6 +35,7 @@ void to_json(nlohmann::ordered_json& j, const gpu_figures& x);
 void to_json(nlohmann::ordered_json& j, const gpu_grant& x);
 void to_json(nlohmann::ordered_json& j, const gpu_policy& x);
 void to_json(nlohmann::ordered_json& j, const gpu_inventory& x);
+void to_json(nlohmann::ordered_json& j, const gpu_event& x);
 void to_json(nlohmann::ordered_json& j, const top_process& x);
 void to_json(nlohmann::ordered_json& j, const snapshot& x);
 void to_json(nlohmann::ordered_json& j, const host_info& x);

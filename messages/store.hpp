@@ -154,6 +154,19 @@ struct gpu_lease_row {
   int64_t version = 0;     // 0: not stored yet
 };
 
+/// What a node's GPU broker did beyond a lease's own row: a policy change
+/// (who, from what to what), over-use, an expiry, a booking freed only by
+/// the grace, GPUs another broker on the host owns.
+struct gpu_event_row {
+  int64_t id = 0;          // assigned by the store, increasing
+  caf::timestamp ts;
+  std::string node;
+  std::string kind;        // policy | overuse | expired | freed_by_grace | held_elsewhere
+  std::string lease_id;    // "" for policy and held_elsewhere
+  std::string holder;
+  std::string message;
+};
+
 struct schedule_row {
   std::string id;
   std::string pipeline;

@@ -38,6 +38,8 @@ struct gpu_use;
 struct gpu_inventory;
 struct gpu_attempt;
 struct gpu_policy;
+struct gpu_event;
+struct gpu_event_list;
 struct gpu_broker_stats;
 struct gpu_lease_list;
 } // namespace troupe
@@ -113,4 +115,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::gpu_lease_list))
   CAF_ADD_ATOM(troupe, troupe, leases_atom, "leases")
   CAF_ADD_ATOM(troupe, troupe, policy_atom, "policy")
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_event))
+  CAF_ADD_TYPE_ID(troupe, (troupe::gpu_event_list))
+  CAF_ADD_ATOM(troupe, troupe, events_atom, "events")
 CAF_END_TYPE_ID_BLOCK(troupe)

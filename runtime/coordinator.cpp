@@ -300,8 +300,9 @@ caf::error coordinator::start() {
   // Its GPU leases are rows of this store, so they outlive a restart.
   auto local = make_local_node(
     a.sys,
-    local_node_options{a.runner, true, cfg_.node_slots, gpus, url_, host.hostname, cfg_.gpu,
-                       cfg_.gpu_memory_kill},
+    local_node_options{a.runner,  true,          cfg_.node_slots,      gpus,
+                       url_,      host.hostname, cfg_.gpu,             cfg_.gpu_memory_kill,
+                       "troupe coordinator"},
     node_error);
   if (!local)
     return caf::make_error(errc::bad_input, node_error);

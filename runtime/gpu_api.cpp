@@ -7,6 +7,8 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 
 namespace troupe {
 
@@ -49,7 +51,7 @@ api_result<gpu_policy> gpu_service::policy() {
 }
 
 api_result<gpu_policy> gpu_service::set_policy(const gpu_policy& p, const std::string& who) {
-  auto refused = ask_broker<std::string>(sys_, broker_, policy_atom_v, p);
+  auto refused = ask_broker<std::string>(sys_, broker_, policy_atom_v, p, who);
   if (!refused)
     return refused.error;
   if (refused->rfind("safe mode is on", 0) == 0)
@@ -65,6 +67,10 @@ api_result<gpu_policy> gpu_service::set_policy(const gpu_policy& p, const std::s
        + " s, reserve " + std::to_string(p.reserve_bytes >> 20) + " MiB, max_leases_per_holder "
        + std::to_string(p.max_leases_per_holder));
   return p;
+}
+
+api_result<gpu_event_list> gpu_service::events(int64_t after) {
+  return ask_broker<gpu_event_list>(sys_, broker_, events_atom_v, after);
 }
 
 api_result<gpu_lease_list> gpu_service::leases() {
@@ -124,6 +130,22 @@ void gpu_service::add_routes(http_server& svr) {
     if (fail(res, set))
       return;
     send_json(res, 200, json(*set));
+  });
+  svr.add("GET", "/gpu/events", [this](const server_request& req, server_response& res) {
+    int64_t after = 0;
+    if (req.has_param("after")) {
+      auto text = req.get_param_value("after");
+      char* end = nullptr;
+      errno = 0;
+      after = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno != 0 || after < 0)
+        return send_error(res, bad_request("after", "must be an event id (0 or more), not '"
+                                                      + text + "'"));
+    }
+    auto got = events(after);
+    if (fail(res, got))
+      return;
+    send_json(res, 200, {{"events", got->events}});
   });
   svr.add("GET", "/gpu/leases", [this](const server_request&, server_response& res) {
     auto all = leases();

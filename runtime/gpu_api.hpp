@@ -25,13 +25,15 @@ public:
   api_result<gpu_policy> policy();
   /// 400 naming what is wrong; 409 while safe mode is on and more than it changes.
   api_result<gpu_policy> set_policy(const gpu_policy& p, const std::string& who);
+  /// The broker's events (policy changes, over-use, expiries, …) after an id.
+  api_result<gpu_event_list> events(int64_t after);
   api_result<gpu_lease_list> leases();
   api_result<gpu_grant> lease(const gpu_ask& ask);
   api_result<gpu_grant> renew(const std::string& id);
   api_result<gpu_use> release(const std::string& id);
   api_result<gpu_broker_stats> stats();
 
-  /// GET /gpu/info, GET/POST /gpu/policy, GET/POST /gpu/leases,
+  /// GET /gpu/info, GET/POST /gpu/policy, GET /gpu/events, GET/POST /gpu/leases,
   /// POST /gpu/leases/{id}/renew, DELETE /gpu/leases/{id}.
   void add_routes(http_server& svr);
   /// The broker's counters, `wait` (observed here) and per-GPU gauges, as

@@ -336,7 +336,7 @@ int main(int argc, char** argv) {
   troupe::gpu_options go;
   auto* gpu_cmd = app.add_subcommand(
     "gpu", "The node's GPU broker on a coordinator (docs/gpu.md): info, leases, lease, release, "
-           "policy.");
+           "policy, events.");
   gpu_cmd->require_subcommand(1);
   auto* ginfo = gpu_cmd->add_subcommand("info", "The GPUs NVML reports, or why there are none.");
   auto* gleases = gpu_cmd->add_subcommand("leases", "Every lease not yet freed.");
@@ -360,6 +360,10 @@ int main(int argc, char** argv) {
   gpolicy->add_option("--release-grace", go.release_grace,
                       "How long a released lease stays booked at most while NVML still shows "
                       "its processes");
+  auto* gevents = gpu_cmd->add_subcommand(
+    "events", "What the broker did: policy changes (and who made them), over-use, expiries, "
+              "bookings freed by the grace, GPUs another broker on the host owns.");
+  gevents->add_option("--after", go.after, "Only events after this id");
   troupe::gpu_serve_options gs;
   auto* gserve = gpu_cmd->add_subcommand(
     "serve", "Serve this host's GPU broker without a coordinator: /health, /ready, /metrics "
@@ -369,7 +373,7 @@ int main(int argc, char** argv) {
   gserve->add_option("--token-file", gs.token_file, "File holding the token");
   gserve->add_option("--db", gs.db, "Keep the leases in this store (SQLite file or "
                                     "postgresql://...; default: in memory)");
-  for (auto* sub : {ginfo, gleases, glease, grelease, gpolicy}) {
+  for (auto* sub : {ginfo, gleases, glease, grelease, gpolicy, gevents}) {
     add_server_flags(sub, go, "Coordinator URL (default: $TROUPE_SERVER, server: in "
                               "~/.config/troupe/config.yaml, else http://127.0.0.1:8420)");
     sub->add_flag("--json", go.json, "Print the API's answer");

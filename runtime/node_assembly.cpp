@@ -3,6 +3,7 @@
 #include "actors/gpu_broker.hpp"
 #include "actors/resource_sampler.hpp"
 #include "adapters/http_client/http_client.hpp"
+#include "adapters/sampling/gpu_host_lock.hpp"
 #include "adapters/sampling/gpu_source.hpp"
 #include "runtime/gpu_settings.hpp"
 #include "runtime/host_env.hpp"
@@ -32,6 +33,8 @@ std::optional<local_node> make_local_node(caf::actor_system& sys, const local_no
   cfg.policy = *policy;
   cfg.store_url = o.gpu_store_url;
   cfg.node = o.node;
+  cfg.lock_dir = default_gpu_lock_dir();
+  cfg.owner = o.owner;
   n.gpus = spawn_gpu_broker(sys, n.nvml, cfg);
   node_services services;
   services.runner = o.runner;

@@ -34,11 +34,14 @@ struct local_node_options {
   std::string node;           // the node's name in that store (its host)
   gpu_policy gpu;             // the broker's policy before TROUPE_GPU_* (safe mode on)
   bool gpu_memory_kill = false;  // before TROUPE_GPU_MEMORY_ENFORCE
+  std::string owner = "troupe run";  // what this host's GPU lock files say holds them
 };
 
 /// The node, its sampler and its GPU broker (the GPU policy from
 /// TROUPE_GPU_* over `o.gpu`; TROUPE_GPU_MEMORY_ENFORCE warn|kill over
-/// `o.gpu_memory_kill`). A bad setting: none, with `error` naming it.
+/// `o.gpu_memory_kill`). The broker grants only GPUs no other broker on the
+/// host owns (lock files in default_gpu_lock_dir()). A bad setting: none,
+/// with `error` naming it.
 std::optional<local_node> make_local_node(caf::actor_system& sys, const local_node_options& o,
                                           std::string& error);
 

@@ -541,8 +541,12 @@ int run_command(const run_command_options& given_opts) {
     auto runner = std::make_shared<process_runner>(true, true);
     plan.record.host.process_tracking = runner->tracking();
     std::string node_error;
-    auto local = make_local_node(sys, local_node_options{runner, any_http, opts.node_slots, gpus},
-                                 node_error);
+    local_node_options lo;
+    lo.runner = runner;
+    lo.http = any_http;
+    lo.slots = opts.node_slots;
+    lo.nvml = gpus;
+    auto local = make_local_node(sys, lo, node_error);
     if (!local) {
       std::fprintf(stderr, "troupe: %s\n", node_error.c_str());
       return exit_code::usage;

@@ -172,6 +172,14 @@ std::vector<migration> schema_migrations(dialect d) {
        "released_at TEXT, end_reason TEXT NOT NULL DEFAULT '', version BIGINT NOT NULL)",
        "CREATE INDEX gpu_leases_by_node ON gpu_leases (node, state)",
      }},
+    {11,
+     "gpu_events: policy changes, over-use, expiries and grace frees of a node's GPU broker",
+     {
+       "CREATE TABLE gpu_events (" + event_id + ", ts TEXT NOT NULL, node TEXT NOT NULL, "
+       "kind TEXT NOT NULL, lease_id TEXT NOT NULL DEFAULT '', holder TEXT NOT NULL DEFAULT '', "
+       "message TEXT NOT NULL DEFAULT '')",
+       "CREATE INDEX gpu_events_by_node ON gpu_events (node, id)",
+     }},
   };
 }
 

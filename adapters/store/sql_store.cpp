@@ -1213,4 +1213,35 @@ caf::expected<std::vector<gpu_lease_row>> sql_store::live_gpu_leases(const std::
   });
 }
 
+caf::expected<int64_t> sql_store::add_gpu_event(const gpu_event_row& e) {
+  return guarded("add_gpu_event", [&] {
+    auto r = exec("INSERT INTO gpu_events (ts, node, kind, lease_id, holder, message) "
+                  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                  {ts(e.ts), text(e.node), text(e.kind), text(e.lease_id), text(e.holder),
+                   text(e.message)});
+    return r.empty() ? int64_t{0} : int_of(r[0], 0);
+  });
+}
+
+caf::expected<std::vector<gpu_event_row>>
+sql_store::gpu_events(const std::string& node, int64_t after, int32_t limit) {
+  return guarded("gpu_events", [&] {
+    std::vector<gpu_event_row> out;
+    for (auto& r : exec("SELECT id, ts, node, kind, lease_id, holder, message FROM gpu_events "
+                        "WHERE node = $1 AND id > $2 ORDER BY id LIMIT $3",
+                        {text(node), num(after), num(limit)})) {
+      gpu_event_row e;
+      e.id = int_of(r, 0);
+      e.ts = ts_of(r, 1);
+      e.node = str(r, 2);
+      e.kind = str(r, 3);
+      e.lease_id = str(r, 4);
+      e.holder = str(r, 5);
+      e.message = str(r, 6);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
 } // namespace troupe::sql

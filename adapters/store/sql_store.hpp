@@ -72,6 +72,9 @@ public:
   caf::expected<std::vector<run_row>> active_runs_of(const std::string& schedule_id) override;
   caf::expected<bool> put_gpu_lease(const gpu_lease_row& l) override;
   caf::expected<std::vector<gpu_lease_row>> live_gpu_leases(const std::string& node) override;
+  caf::expected<int64_t> add_gpu_event(const gpu_event_row& e) override;
+  caf::expected<std::vector<gpu_event_row>> gpu_events(const std::string& node, int64_t after,
+                                                       int32_t limit) override;
 
   /// Applies the migrations not yet applied, in one transaction.
   caf::error migrate();

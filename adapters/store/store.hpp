@@ -148,6 +148,11 @@ public:
   virtual caf::expected<bool> put_gpu_lease(const gpu_lease_row& l) = 0;
   /// The leases of `node` still queued, active or releasing, oldest first.
   virtual caf::expected<std::vector<gpu_lease_row>> live_gpu_leases(const std::string& node) = 0;
+  /// Appends a GPU broker event; answers the id it was given.
+  virtual caf::expected<int64_t> add_gpu_event(const gpu_event_row& e) = 0;
+  /// `node`'s GPU events with an id above `after`, oldest first, at most `limit`.
+  virtual caf::expected<std::vector<gpu_event_row>>
+  gpu_events(const std::string& node, int64_t after, int32_t limit) = 0;
 };
 
 /// Opens (creating where needed) and migrates a store:

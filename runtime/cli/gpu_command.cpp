@@ -60,6 +60,8 @@ void show_info(const json& j) {
                 g["power_watts"].is_null() ? "-" : (text(g["power_watts"]) + "W").c_str(),
                 text(g["mig_mode"]).c_str(), procs.empty() ? "-" : procs.c_str());
   }
+  for (auto& h : j["held_elsewhere"])
+    std::printf("owned by another troupe GPU broker on this host: %s\n", text(h).c_str());
 }
 
 void show_leases(const json& j) {
@@ -86,6 +88,14 @@ void show_policy(const json& j) {
               text(j["release_grace_s"]).c_str());
 }
 
+void show_events(const json& j) {
+  for (auto& e : j["events"])
+    std::printf("%-6s %s  %-14s %s\n", text(e["id"]).c_str(), text(e["at"]).c_str(),
+                text(e["kind"]).c_str(), text(e["message"]).c_str());
+  if (j["events"].empty())
+    std::printf("(no events)\n");
+}
+
 } // namespace
 
 int gpu_command(const gpu_options& o) {
@@ -97,6 +107,9 @@ int gpu_command(const gpu_options& o) {
     return call(api, "GET", "/gpu/info", nullptr, o.json, show_info);
   if (o.action == "leases")
     return call(api, "GET", "/gpu/leases", nullptr, o.json, show_leases);
+  if (o.action == "events")
+    return call(api, "GET", "/gpu/events?after=" + std::to_string(o.after), nullptr, o.json,
+                show_events);
   if (o.action == "release")
     return call(api, "DELETE", "/gpu/leases/" + o.id, nullptr, o.json, [&](const json& j) {
       std::printf("lease %s released (GPU-seconds %s, peak GPU memory %s)\n", o.id.c_str(),

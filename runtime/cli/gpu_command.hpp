@@ -1,4 +1,4 @@
-// troupe gpu info|leases|lease|release|policy: the node's GPU broker
+// troupe gpu info|leases|lease|release|policy|events: the node's GPU broker
 // through a coordinator's API (GET/POST /gpu/*; docs/gpu.md).
 #pragma once
 
@@ -9,7 +9,7 @@
 namespace troupe {
 
 struct gpu_options : client_flags {
-  std::string action;  // info | leases | lease | release | policy
+  std::string action;  // info | leases | lease | release | policy | events
   bool json = false;
   // lease
   std::string holder;
@@ -24,6 +24,8 @@ struct gpu_options : client_flags {
   std::string safe_mode;  // on | off
   std::string default_ttl, reserve, release_grace;
   int max_leases_per_holder = -1;
+  // events
+  int64_t after = 0;
 };
 
 int gpu_command(const gpu_options& o);

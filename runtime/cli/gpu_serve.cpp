@@ -2,6 +2,7 @@
 
 #include "actors/gpu_broker.hpp"
 #include "adapters/http_server/http_server.hpp"
+#include "adapters/sampling/gpu_host_lock.hpp"
 #include "adapters/sampling/gpu_source.hpp"
 #include "runtime/api_client.hpp"
 #include "runtime/api_server.hpp"
@@ -49,6 +50,8 @@ int gpu_serve_command(const gpu_serve_options& o) {
   bc.policy = *policy;
   bc.store_url = o.db;
   bc.node = this_host();
+  bc.lock_dir = default_gpu_lock_dir();
+  bc.owner = "troupe gpu serve";
   auto broker = spawn_gpu_broker(sys, open_nvml(), bc);
   gpu_service gpu{[](const std::string& line) {
     std::fprintf(stderr, "troupe gpu serve: %s\n", line.c_str());

@@ -206,3 +206,30 @@ TEST(GpuLeaseBook, PoliciesAreCheckedAndTheHolderLimitHolds) {
             std::string::npos)
     << second.reason;
 }
+
+TEST(GpuLeaseBook, AGpuOwnedByAnotherBrokerIsNeverGrantedUntilItIsGiven) {
+  gpu_lease_book book{two_gpus(), open_policy()};
+  book.set_elsewhere("GPU-a", "process 4242 (troupe coordinator)");
+  // A whole GPU: only GPU-b is this broker's.
+  auto one = book.request(whole("run-1", 1), t0);
+  ASSERT_EQ(one.kind, lease_outcome::granted) << one.reason;
+  EXPECT_EQ(one.lease.gpus, std::vector<std::string>{"GPU-b"});
+  // A share that fits only on GPU-a (80 GiB) is refused, naming the owner.
+  auto big = book.request(share("run-2", 60 * gib), t0);
+  EXPECT_EQ(big.kind, lease_outcome::denied);
+  EXPECT_NE(big.reason.find("owned by another troupe GPU broker on this host: GPU-a "
+                            "(process 4242 (troupe coordinator))"),
+            std::string::npos)
+    << big.reason;
+  auto waits = book.request(whole("run-3", 1, true), t0 + 1s);
+  ASSERT_EQ(waits.kind, lease_outcome::queued);
+  EXPECT_NE(waits.reason.find("GPU-a (process 4242"), std::string::npos) << waits.reason;
+  EXPECT_TRUE(book.advance(t0 + 2s).granted.empty()) << "GPU-a is still elsewhere";
+  // The other broker ends: its GPU is this one's, and the queue moves.
+  book.set_elsewhere("GPU-a", "");
+  EXPECT_TRUE(book.elsewhere().empty());
+  auto c = book.advance(t0 + 3s);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0].holder, "run-3");
+  EXPECT_EQ(c.granted[0].gpus, std::vector<std::string>{"GPU-a"});
+}

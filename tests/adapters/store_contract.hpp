@@ -82,7 +82,7 @@ TYPED_TEST_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp) {
   ASSERT_TRUE(b);
   auto v = b->schema_version();
   ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(*v, 10);
+  EXPECT_EQ(*v, 11);
 }
 
 TYPED_TEST_P(StoreContract, RunsJobsAttemptsAndEventsRoundTrip) {
@@ -654,8 +654,40 @@ TYPED_TEST_P(StoreContract, GpuLeasesAreWrittenByCompareAndSet) {
   EXPECT_TRUE(db->live_gpu_leases("host-a")->empty()) << "released: history, not live";
 }
 
+TYPED_TEST_P(StoreContract, GpuEventsAreKeptPerNodeInOrder) {
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  auto at = caf::make_timestamp();
+  for (int i = 0; i < 3; ++i) {
+    gpu_event_row e;
+    e.ts = at;
+    e.node = i == 1 ? "host-b" : "host-a";
+    e.kind = i == 0 ? "policy" : "overuse";
+    e.lease_id = i == 0 ? "" : "lease-" + std::to_string(i);
+    e.holder = "svc";
+    e.message = "event " + std::to_string(i);
+    auto id = db->add_gpu_event(e);
+    ASSERT_TRUE(id) << describe(id.error());
+    EXPECT_GT(*id, 0);
+  }
+  auto a = db->gpu_events("host-a", 0, 10);
+  ASSERT_TRUE(a) << describe(a.error());
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].kind, "policy");
+  EXPECT_EQ((*a)[0].message, "event 0");
+  EXPECT_EQ((*a)[1].lease_id, "lease-2");
+  EXPECT_LT((*a)[0].id, (*a)[1].id);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>((*a)[0].ts - at).count(), 0);
+  auto after = db->gpu_events("host-a", (*a)[0].id, 10);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].message, "event 2");
+  EXPECT_EQ(db->gpu_events("host-a", 0, 1)->size(), 1u) << "the limit holds";
+  EXPECT_EQ(db->gpu_events("host-b", 0, 10)->size(), 1u);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(StoreContract, MigrationsAreAppliedOnceAndAgainIsANoOp,
-                            GpuLeasesAreWrittenByCompareAndSet,
+                            GpuLeasesAreWrittenByCompareAndSet, GpuEventsAreKeptPerNodeInOrder,
                             AnOwnersHeartbeatIsReadByItsUnfinishedRunsOnly,
                             ABatchIsCheckedRowAfterRowInItsOwnOrder,
                             ADueScheduleIsClaimedOnceAndItsTickLaunchedOnce,

@@ -60,6 +60,21 @@ struct GpuStages : ::testing::Test {
   std::string events() {
     return run_troupe({"events", single_run_dir(out()), "-o", out()}, tmp.path()).out;
   }
+  // The port `troupe gpu serve` printed once it listened; 0 if it never did.
+  static int listening_port(troupe_process& serve) {
+    int port = 0;
+    serve.wait_until(
+      [&] {
+        auto o = read_file(serve.out_path());
+        auto at = o.find("listening on http://127.0.0.1:");
+        if (at == std::string::npos || o.find('\n', at) == std::string::npos)
+          return false;
+        port = std::stoi(o.substr(at + 30));
+        return true;
+      },
+      10s);
+    return port;
+  }
 };
 
 } // namespace
@@ -276,6 +291,18 @@ TEST_F(GpuStages, TheBrokerAnswersThroughTheCoordinatorsApi) {
   auto off = post("/gpu/policy", {{"safe_mode", false}, {"default_ttl", "1h"}});
   ASSERT_EQ(off->status, 200) << off->body;
   EXPECT_EQ(body_json(c->Get("/gpu/policy"))["safe_mode"], false);
+  // Each change is an event naming who made it and what changed.
+  auto ev = body_json(c->Get("/gpu/events"))["events"];
+  ASSERT_EQ(ev.size(), 1u) << ev.dump();
+  EXPECT_EQ(ev[0]["kind"], "policy");
+  EXPECT_EQ(ev[0]["message"], "policy changed by the API (from 127.0.0.1): safe_mode on -> off")
+    << "default_ttl was 1h already";
+  auto first_id = ev[0]["id"].get<int64_t>();
+  EXPECT_TRUE(body_json(c->Get(("/gpu/events?after=" + std::to_string(first_id)).c_str()))
+                ["events"].empty());
+  auto bad_after = c->Get("/gpu/events?after=soon");
+  EXPECT_EQ(bad_after->status, 400);
+  EXPECT_NE(bad_after->body.find("after"), std::string::npos) << bad_after->body;
   auto bad = post("/gpu/policy", {{"default_ttl", "soon"}});
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("default_ttl"), std::string::npos) << bad->body;
@@ -326,6 +353,12 @@ TEST_F(GpuStages, TheBrokerAnswersThroughTheCoordinatorsApi) {
   EXPECT_EQ(cli({"release", lid}).exit_code, 0);
   EXPECT_EQ(cli({"lease", "--holder", "cli"}).exit_code, 2) << "--gpus or --memory";
   EXPECT_EQ(cli({"policy", "--safe-mode", "on"}).exit_code, 0);
+  auto shown_events = cli({"events"});
+  EXPECT_EQ(shown_events.exit_code, 0) << shown_events.err;
+  EXPECT_NE(shown_events.out.find("expired"), std::string::npos) << shown_events.out;
+  EXPECT_NE(shown_events.out.find("safe_mode off -> on"), std::string::npos) << shown_events.out;
+  auto later = cli({"events", "--after", "999999"});
+  EXPECT_EQ(later.out, "(no events)\n");
   auto refused = cli({"lease", "--holder", "cli", "--gpus", "1"});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("safe mode is on"), std::string::npos) << refused.err;
@@ -346,6 +379,8 @@ TEST_F(GpuStages, ALeaseOutlivesACoordinatorRestart) {
                                "application/json");
     ASSERT_EQ(r->status, 201) << r->body;
     id = body_json(r)["id"].get<std::string>();
+    auto p = co.client()->Post("/gpu/policy", R"({"reserve": "1Gi"})", "application/json");
+    ASSERT_EQ(p->status, 200) << p->body;
     ::kill(co.pid(), SIGTERM);
     co.process().wait(10s);
   }
@@ -354,6 +389,13 @@ TEST_F(GpuStages, ALeaseOutlivesACoordinatorRestart) {
   auto listed = body_json(c->Get("/gpu/leases"))["leases"];
   ASSERT_EQ(listed.size(), 1u) << listed.dump();
   EXPECT_EQ(listed[0]["id"], id);
+  // The broker's events are the store's too: the policy change is there.
+  auto ev = body_json(c->Get("/gpu/events"))["events"];
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev[0]["kind"], "policy") << ev.dump();
+  EXPECT_NE(ev[0]["message"].get<std::string>().find("reserve 0 MiB -> 1024 MiB"),
+            std::string::npos)
+    << ev.dump();
   EXPECT_EQ(listed[0]["state"], "active");
   auto two = c->Post("/gpu/leases", R"({"holder": "other", "gpus": 2})", "application/json");
   EXPECT_EQ(two->status, 409) << "one of the two GPUs is still leased: " << two->body;
@@ -483,18 +525,8 @@ TEST_F(GpuStages, GpuServeAnswersWithoutACoordinator) {
   std::ofstream(state(), std::ios::app);
   troupe_process serve({"gpu", "serve", "--listen", "127.0.0.1:0", "--token", "tok"}, tmp.path(),
                        env());
-  int port = 0;
-  ASSERT_TRUE(serve.wait_until(
-    [&] {
-      auto o = read_file(serve.out_path());
-      auto at = o.find("listening on http://127.0.0.1:");
-      if (at == std::string::npos || o.find('\n', at) == std::string::npos)
-        return false;
-      port = std::stoi(o.substr(at + 30));
-      return true;
-    },
-    10s))
-    << read_file(serve.err_path());
+  int port = listening_port(serve);
+  ASSERT_NE(port, 0) << read_file(serve.err_path());
   httplib::Client c("127.0.0.1", port);
   c.set_bearer_token_auth("tok");
   EXPECT_EQ(c.Get("/health")->status, 200);
@@ -547,4 +579,51 @@ TEST_F(GpuStages, AskingMoreThanTheHostsGpusHaveIsAPipelineError) {
   EXPECT_NE(launched->body.find("asks more than this host's GPUs have"), std::string::npos)
     << launched->body;
   EXPECT_NE(launched->body.find("100.0 GiB is above every GPU's memory here"), std::string::npos);
+}
+
+// One broker per GPU on a host: a `troupe gpu serve` that has leased holds
+// the host's GPU locks, so a `troupe run` beside it grants none of them (it
+// fails or falls back, naming the owner) until the other broker is gone.
+TEST_F(GpuStages, TwoBrokersOnOneHostNeverGrantTheSameGpu) {
+  std::ofstream(state(), std::ios::app);
+  troupe_process serve({"gpu", "serve", "--listen", "127.0.0.1:0"}, tmp.path(), env());
+  int port = listening_port(serve);
+  ASSERT_NE(port, 0) << read_file(serve.err_path());
+  httplib::Client c("127.0.0.1", port);
+  auto l = c.Post("/gpu/leases", R"({"holder": "svc", "gpus": 1})", "application/json");
+  ASSERT_EQ(l->status, 201) << l->body;
+  EXPECT_EQ(read_file(tmp.path() + "/.gpu-locks/troupe-gpu-GPU-fake-1.lock"),
+            "process " + std::to_string(serve.pid()) + " (troupe gpu serve)\n")
+    << "a broker that leases owns every GPU of the host, leased or not";
+  const char* yaml = R"(name: beside
+on_failure: continue
+stages:
+  - name: needs
+    shell: "echo ran"
+    resources: { gpus: 1 }
+  - name: cpu
+    depends_on: []
+    shell: "echo [$CUDA_VISIBLE_DEVICES]"
+    resources: { gpus: 1 }
+    gpu_fallback: cpu
+)";
+  auto r = run(yaml, env());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto m = metadata();
+  EXPECT_EQ(stage(m, "needs")["failure_code"], "gpu_unavailable");
+  auto why = stage(m, "needs")["error"].get<std::string>();
+  EXPECT_NE(why.find("owned by another troupe GPU broker on this host: GPU-fake-0 (process "
+                     + std::to_string(serve.pid()) + " (troupe gpu serve))"),
+            std::string::npos)
+    << why;
+  EXPECT_EQ(log("cpu"), "[]\n") << stage(m, "cpu").dump();
+  ::kill(serve.pid(), SIGTERM);
+  ASSERT_EQ(serve.wait(10s).exit_code, 0);
+  // The other broker is gone (and its locks with it): this run's broker owns the GPUs.
+  std::system(("rm -rf '" + out() + "'").c_str());
+  auto again = run(yaml, env());
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  std::smatch g;
+  auto got = log("cpu");
+  EXPECT_TRUE(std::regex_search(got, g, std::regex("\\[GPU-fake-[01]\\]"))) << got;
 }

@@ -66,9 +66,17 @@ troupe_process::troupe_process(const std::vector<std::string>& args, const std::
     }
     return false;
   };
-  for (char** e = environ; *e; ++e)
+  bool lock_dir_named = overridden("TROUPE_GPU_LOCK_DIR=");
+  for (char** e = environ; *e; ++e) {
+    lock_dir_named |= std::strncmp(*e, "TROUPE_GPU_LOCK_DIR=", 20) == 0;
     if (!overridden(*e))
       env_s.emplace_back(*e);
+  }
+  // Every test's fake NVML shows the same GPU UUIDs: each test directory
+  // gets its own host lock folder, so tests run side by side do not take
+  // each other's GPUs (processes of one test share theirs).
+  if (!lock_dir_named)
+    env_s.push_back("TROUPE_GPU_LOCK_DIR=" + dir + "/.gpu-locks");
   for (size_t i = 0; i < extra_env.size(); ++i) {
     // A later entry for a name wins over an earlier one.
     auto name = extra_env[i].substr(0, extra_env[i].find('=') + 1);
